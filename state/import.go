@@ -1,0 +1,251 @@
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// maxTxnBytes keeps each import transaction well under etcd's default
+// request size limit of 1.5 MiB.
+const maxTxnBytes = 1 << 20
+
+// Change is one difference between the stored state and an imported one.
+type Change struct {
+	// Action is "add", "update" or "remove".
+	Action string `json:"action"`
+	// Kind is the kind of object: "site".
+	Kind string `json:"kind"`
+	// Name identifies the object: the site's domain.
+	Name string `json:"name"`
+}
+
+// ImportResult says what an import changed, or would change on a dry run.
+type ImportResult struct {
+	Changes []Change `json:"changes"`
+	// Revision is the store revision after the import (before it, on a dry
+	// run or when nothing changed).
+	Revision int64 `json:"revision"`
+	DryRun   bool  `json:"dryRun"`
+}
+
+// Export returns the whole state as a Document at one revision.
+func (s *Store) Export(ctx context.Context) (Document, error) {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return Document{}, err
+	}
+	sites := make([]Site, len(snap.Sites))
+	for i, site := range snap.Sites {
+		site.Revision = 0
+		sites[i] = site
+	}
+	return Document{Revision: snap.Revision, Sites: sites}, nil
+}
+
+// storedState is the raw state under the prefix, as an import diffs it.
+type storedState struct {
+	rev     int64
+	metaRev int64
+	pending bool
+	sites   map[string]Site
+	names   map[string]string
+}
+
+func (s *Store) readStored(ctx context.Context) (storedState, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.State(), clientv3.WithPrefix())
+	if err != nil {
+		return storedState{}, s.wrap(ctx, "read state", err)
+	}
+	st := storedState{rev: resp.Header.Revision, sites: map[string]Site{}, names: map[string]string{}}
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		switch {
+		case key == s.keys.Meta():
+			st.metaRev = kv.ModRevision
+		case key == s.keys.Pending():
+			st.pending = true
+		case strings.HasPrefix(key, s.keys.Sites()):
+			site, err := decodeSite(kv)
+			if err != nil {
+				return storedState{}, err
+			}
+			st.sites[site.Domain] = site
+		case strings.HasPrefix(key, s.keys.Names()):
+			st.names[strings.TrimPrefix(key, s.keys.Names())] = string(kv.Value)
+		}
+	}
+	return st, nil
+}
+
+// Import replaces the whole state with doc: sites not in doc are removed.
+// The document is validated completely before anything is written, and an
+// invalid one changes nothing. A non-zero doc.Revision makes the import fail
+// with a Conflict *Error when the state changed after that revision. With
+// dryRun, Import returns the changes it would make and writes nothing.
+//
+// An import that fits in one etcd transaction is applied atomically. A
+// larger one is written in several transactions under a pending marker:
+// nodes do not apply the state while the marker exists, and other writes are
+// refused with Busy, so no node ever serves a half-applied import. If the
+// importer dies midway the marker stays, and importing again completes it.
+func (s *Store) Import(ctx context.Context, doc Document, dryRun bool) (ImportResult, error) {
+	sites, err := ValidateSites(doc.Sites)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	st, err := s.readStored(ctx)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if doc.Revision != 0 && st.metaRev > doc.Revision {
+		return ImportResult{}, Errorf(Conflict, "the state changed after revision %d (last change at %d): export it again and retry", doc.Revision, st.metaRev)
+	}
+	changes, ops, err := s.diff(st, sites)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	res := ImportResult{Changes: changes, Revision: st.rev, DryRun: dryRun}
+	if dryRun || (len(ops) == 0 && !st.pending) {
+		return res, nil
+	}
+	res.Revision, err = s.writeImport(ctx, st.metaRev, ops)
+	return res, err
+}
+
+// diff returns the changes from st to sites and the etcd operations that
+// make them, site keys and name index alike.
+func (s *Store) diff(st storedState, sites []Site) ([]Change, []clientv3.Op, error) {
+	changes := []Change{}
+	var ops []clientv3.Op
+	want := map[string]string{}
+	seen := map[string]bool{}
+	for _, site := range sites {
+		seen[site.Domain] = true
+		for _, n := range site.Names() {
+			want[n] = site.Domain
+		}
+		cur, exists := st.sites[site.Domain]
+		if exists && cur.Equal(site) {
+			continue
+		}
+		val, err := marshal(site)
+		if err != nil {
+			return nil, nil, err
+		}
+		action := "add"
+		if exists {
+			action = "update"
+		}
+		changes = append(changes, Change{Action: action, Kind: "site", Name: site.Domain})
+		ops = append(ops, clientv3.OpPut(s.keys.Site(site.Domain), val))
+	}
+	for _, domain := range sortedKeys(st.sites) {
+		if !seen[domain] {
+			changes = append(changes, Change{Action: "remove", Kind: "site", Name: domain})
+			ops = append(ops, clientv3.OpDelete(s.keys.Site(domain)))
+		}
+	}
+	slices.SortFunc(changes, func(a, b Change) int { return compareStrings(a.Name, b.Name) })
+	for _, n := range sortedKeys(st.names) {
+		if _, ok := want[n]; !ok {
+			ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))
+		}
+	}
+	for _, n := range sortedKeys(want) {
+		if st.names[n] != want[n] {
+			ops = append(ops, clientv3.OpPut(s.keys.Name(n), want[n]))
+		}
+	}
+	return changes, ops, nil
+}
+
+// writeImport applies ops atomically when they fit in one transaction, and
+// under the pending marker otherwise.
+func (s *Store) writeImport(ctx context.Context, metaRev int64, ops []clientv3.Op) (int64, error) {
+	guard := clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", metaRev)
+	stale := Errorf(Conflict, "the state changed while it was being imported: retry")
+	if len(ops)+2 <= s.maxOps && opsBytes(ops) <= maxTxnBytes {
+		rev, ok, err := s.commit(ctx, "import state", []clientv3.Cmp{guard}, append(ops, clientv3.OpDelete(s.keys.Pending())))
+		if err == nil && !ok {
+			err = stale
+		}
+		return rev, err
+	}
+	id, err := randomID()
+	if err != nil {
+		return 0, err
+	}
+	_, ok, err := s.commit(ctx, "begin import", []clientv3.Cmp{guard}, []clientv3.Op{clientv3.OpPut(s.keys.Pending(), id)})
+	if err == nil && !ok {
+		err = stale
+	}
+	if err != nil {
+		return 0, err
+	}
+	mine := clientv3.Compare(clientv3.Value(s.keys.Pending()), "=", id)
+	takenOver := Errorf(Conflict, "another import took over while this one was being written")
+	for _, chunk := range chunkOps(ops, s.maxOps-1, maxTxnBytes) {
+		if _, ok, err := s.commit(ctx, "import state", []clientv3.Cmp{mine}, chunk); err != nil || !ok {
+			return 0, firstErr(err, takenOver)
+		}
+	}
+	rev, ok, err := s.commit(ctx, "finish import", []clientv3.Cmp{mine}, []clientv3.Op{clientv3.OpDelete(s.keys.Pending())})
+	if err == nil && !ok {
+		err = takenOver
+	}
+	return rev, err
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// chunkOps splits ops into groups of at most n operations and about
+// maxBytes of keys and values each.
+func chunkOps(ops []clientv3.Op, n, maxBytes int) [][]clientv3.Op {
+	var out [][]clientv3.Op
+	var cur []clientv3.Op
+	size := 0
+	for _, op := range ops {
+		b := len(op.KeyBytes()) + len(op.ValueBytes())
+		if len(cur) > 0 && (len(cur) >= n || size+b > maxBytes) {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, op)
+		size += b
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func opsBytes(ops []clientv3.Op) int {
+	n := 0
+	for _, op := range ops {
+		n += len(op.KeyBytes()) + len(op.ValueBytes())
+	}
+	return n
+}
+
+func randomID() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,98 @@
+// Package state holds sitefleet's desired-state model, its validation, and the
+// etcd-backed Store that reads and writes it.
+//
+// Everything a user can put into the state is validated here against allowlists
+// before it is written: no value that reaches an nginx file can end a directive
+// or open a block, because values that do not fit are rejected, never escaped.
+package state
+
+import (
+	"slices"
+)
+
+// Site is one site served by every node: a primary domain, optional aliases
+// and options. TLS and deployments are added by later capabilities and are
+// carried through untouched by code that does not know them.
+type Site struct {
+	// Domain is the primary host name: lower-case, RFC 1123, IDNs as punycode.
+	Domain string `json:"domain"`
+	// Aliases are further host names that answer for the site.
+	Aliases []string `json:"aliases,omitempty"`
+	// Options change how the site is served.
+	Options SiteOptions `json:"options"`
+	// Revision is the etcd modification revision of the site's key when it
+	// was read. It is output only: writes carry the expected revision in a
+	// precondition instead.
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// SiteOptions are per-site serving options.
+type SiteOptions struct {
+	// RedirectAliases makes every alias answer with a permanent redirect to
+	// the primary domain (same path and query) instead of serving the content.
+	RedirectAliases bool `json:"redirectAliases,omitempty"`
+}
+
+// Names returns the domain followed by the aliases.
+func (s Site) Names() []string {
+	return append([]string{s.Domain}, s.Aliases...)
+}
+
+// Equal reports whether two sites describe the same desired state, ignoring
+// their revisions.
+func (s Site) Equal(o Site) bool {
+	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options == o.Options
+}
+
+// Snapshot is the whole desired state at one etcd revision.
+type Snapshot struct {
+	// Revision is the etcd revision the snapshot was read at.
+	Revision int64 `json:"revision"`
+	// Sites is sorted by domain.
+	Sites []Site `json:"sites"`
+	// PendingImport is non-empty while an import that spans several etcd
+	// transactions has not completed: the state is then a mix of old and
+	// new, and nodes keep serving what they applied before.
+	PendingImport string `json:"pendingImport,omitempty"`
+}
+
+// Site returns the site with the given primary domain.
+func (s *Snapshot) Site(domain string) (Site, bool) {
+	i, ok := slices.BinarySearchFunc(s.Sites, domain, func(a Site, d string) int {
+		return compareStrings(a.Domain, d)
+	})
+	if !ok {
+		return Site{}, false
+	}
+	return s.Sites[i], true
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Document is the exported form of the whole state, as `state get` writes it
+// and `state set` reads it.
+type Document struct {
+	// Revision is the state revision the document was exported at. On import
+	// a non-zero Revision makes the import fail with ErrConflict when the
+	// state changed since.
+	Revision int64 `json:"revision,omitempty"`
+	// Sites is the complete list of sites: sites not listed are removed.
+	Sites []Site `json:"sites"`
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,92 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Snapshot reads the whole desired state at one revision with a
+// linearizable read. It fails with an Unavailable *Error when etcd cannot be
+// reached within the store's timeout. A site key that does not decode is
+// reported as an error rather than skipped: a node must not apply a state it
+// cannot read completely.
+func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.State(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, s.wrap(ctx, "read state", err)
+	}
+	snap := &Snapshot{Revision: resp.Header.Revision, Sites: []Site{}}
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		switch {
+		case key == s.keys.Pending():
+			snap.PendingImport = string(kv.Value)
+		case strings.HasPrefix(key, s.keys.Sites()):
+			site, err := decodeSite(kv)
+			if err != nil {
+				return nil, err
+			}
+			snap.Sites = append(snap.Sites, site)
+		}
+	}
+	return snap, nil
+}
+
+// GetSite reads one site. It returns the site (with Revision set to its
+// key's modification revision) and the store revision of the read; a
+// missing site is a NotFound *Error.
+func (s *Store) GetSite(ctx context.Context, domain string) (Site, int64, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.Site(domain))
+	if err != nil {
+		return Site{}, 0, s.wrap(ctx, "read site", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return Site{}, resp.Header.Revision, Errorf(NotFound, "site %q does not exist", domain)
+	}
+	site, err := decodeSite(resp.Kvs[0])
+	return site, resp.Header.Revision, err
+}
+
+func decodeSite(kv *mvccpb.KeyValue) (Site, error) {
+	var site Site
+	if err := json.Unmarshal(kv.Value, &site); err != nil {
+		return Site{}, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	site.Revision = kv.ModRevision
+	return site, nil
+}
+
+// LastChange returns the revision of the latest change to the desired
+// state (0 if it was never written), with a linearizable read of one small
+// key: a cheap probe of etcd's reachability and of missed changes.
+func (s *Store) LastChange(ctx context.Context) (int64, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.Meta(), clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, s.wrap(ctx, "read last change", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
+
+// Watch watches every change to the desired state from revision rev on
+// (use the snapshot's revision + 1). Events only say that something changed:
+// callers re-read a Snapshot. The watch requires an etcd leader, so a member
+// cut from its quorum ends the watch with an error instead of going silent.
+// It ends when ctx ends.
+func (s *Store) Watch(ctx context.Context, rev int64) clientv3.WatchChan {
+	return s.cli.Watch(clientv3.WithRequireLeader(ctx), s.keys.State(),
+		clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify())
+}

@@ -1,0 +1,185 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Precondition guards a write against lost updates.
+type Precondition struct {
+	// IfMatch, when non-zero, requires the object's current revision (as
+	// returned in Site.Revision) to equal it; otherwise the write fails
+	// with a Conflict *Error.
+	IfMatch int64
+	// IfNoneMatch requires the object not to exist; otherwise the write
+	// fails with an Exists *Error.
+	IfNoneMatch bool
+}
+
+// siteView is what a write reads before it decides: the site as stored, the
+// owners of the names it wants, and whether an import holds the state.
+type siteView struct {
+	cur     *Site
+	curRev  int64
+	owners  map[string]string
+	pending bool
+}
+
+func (s *Store) readSiteView(ctx context.Context, domain string, names []string) (siteView, error) {
+	ops := []clientv3.Op{clientv3.OpGet(s.keys.Site(domain)), clientv3.OpGet(s.keys.Pending())}
+	for _, n := range names {
+		ops = append(ops, clientv3.OpGet(s.keys.Name(n)))
+	}
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).Then(ops...).Commit()
+	if err != nil {
+		return siteView{}, s.wrap(ctx, "read site", err)
+	}
+	v := siteView{owners: map[string]string{}}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		site, err := decodeSite(kvs[0])
+		if err != nil {
+			return siteView{}, err
+		}
+		v.cur, v.curRev = &site, site.Revision
+	}
+	v.pending = len(resp.Responses[1].GetResponseRange().Kvs) > 0
+	for i, n := range names {
+		if kvs := resp.Responses[2+i].GetResponseRange().Kvs; len(kvs) > 0 {
+			v.owners[n] = string(kvs[0].Value)
+		}
+	}
+	return v, nil
+}
+
+func (v siteView) check(domain string, pre Precondition) error {
+	if v.pending {
+		return Errorf(Busy, "an import of the whole state is in progress or did not complete; run `state set` again to finish it")
+	}
+	if pre.IfNoneMatch && v.cur != nil {
+		return Errorf(Exists, "site %q already exists", domain)
+	}
+	if pre.IfMatch != 0 && (v.cur == nil || v.curRev != pre.IfMatch) {
+		return Errorf(Conflict, "site %q changed since revision %d (it is now at %d): read it again and retry", domain, pre.IfMatch, v.curRev)
+	}
+	for name, owner := range v.owners {
+		if owner != domain {
+			return Errorf(NameTaken, "name %q is already used by site %q", name, owner)
+		}
+	}
+	return nil
+}
+
+// PutSite creates or replaces a site after validating it. The write is one
+// etcd transaction that also claims the site's names in the name index, so
+// two sites can never own the same name. It returns the stored site with
+// its new Revision. Errors: Invalid, Exists, Conflict, NameTaken, Busy,
+// Unavailable (*Error). Writing a site identical to the stored one changes
+// nothing and returns the stored one.
+func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site, error) {
+	site, err := site.Normalize()
+	if err != nil {
+		return Site{}, err
+	}
+	for range maxRetries {
+		v, err := s.readSiteView(ctx, site.Domain, site.Names())
+		if err != nil {
+			return Site{}, err
+		}
+		if err := v.check(site.Domain, pre); err != nil {
+			return Site{}, err
+		}
+		if v.cur != nil && v.cur.Equal(site) {
+			return *v.cur, nil
+		}
+		rev, ok, err := s.commitSite(ctx, site, v)
+		if err != nil {
+			return Site{}, err
+		}
+		if ok {
+			site.Revision = rev
+			return site, nil
+		}
+	}
+	return Site{}, Errorf(Conflict, "site %q is being changed concurrently: retry", site.Domain)
+}
+
+func (s *Store) commitSite(ctx context.Context, site Site, v siteView) (int64, bool, error) {
+	val, err := marshal(site)
+	if err != nil {
+		return 0, false, err
+	}
+	cmps := []clientv3.Cmp{
+		clientv3.Compare(clientv3.ModRevision(s.keys.Site(site.Domain)), "=", v.curRev),
+		clientv3.Compare(clientv3.CreateRevision(s.keys.Pending()), "=", 0),
+	}
+	ops := []clientv3.Op{clientv3.OpPut(s.keys.Site(site.Domain), val)}
+	for _, n := range site.Names() {
+		if _, owned := v.owners[n]; !owned {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.Name(n)), "=", 0))
+			ops = append(ops, clientv3.OpPut(s.keys.Name(n), site.Domain))
+		}
+	}
+	if v.cur != nil {
+		for _, n := range v.cur.Names() {
+			if !slices.Contains(site.Names(), n) {
+				ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))
+			}
+		}
+	}
+	return s.commit(ctx, "write site", cmps, ops)
+}
+
+// commit runs one guarded transaction that also touches the meta key. It
+// returns the revision of the write and whether the guard held.
+func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+	m, err := s.touchMeta()
+	if err != nil {
+		return 0, false, err
+	}
+	ops = append(ops, m)
+	if len(ops) > s.maxOps || len(cmps) > s.maxOps {
+		return 0, false, fmt.Errorf("%s: %d operations exceed the transaction limit of %d", what, len(ops), s.maxOps)
+	}
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return 0, false, s.wrap(ctx, what, err)
+	}
+	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// DeleteSite removes a site and frees its names. It returns the revision of
+// the write. Errors: NotFound, Conflict, Busy, Unavailable (*Error).
+func (s *Store) DeleteSite(ctx context.Context, domain string, pre Precondition) (int64, error) {
+	for range maxRetries {
+		v, err := s.readSiteView(ctx, domain, nil)
+		if err != nil {
+			return 0, err
+		}
+		if v.cur == nil {
+			return 0, Errorf(NotFound, "site %q does not exist", domain)
+		}
+		if err := v.check(domain, pre); err != nil {
+			return 0, err
+		}
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(s.keys.Site(domain)), "=", v.curRev),
+			clientv3.Compare(clientv3.CreateRevision(s.keys.Pending()), "=", 0),
+		}
+		ops := []clientv3.Op{clientv3.OpDelete(s.keys.Site(domain))}
+		for _, n := range v.cur.Names() {
+			ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))
+		}
+		rev, ok, err := s.commit(ctx, "delete site", cmps, ops)
+		if err != nil || ok {
+			return rev, err
+		}
+	}
+	return 0, Errorf(Conflict, "site %q is being changed concurrently: retry", domain)
+}

@@ -1,0 +1,164 @@
+package state
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// Limits on what a site may hold.
+const (
+	// MaxHostnameLength is the longest host name accepted (RFC 1035).
+	MaxHostnameLength = 253
+	// MaxAliases is the most aliases one site may have.
+	MaxAliases = 50
+)
+
+// ReservedSuffix is the domain suffix (RFC 6761) that sites may not use:
+// nodes use names under it internally.
+const ReservedSuffix = ".invalid"
+
+var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// idnaProfile converts internationalised names to punycode and refuses
+// anything that is not a valid host name under IDNA 2008.
+var idnaProfile = idna.New(
+	idna.MapForLookup(),
+	idna.BidiRule(),
+	idna.ValidateLabels(true),
+	idna.StrictDomainName(true),
+	idna.Transitional(false),
+)
+
+// NormalizeHostname returns name lower-cased, with internationalised labels
+// converted to punycode, or an Invalid error that says what is wrong with it.
+// Wildcards, trailing dots, IP addresses and names under ReservedSuffix are
+// refused.
+func NormalizeHostname(name string) (string, error) {
+	if name == "" {
+		return "", Errorf(Invalid, "host name is empty")
+	}
+	if len(name) > 4*MaxHostnameLength {
+		return "", Errorf(Invalid, "host name is too long (%d bytes, at most %d)", len(name), MaxHostnameLength)
+	}
+	if strings.HasPrefix(name, "*") {
+		return "", Errorf(Invalid, "host name %q: wildcards are not supported", name)
+	}
+	if strings.HasSuffix(name, ".") {
+		return "", Errorf(Invalid, "host name %q: remove the trailing dot", name)
+	}
+	if i := strings.IndexFunc(name, isForbiddenRune); i >= 0 {
+		return "", Errorf(Invalid, "host name %q: character %q is not allowed", name, name[i:i+1])
+	}
+	ascii, err := idnaProfile.ToASCII(name)
+	if err != nil {
+		return "", Errorf(Invalid, "host name %q is not a valid RFC 1123 name: %v", name, err)
+	}
+	ascii = strings.ToLower(ascii)
+	if err := checkHostname(ascii); err != nil {
+		return "", Errorf(Invalid, "host name %q: %s", name, err)
+	}
+	return ascii, nil
+}
+
+// isForbiddenRune reports characters that are never part of a host name and
+// that IDNA mapping must not get a chance to reinterpret.
+func isForbiddenRune(r rune) bool {
+	return r <= ' ' || r == 0x7f || strings.ContainsRune(";{}$\"'`\\/#:@?&%=,<>|[]()!~^", r)
+}
+
+// checkHostname applies RFC 1123 to an ASCII name.
+func checkHostname(name string) error {
+	if len(name) > MaxHostnameLength {
+		return fmt.Errorf("too long (%d characters, at most %d)", len(name), MaxHostnameLength)
+	}
+	labels := strings.Split(name, ".")
+	for _, l := range labels {
+		if l == "" {
+			return fmt.Errorf("empty label")
+		}
+		if len(l) > 63 {
+			return fmt.Errorf("label %q is longer than 63 characters", l)
+		}
+		if !labelRE.MatchString(l) {
+			return fmt.Errorf("label %q must be letters, digits and inner hyphens", l)
+		}
+	}
+	if isDigits(labels[len(labels)-1]) {
+		return fmt.Errorf("IP addresses are not site names")
+	}
+	if strings.HasSuffix(name, ReservedSuffix) || name == ReservedSuffix[1:] {
+		return fmt.Errorf("names under %s are reserved", ReservedSuffix)
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	return strings.Trim(s, "0123456789") == ""
+}
+
+// Normalize validates a site and returns it in canonical form: host names
+// normalised, aliases sorted and without duplicates. The error is an Invalid
+// *Error that names the field at fault.
+func (s Site) Normalize() (Site, error) {
+	domain, err := NormalizeHostname(s.Domain)
+	if err != nil {
+		return Site{}, withField("domain", err)
+	}
+	if len(s.Aliases) > MaxAliases {
+		return Site{}, Errorf(Invalid, "aliases: %d given, at most %d allowed", len(s.Aliases), MaxAliases)
+	}
+	aliases := make([]string, 0, len(s.Aliases))
+	for i, a := range s.Aliases {
+		n, err := NormalizeHostname(a)
+		if err != nil {
+			return Site{}, withField(fmt.Sprintf("aliases[%d]", i), err)
+		}
+		if n == domain {
+			return Site{}, Errorf(Invalid, "aliases[%d]: %q is the site's own domain", i, a)
+		}
+		aliases = append(aliases, n)
+	}
+	slices.Sort(aliases)
+	aliases = slices.Compact(aliases)
+	out := s
+	out.Domain = domain
+	out.Aliases = aliases
+	if len(out.Aliases) == 0 {
+		out.Aliases = nil
+	}
+	out.Revision = 0
+	return out, nil
+}
+
+func withField(field string, err error) error {
+	if e, ok := err.(*Error); ok {
+		return &Error{Code: e.Code, Message: field + ": " + e.Message}
+	}
+	return err
+}
+
+// ValidateSites normalises every site and checks that no name is used twice
+// across them. It returns the normalised sites sorted by domain.
+func ValidateSites(sites []Site) ([]Site, error) {
+	out := make([]Site, 0, len(sites))
+	owner := make(map[string]string, len(sites))
+	for i, s := range sites {
+		n, err := s.Normalize()
+		if err != nil {
+			return nil, withField(fmt.Sprintf("sites[%d]", i), err)
+		}
+		for _, name := range n.Names() {
+			if other, taken := owner[name]; taken {
+				return nil, Errorf(NameTaken, "sites[%d]: name %q is already used by site %q", i, name, other)
+			}
+			owner[name] = n.Domain
+		}
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b Site) int { return compareStrings(a.Domain, b.Domain) })
+	return out, nil
+}

@@ -1,0 +1,76 @@
+package state
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNormalizeHostname(t *testing.T) {
+	good := []struct{ in, want string }{
+		{"example.com", "example.com"},
+		{"Example.COM", "example.com"},
+		{"a-b.example", "a-b.example"},
+		{"localhost", "localhost"},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{strings.Repeat("a", 63) + ".com", strings.Repeat("a", 63) + ".com"},
+	}
+	for _, tc := range good {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := NormalizeHostname(tc.in)
+			if err != nil || got != tc.want {
+				t.Fatalf("NormalizeHostname(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	bad := []string{
+		"", " ", "exa mple.com", "example.com;", "example.com; root /etc", "a{b}.com", "}", "{",
+		"example.com\n", "ex\nample.com", "$host", "ex$ample.com", "a/b.com", "../etc", `"quoted".com`,
+		"'q'.com", "a\\b.com", "a#b.com", "*.example.com", "example.com.", ".example.com", "a..b",
+		"-a.com", "a-.com", "under_score.com", strings.Repeat("a", 64) + ".com",
+		strings.Repeat("abcdefghi.", 26) + "com", "1.2.3.4", "sitefleet-probe.invalid", "invalid",
+		"a\x00b.com", "a\tb.com", "a:80.com", "a@b.com", "exa`mple.com",
+	}
+	for _, in := range bad {
+		t.Run("bad/"+in, func(t *testing.T) {
+			got, err := NormalizeHostname(in)
+			if err == nil {
+				t.Fatalf("NormalizeHostname(%q) = %q, want an error", in, got)
+			}
+			if ErrorCode(err) != Invalid {
+				t.Fatalf("error code = %q, want %q", ErrorCode(err), Invalid)
+			}
+		})
+	}
+}
+
+func TestSiteNormalize(t *testing.T) {
+	s, err := Site{Domain: "Example.com", Aliases: []string{"www.example.com", "B.example.com", "www.example.com"}}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(s.Aliases, ","), "b.example.com,www.example.com"; got != want {
+		t.Fatalf("aliases = %q, want %q", got, want)
+	}
+	if _, err := (Site{Domain: "a.com", Aliases: []string{"A.com"}}).Normalize(); err == nil {
+		t.Fatal("alias equal to domain accepted")
+	}
+	many := make([]string, MaxAliases+1)
+	for i := range many {
+		many[i] = strings.Repeat("x", i+1) + ".com"
+	}
+	if _, err := (Site{Domain: "a.com", Aliases: many}).Normalize(); err == nil {
+		t.Fatal("too many aliases accepted")
+	}
+}
+
+func TestValidateSitesDuplicates(t *testing.T) {
+	_, err := ValidateSites([]Site{{Domain: "a.com", Aliases: []string{"x.com"}}, {Domain: "b.com", Aliases: []string{"X.com"}}})
+	if ErrorCode(err) != NameTaken {
+		t.Fatalf("err = %v, want NameTaken", err)
+	}
+	_, err = ValidateSites([]Site{{Domain: "a.com"}, {Domain: "a.com"}})
+	if ErrorCode(err) != NameTaken {
+		t.Fatalf("err = %v, want NameTaken", err)
+	}
+}
