@@ -1,0 +1,229 @@
+package webserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Apply renders plan; if the rendered bytes equal the live generation it
+// returns (false, nil) without touching anything. Otherwise it writes a new
+// generation directory, runs `nginx -t` against the staged tree and, only if
+// that passes, swaps it live atomically and reloads nginx (SIGHUP when managed
+// and running; ReloadCommand when unmanaged and the pid file names a live
+// master). It then waits up to ReloadTimeout until nginx is observed serving
+// the new generation through the probe server, and until the old workers
+// stopped accepting. When no nginx is running the swap alone is enough: the
+// next start uses the new generation.
+//
+// A rejected config returns a *TestError carrying nginx's output and the live
+// config is untouched. A reload that is not observed within ReloadTimeout is
+// rolled back (the previous generation is swapped back in) and returned as an
+// error. If ctx ends while waiting for the reload, the signalled generation
+// stays live and ctx's error is returned.
+//
+// Apply blocks; it is safe for concurrent use but calls are serialised, and a
+// call waiting for another one gives up when its ctx ends. It returns
+// (true, nil) when the new config is live.
+func (s *Server) Apply(ctx context.Context, plan Plan) (changed bool, err error) {
+	if err := s.applySem.acquire(ctx); err != nil {
+		return false, fmt.Errorf("apply: wait for previous apply: %w", err)
+	}
+	defer s.applySem.release()
+	start := time.Now()
+	changed, id, err := s.apply(ctx, plan)
+	s.setError(err)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	s.lastApply = time.Now()
+	s.mu.Unlock()
+	s.markReady()
+	if changed {
+		s.log.Info("nginx config applied", "generation", id, "sites", len(plan.Sites), "took", time.Since(start).Round(time.Millisecond))
+	}
+	return changed, nil
+}
+
+// apply does the work of Apply; the caller holds applySem.
+func (s *Server) apply(ctx context.Context, plan Plan) (bool, string, error) {
+	g, err := render(plan, s.opts)
+	if err != nil {
+		return false, "", err
+	}
+	s.mu.Lock()
+	old := s.live
+	if g.id == old {
+		s.probeAddr = g.listen.dialAddr()
+		s.mu.Unlock()
+		return false, g.id, nil
+	}
+	s.mu.Unlock()
+	dir := filepath.Join(s.opts.genDir(), g.id)
+	if err := stageGeneration(dir, g.files); err != nil {
+		return false, "", fmt.Errorf("stage config: %w", err)
+	}
+	if err := s.testConfig(ctx, dir); err != nil {
+		s.discard(dir)
+		return false, "", err // a *TestError as is, for callers' type checks
+	}
+	if err := s.swap(g.id); err != nil {
+		s.discard(dir)
+		return false, "", fmt.Errorf("swap config: %w", err)
+	}
+	if err := s.reload(ctx, g); err != nil {
+		if ctx.Err() != nil { // nginx was signalled and most likely loads it: keep it live
+			s.commit(g, old)
+			return false, "", err
+		}
+		return false, "", errors.Join(err, s.rollback(old, dir))
+	}
+	s.commit(g, old)
+	if err := s.collectGarbage(); err != nil { // the new config is live regardless
+		s.log.Warn("could not remove old nginx generations", "err", err)
+	}
+	return true, g.id, nil
+}
+
+// commit records g as live.
+func (s *Server) commit(g generation, old string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prev, s.live = old, g.id
+	s.probeAddr = g.listen.dialAddr()
+}
+
+// stageGeneration writes files into a fresh dir (0755, files 0644, synced).
+func stageGeneration(dir string, files map[string][]byte) error {
+	if err := os.RemoveAll(dir); err != nil { // a leftover of a crash or failed test
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if strings.ContainsRune(name, '/') {
+			return fmt.Errorf("generation file name %q contains '/'", name)
+		}
+		if err := writeFileSync(filepath.Join(dir, name), files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// discard removes a staged generation that will not go live. A failure is
+// only logged: the next Apply or garbage collection removes it.
+func (s *Server) discard(dir string) {
+	if err := removeGeneration(dir); err != nil {
+		s.log.Warn("could not remove a discarded nginx generation", "dir", dir, "err", err)
+	}
+}
+
+func removeGeneration(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove staged config: %w", err)
+	}
+	return nil
+}
+
+// testConfig runs `nginx -t` against a staged generation. It blocks until
+// nginx exits or ctx ends. A rejected config yields a *TestError.
+func (s *Server) testConfig(ctx context.Context, dir string) error {
+	args := []string{"-t", "-q"}
+	if s.opts.caps.supportsErrorLogFlag() {
+		args = append(args, "-e", "stderr")
+	}
+	args = append(args, "-p", s.opts.Prefix, "-c", filepath.Join(dir, mainFile))
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, s.opts.Binary, args...)
+	cmd.Dir = s.opts.Prefix
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	output := strings.TrimSpace(out.String())
+	var exitErr *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("test config: %w", ctx.Err())
+	case errors.As(err, &exitErr):
+		return &TestError{Output: output}
+	case err != nil:
+		return fmt.Errorf("test config: %w", err)
+	}
+	if output != "" {
+		s.log.Warn("nginx accepted the new config with warnings", "output", output)
+	}
+	return nil
+}
+
+// swap atomically points <Prefix>/conf at generations/<id> by renaming a
+// fresh symlink over it.
+func (s *Server) swap(id string) error {
+	tmp := filepath.Join(s.opts.Prefix, ".conf-"+id+".tmp")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if id == "" { // rollback to "no config at all"
+		if err := os.Remove(s.opts.confLink()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return syncDir(s.opts.Prefix)
+	}
+	if err := os.Symlink(filepath.Join(filepath.Base(s.opts.genDir()), id), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.opts.confLink()); err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	return syncDir(s.opts.Prefix)
+}
+
+// rollback swaps the previous generation back in after a failed reload and
+// removes the failed one.
+func (s *Server) rollback(old, failedDir string) error {
+	if err := s.swap(old); err != nil {
+		return fmt.Errorf("roll back to generation %q: %w", old, err)
+	}
+	return removeGeneration(failedDir)
+}
+
+// collectGarbage removes every generation but the live and the previous one,
+// plus leftover temporary symlinks.
+func (s *Server) collectGarbage() error {
+	s.mu.Lock()
+	keep := map[string]bool{s.live: true, s.prev: true}
+	s.mu.Unlock()
+	entries, err := os.ReadDir(s.opts.genDir())
+	if err != nil {
+		return fmt.Errorf("clean old generations: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			errs = append(errs, os.RemoveAll(filepath.Join(s.opts.genDir(), e.Name())))
+		}
+	}
+	tmps, _ := filepath.Glob(filepath.Join(s.opts.Prefix, ".conf-*.tmp"))
+	for _, t := range tmps {
+		errs = append(errs, os.Remove(t))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean old generations: %w", err)
+	}
+	return nil
+}
