@@ -1,0 +1,240 @@
+// Package cluster owns a node's connection to etcd: an embedded single
+// member or external endpoints, with TLS and client certificates.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// Store kinds.
+const (
+	// StoreEmbedded runs a single etcd member inside the node.
+	StoreEmbedded = "embedded"
+	// StoreEtcd connects to external etcd endpoints.
+	StoreEtcd = "etcd"
+)
+
+// Defaults for the embedded member.
+const (
+	DefaultEmbeddedClientListen = "127.0.0.1:2379"
+	DefaultEmbeddedPeerListen   = "127.0.0.1:2380"
+	// embeddedReadyTimeout bounds how long a node waits for its embedded
+	// member to serve.
+	embeddedReadyTimeout = 60 * time.Second
+)
+
+// TLSOptions configure TLS to external etcd endpoints.
+type TLSOptions struct {
+	// CA is a PEM file of the CA that signed the etcd servers' certificates;
+	// empty means the system roots.
+	CA string
+	// ClientCertificate and ClientKey are PEM files of a client certificate,
+	// for etcd servers that require one. Both or neither.
+	ClientCertificate string
+	ClientKey         string
+	// SkipVerify disables verification of the servers' certificates.
+	SkipVerify bool
+}
+
+// EtcdOptions configure the connection to etcd.
+type EtcdOptions struct {
+	// Store is StoreEmbedded or StoreEtcd.
+	Store string
+	// Endpoints are the external etcd URLs (StoreEtcd), e.g.
+	// "https://host01:2379".
+	Endpoints []string
+	// TLS applies to https endpoints.
+	TLS TLSOptions
+	// Timeout bounds connection set-up operations and lease keep-alives.
+	Timeout time.Duration
+	// DataDir holds the embedded member's data (StoreEmbedded).
+	DataDir string
+	// Name of the embedded member.
+	Name string
+	// ClientListen and PeerListen are the embedded member's loopback
+	// host:port addresses.
+	ClientListen string
+	PeerListen   string
+	// MaxTxnOps of the embedded member; 0 for etcd's default (128).
+	MaxTxnOps uint
+	Logger    *slog.Logger
+}
+
+// Etcd is an open connection to etcd, and the embedded member if there is one.
+type Etcd struct {
+	Client   *clientv3.Client
+	embedded *embed.Etcd
+}
+
+// OpenEtcd starts the embedded member (waiting until it serves) or
+// prepares a client of external endpoints. Connecting to external endpoints
+// does not block: a node starts while etcd is unreachable and its requests
+// fail with timeouts until etcd is back.
+func OpenEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
+	e := &Etcd{}
+	endpoints := opts.Endpoints
+	var tlsCfg *tls.Config
+	switch opts.Store {
+	case StoreEmbedded:
+		m, err := startEmbedded(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		e.embedded = m
+		endpoints = []string{m.Clients[0].Addr().String()}
+	case StoreEtcd:
+		if len(endpoints) == 0 {
+			return nil, errors.New("etcd: no endpoints configured (state.etcd.address)")
+		}
+		var err error
+		if tlsCfg, err = clientTLS(opts.TLS, endpoints); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("etcd: unknown store %q (want %q or %q)", opts.Store, StoreEmbedded, StoreEtcd)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		TLS:                  tlsCfg,
+		DialTimeout:          opts.Timeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		PermitWithoutStream:  true,
+		// Reconnect quickly once etcd is back; gRPC's default backoff
+		// grows to two minutes.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
+		Logger: zap.NewNop(),
+	})
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	e.Client = cli
+	return e, nil
+}
+
+// Close closes the client and stops the embedded member.
+func (e *Etcd) Close() error {
+	var err error
+	if e.Client != nil {
+		err = e.Client.Close()
+	}
+	if e.embedded != nil {
+		e.embedded.Close()
+	}
+	return err
+}
+
+func clientTLS(o TLSOptions, endpoints []string) (*tls.Config, error) {
+	secure := false
+	for _, ep := range endpoints {
+		secure = secure || strings.HasPrefix(ep, "https://")
+	}
+	if !secure && o.CA == "" && o.ClientCertificate == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.SkipVerify} //nolint:gosec // operator's explicit choice
+	if o.CA != "" {
+		pem, err := os.ReadFile(o.CA)
+		if err != nil {
+			return nil, fmt.Errorf("etcd tls: read CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd tls: no certificate found in CA file %s", o.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	if (o.ClientCertificate == "") != (o.ClientKey == "") {
+		return nil, errors.New("etcd tls: clientCertificate and clientKey must be set together")
+	}
+	if o.ClientCertificate != "" {
+		cert, err := tls.LoadX509KeyPair(o.ClientCertificate, o.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("etcd tls: load client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func startEmbedded(ctx context.Context, opts EtcdOptions) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = opts.Name
+	if cfg.Name == "" {
+		cfg.Name = "default"
+	}
+	cfg.Dir = opts.DataDir
+	if err := os.MkdirAll(filepath.Dir(cfg.Dir), 0o755); err != nil {
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	clientURL, err := loopbackURL(opts.ClientListen, DefaultEmbeddedClientListen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd client listen: %w", err)
+	}
+	peerURL, err := loopbackURL(opts.PeerListen, DefaultEmbeddedPeerListen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd peer listen: %w", err)
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{clientURL}, []url.URL{clientURL}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if opts.MaxTxnOps > 0 {
+		cfg.MaxTxnOps = opts.MaxTxnOps
+	}
+	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	m, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
+	}
+	select {
+	case <-m.Server.ReadyNotify():
+		return m, nil
+	case err := <-m.Err():
+		m.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(embeddedReadyTimeout):
+		m.Close()
+		return nil, fmt.Errorf("embedded etcd did not become ready within %s", embeddedReadyTimeout)
+	case <-ctx.Done():
+		m.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
+	}
+}
+
+// loopbackURL turns a host:port into an http URL, refusing addresses that
+// are not loopback: the embedded member is for this node alone.
+func loopbackURL(hostport, def string) (url.URL, error) {
+	if hostport == "" {
+		hostport = def
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return url.URL{}, fmt.Errorf("%q: %w", hostport, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return url.URL{}, fmt.Errorf("%q is not a loopback address", hostport)
+	}
+	return url.URL{Scheme: "http", Host: hostport}, nil
+}

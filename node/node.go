@@ -1,0 +1,233 @@
+// Package node is the reconciler: it watches the desired state in etcd and
+// makes the local nginx serve it, keeping the last good state when anything
+// fails, and serving from a local cache while etcd is unreachable.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/webserver"
+)
+
+// Defaults for Options.
+const (
+	DefaultQuiescence     = 20 * time.Millisecond
+	DefaultResyncInterval = 5 * time.Minute
+	DefaultProbeInterval  = time.Second
+	DefaultPassTimeout    = 2 * time.Minute
+	maxRetryDelay         = 5 * time.Second
+	minRetryDelay         = 100 * time.Millisecond
+)
+
+// Source is what the reconciler needs of the state store.
+type Source interface {
+	// Snapshot reads the whole desired state at one revision.
+	Snapshot(ctx context.Context) (*state.Snapshot, error)
+	// Watch reports changes to the desired state from revision rev on
+	// (0: from now).
+	Watch(ctx context.Context, rev int64) clientv3.WatchChan
+	// LastChange returns the revision of the latest change to the desired
+	// state; it serves as a probe of etcd and of changes the watch missed.
+	LastChange(ctx context.Context) (int64, error)
+}
+
+// WebServer is what the reconciler needs of the web server.
+type WebServer interface {
+	// Apply makes the web server serve plan; it reports whether anything
+	// changed.
+	Apply(ctx context.Context, plan webserver.Plan) (bool, error)
+}
+
+// Options configure a Node.
+type Options struct {
+	Source Source
+	Web    WebServer
+	// Cache is where the applied state is kept for starts without etcd.
+	Cache state.Cache
+	// HTTPListen is nginx's HTTP listen address.
+	HTTPListen string
+	// PlaceholderRoot is served by sites with nothing deployed.
+	PlaceholderRoot string
+	// Quiescence is how long the state must be quiet before a pass runs;
+	// bursts are delayed at most 4 times as long. Default DefaultQuiescence.
+	Quiescence time.Duration
+	// ResyncInterval forces a full pass now and then, whatever the watch
+	// says. Default DefaultResyncInterval.
+	ResyncInterval time.Duration
+	// ProbeInterval is how often etcd's reachability is checked. Default
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
+	// PassTimeout bounds one pass. Default DefaultPassTimeout.
+	PassTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Node reconciles the local web server with the desired state.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	wake    chan struct{}
+	status  statusBox
+	applied *state.Snapshot // owned by the worker goroutine
+}
+
+// New returns a Node. It starts nothing.
+func New(opts Options) (*Node, error) {
+	if opts.Source == nil || opts.Web == nil {
+		return nil, errors.New("node: Source and Web are required")
+	}
+	if opts.Quiescence <= 0 {
+		opts.Quiescence = DefaultQuiescence
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = DefaultResyncInterval
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = DefaultProbeInterval
+	}
+	if opts.PassTimeout <= 0 {
+		opts.PassTimeout = DefaultPassTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}, nil
+}
+
+// Status returns a copy of the node's current status.
+func (n *Node) Status() Status { return n.status.get() }
+
+// Trigger asks for a pass soon; bursts of triggers coalesce into one.
+func (n *Node) Trigger() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves the cached state if there is one, then keeps the web server in
+// line with etcd until ctx ends. It returns nil when ctx ends; errors along
+// the way are logged, shown in the status and retried, never fatal.
+func (n *Node) Run(ctx context.Context) error {
+	n.loadCache(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.watchLoop(ctx) })
+	wg.Go(func() { n.probeLoop(ctx) })
+	n.worker(ctx)
+	wg.Wait()
+	return nil
+}
+
+// loadCache applies the cached state, so a node started while etcd is
+// unreachable serves at once.
+func (n *Node) loadCache(ctx context.Context) {
+	snap, appliedAt, err := n.opts.Cache.Load()
+	if err != nil {
+		if !state.IsNotExist(err) {
+			n.log.Warn("state cache unusable; waiting for etcd", "err", err)
+		}
+		return
+	}
+	if err := n.apply(ctx, snap); err != nil {
+		n.log.Error("serve cached state", "rev", snap.Revision, "err", err)
+		n.status.fail(err, time.Now())
+		return
+	}
+	n.status.update(func(s *Status) { s.FromCache = true; s.AppliedAt = appliedAt })
+	n.log.Info("serving cached state", "rev", snap.Revision, "sites", len(snap.Sites), "appliedAt", appliedAt)
+}
+
+// watchLoop turns state changes into triggers. A watch that fails or closes
+// (etcd gone, no leader, history compacted) is re-created after a pause,
+// followed by a full pass, so nothing missed meanwhile is lost.
+func (n *Node) watchLoop(ctx context.Context) {
+	delay := minRetryDelay
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(ctx)
+		ch := n.opts.Source.Watch(wctx, 0)
+		n.Trigger()
+		healthy := n.consume(ch)
+		cancel()
+		if healthy {
+			delay = minRetryDelay
+		}
+		if !sleep(ctx, delay) {
+			return
+		}
+		delay = min(2*delay, maxRetryDelay)
+	}
+}
+
+// consume triggers a pass for each watch response until the channel closes
+// or reports an error. It reports whether any event arrived.
+func (n *Node) consume(ch clientv3.WatchChan) (sawEvents bool) {
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			n.log.Warn("state watch failed; re-creating it", "err", err)
+			return sawEvents
+		}
+		if len(resp.Events) > 0 {
+			sawEvents = true
+			n.Trigger()
+		}
+	}
+	return sawEvents
+}
+
+// probeLoop checks etcd's reachability, so that the status turns stale
+// while nothing changes, and a pass follows as soon as etcd is back. It also
+// triggers a pass when the state changed after the last snapshot the node
+// read, so a change is applied within a probe interval even if the watch
+// missed it.
+func (n *Node) probeLoop(ctx context.Context) {
+	t := time.NewTicker(n.opts.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last, err := n.opts.Source.LastChange(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if n.status.etcdDown(time.Now()) {
+				n.log.Warn("etcd unreachable; serving the last applied state", "err", err)
+			}
+		case n.status.etcdUp():
+			n.log.Info("etcd reachable again; catching up")
+			n.Trigger()
+		case last > n.status.get().DesiredRevision:
+			n.log.Debug("state changed since the last snapshot", "rev", last)
+			n.Trigger()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// recoverPass turns a panic in a pass into an error.
+func recoverPass(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("reconcile pass panicked: %v", r)
+	}
+}

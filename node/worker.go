@@ -1,0 +1,193 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/webserver"
+)
+
+// worker runs passes one at a time until ctx ends. A wake-up starts a
+// quiescence timer: the pass runs once the state has been quiet for
+// Quiescence, or at the latest 4 x Quiescence after the first wake-up.
+// A failed pass is retried with backoff; the periodic resync runs a pass
+// whatever happened.
+func (n *Node) worker(ctx context.Context) {
+	resync := time.NewTicker(n.opts.ResyncInterval)
+	defer resync.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	delay := minRetryDelay
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.wake:
+			if !n.quiesce(ctx) {
+				return
+			}
+		case <-retry.C:
+		case <-resync.C:
+		}
+		err := n.pass(ctx)
+		switch {
+		case err == nil:
+			delay = minRetryDelay
+			retry.Stop()
+		case errors.As(err, new(*webserver.TestError)):
+			// Retrying the same config cannot help; the next change or
+			// resync will try again.
+			retry.Stop()
+		default:
+			retry.Reset(delay)
+			delay = min(2*delay, maxRetryDelay)
+		}
+	}
+}
+
+// quiesce waits until no wake-up came for Quiescence, or 4 x Quiescence
+// passed. It returns false if ctx ended.
+func (n *Node) quiesce(ctx context.Context) bool {
+	deadline := time.NewTimer(4 * n.opts.Quiescence)
+	defer deadline.Stop()
+	quiet := time.NewTimer(n.opts.Quiescence)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return true
+		case <-quiet.C:
+			return true
+		case <-n.wake:
+			quiet.Reset(n.opts.Quiescence)
+		}
+	}
+}
+
+// pass reads the latest snapshot and applies it. Its error is recorded in
+// the status and logged here.
+func (n *Node) pass(ctx context.Context) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.PassTimeout)
+	defer cancel()
+	defer recoverPass(&err)
+	start := time.Now()
+	snap, err := n.opts.Source.Snapshot(ctx)
+	if err != nil {
+		if ctx.Err() == nil || state.IsUnavailable(err) {
+			if n.status.etcdDown(time.Now()) {
+				n.log.Warn("etcd unreachable; serving the last applied state", "err", err)
+			}
+		}
+		return err
+	}
+	n.status.etcdUp()
+	n.status.update(func(s *Status) { s.DesiredRevision = snap.Revision; s.PendingImport = snap.PendingImport != "" })
+	if snap.PendingImport != "" {
+		n.log.Info("an import is in progress; holding the applied state", "rev", snap.Revision)
+		return nil
+	}
+	if n.applied != nil && n.applied.Revision == snap.Revision && !n.status.get().FromCache {
+		n.log.Debug("state unchanged", "rev", snap.Revision)
+		return nil
+	}
+	if err := n.apply(ctx, snap); err != nil {
+		n.log.Error("apply state", "rev", snap.Revision, "err", err)
+		n.status.fail(err, time.Now())
+		return err
+	}
+	n.status.update(func(s *Status) { s.FromCache = false })
+	n.log.Info("applied state", "rev", snap.Revision, "sites", len(snap.Sites), "took", time.Since(start))
+	return nil
+}
+
+// apply makes the web server serve snap, then records it as applied in the
+// status and the cache.
+func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
+	sites, siteErrs := n.usableSites(snap)
+	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot}
+	for _, s := range sites {
+		plan.Sites = append(plan.Sites, webserver.Site{
+			Domain:          s.Domain,
+			Aliases:         s.Aliases,
+			RedirectAliases: s.Options.RedirectAliases,
+		})
+	}
+	if _, err := n.opts.Web.Apply(ctx, plan); err != nil {
+		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
+	}
+	now := time.Now()
+	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites}
+	n.applied = applied
+	n.status.update(func(s *Status) {
+		s.AppliedRevision, s.AppliedAt, s.Sites = snap.Revision, now, len(sites)
+		s.SiteErrors = siteErrs
+		s.LastError, s.LastErrorAt = "", time.Time{}
+	})
+	if err := n.opts.Cache.Save(applied, now); err != nil {
+		n.log.Warn("could not cache the applied state", "err", err)
+	}
+	return nil
+}
+
+// usableSites returns the sites of snap that can be served. A site that
+// does not validate (written to etcd behind the API's back) or claims a
+// name another site holds keeps its last applied form, if it had one, and
+// its error is returned; it never takes the other sites down.
+func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]string) {
+	var errs map[string]string
+	fail := func(domain string, err error) {
+		if errs == nil {
+			errs = map[string]string{}
+		}
+		errs[domain] = err.Error()
+	}
+	owner := map[string]string{}
+	out := make([]state.Site, 0, len(snap.Sites))
+	claim := func(s state.Site) bool {
+		for _, name := range s.Names() {
+			if o, taken := owner[name]; taken && o != s.Domain {
+				fail(s.Domain, fmt.Errorf("name %q is already used by site %q", name, o))
+				return false
+			}
+		}
+		for _, name := range s.Names() {
+			owner[name] = s.Domain
+		}
+		return true
+	}
+	for _, raw := range snap.Sites {
+		s, err := raw.Normalize()
+		if err != nil || s.Domain != raw.Domain {
+			fail(raw.Domain, fmt.Errorf("invalid site in the store: %w", firstErr(err, errors.New("domain not normalised"))))
+			if old, ok := n.lastApplied(raw.Domain); ok && claim(old) {
+				out = append(out, old)
+			}
+			continue
+		}
+		if claim(s) {
+			out = append(out, s)
+		}
+	}
+	return out, errs
+}
+
+func (n *Node) lastApplied(domain string) (state.Site, bool) {
+	if n.applied == nil {
+		return state.Site{}, false
+	}
+	return n.applied.Site(domain)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
