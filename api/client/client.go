@@ -1,0 +1,177 @@
+// Package client is the typed Go client of sitefleet's REST API, used by the
+// CLI and the tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// Client talks to one node's API. Any node of a fleet accepts any change.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the API at baseURL (e.g. "http://127.0.0.1:7070")
+// that authenticates with token.
+func New(baseURL, token string) *Client {
+	return &Client{base: strings.TrimSuffix(baseURL, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status  int
+	Problem Problem
+}
+
+func (e *Error) Error() string {
+	msg := e.Problem.Detail
+	if msg == "" {
+		msg = e.Problem.Title
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
+}
+
+// StatusOf returns the HTTP status of an API error, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, in, out any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, &e.Problem) != nil || e.Problem.Title == "" {
+			e.Problem = Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Detail: strings.TrimSpace(string(b))}
+		}
+		return resp, e
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+func sitePath(domain string) string { return "/v1/sites/" + url.PathEscape(domain) }
+
+// ListSites returns every site.
+func (c *Client) ListSites(ctx context.Context) (SitesList, error) {
+	var out SitesList
+	_, err := c.do(ctx, http.MethodGet, "/v1/sites", nil, nil, &out)
+	return out, err
+}
+
+// GetSite returns one site; its Revision serves as the precondition of a
+// later write.
+func (c *Client) GetSite(ctx context.Context, domain string) (state.Site, error) {
+	var out state.Site
+	_, err := c.do(ctx, http.MethodGet, sitePath(domain), nil, nil, &out)
+	return out, err
+}
+
+// Precondition guards a write: IfMatch is the revision the caller read
+// (a changed site answers 412); Create refuses to replace a site (409).
+type Precondition struct {
+	IfMatch int64
+	Create  bool
+}
+
+func (p Precondition) header() http.Header {
+	h := http.Header{}
+	if p.IfMatch != 0 {
+		h.Set("If-Match", `"`+strconv.FormatInt(p.IfMatch, 10)+`"`)
+	}
+	if p.Create {
+		h.Set("If-None-Match", "*")
+	}
+	return h
+}
+
+// PutSite creates or replaces a site and returns it as stored.
+func (c *Client) PutSite(ctx context.Context, site state.Site, pre Precondition) (state.Site, error) {
+	body := map[string]any{"aliases": site.Aliases, "options": site.Options}
+	var out state.Site
+	_, err := c.do(ctx, http.MethodPut, sitePath(site.Domain), pre.header(), body, &out)
+	return out, err
+}
+
+// DeleteSite removes a site and returns the revision of the change.
+func (c *Client) DeleteSite(ctx context.Context, domain string, pre Precondition) (int64, error) {
+	var out struct {
+		Revision int64 `json:"revision"`
+	}
+	_, err := c.do(ctx, http.MethodDelete, sitePath(domain), pre.header(), nil, &out)
+	return out.Revision, err
+}
+
+// GetState exports the whole state.
+func (c *Client) GetState(ctx context.Context) (state.Document, error) {
+	var out state.Document
+	_, err := c.do(ctx, http.MethodGet, "/v1/state", nil, nil, &out)
+	return out, err
+}
+
+// PutState replaces the whole state with doc, or with dryRun returns the
+// changes it would make.
+func (c *Client) PutState(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error) {
+	var out state.ImportResult
+	path := "/v1/state"
+	if dryRun {
+		path += "?dryRun=true"
+	}
+	_, err := c.do(ctx, http.MethodPut, path, nil, doc, &out)
+	return out, err
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
+	var out NodeStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &out)
+	return out, err
+}

@@ -1,0 +1,230 @@
+// Package api is sitefleet's REST API: a chi router with bearer-token
+// authentication, JSON bodies, and errors as application/problem+json.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// DefaultMaxBodyBytes limits request bodies when Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Store is what the API needs of the state store.
+type Store interface {
+	Snapshot(ctx context.Context) (*state.Snapshot, error)
+	GetSite(ctx context.Context, domain string) (state.Site, int64, error)
+	PutSite(ctx context.Context, site state.Site, pre state.Precondition) (state.Site, error)
+	DeleteSite(ctx context.Context, domain string, pre state.Precondition) (int64, error)
+	Export(ctx context.Context) (state.Document, error)
+	Import(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error)
+}
+
+// StatusSource reports this node's status.
+type StatusSource interface {
+	NodeStatus() client.NodeStatus
+}
+
+// Options configure the API handler.
+type Options struct {
+	NodeName string
+	Store    Store
+	Status   StatusSource
+	Auth     *Auth
+	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Metrics, when set, is served at /metrics without authentication.
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// server holds the handlers' dependencies.
+type server struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// NewHandler returns the API's http.Handler.
+func NewHandler(opts Options) (http.Handler, error) {
+	if opts.Store == nil || opts.Status == nil || opts.Auth == nil {
+		return nil, errors.New("api: Store, Status and Auth are required")
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &server{opts: opts, log: opts.Logger}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, s.nodeHeader)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	if opts.Metrics != nil {
+		r.Handle("/metrics", opts.Metrics)
+	}
+	r.Group(func(r chi.Router) {
+		r.Use(opts.Auth.Middleware(s.writeError), s.limitBody)
+		r.Get("/v1/status", s.handle(s.getStatus))
+		r.Get("/v1/sites", s.handle(s.listSites))
+		r.Get("/v1/sites/{domain}", s.handle(s.getSite))
+		r.Put("/v1/sites/{domain}", s.handle(s.putSite))
+		r.Delete("/v1/sites/{domain}", s.handle(s.deleteSite))
+		r.Get("/v1/state", s.handle(s.getState))
+		r.Put("/v1/state", s.handle(s.putState))
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, httpError(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, httpError(http.StatusMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	return r, nil
+}
+
+// handlerFunc is a handler that returns its error; handle writes it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func (s *server) nodeHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(client.HeaderNode, s.opts.NodeName)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusError is an error with an HTTP status and a message for the client.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func httpError(status int, format string, args ...any) error {
+	return &statusError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+var codeStatus = map[state.Code]int{
+	state.Invalid:     http.StatusUnprocessableEntity,
+	state.NotFound:    http.StatusNotFound,
+	state.Conflict:    http.StatusPreconditionFailed,
+	state.NameTaken:   http.StatusConflict,
+	state.Exists:      http.StatusConflict,
+	state.Busy:        http.StatusConflict,
+	state.Unavailable: http.StatusServiceUnavailable,
+}
+
+// writeError is the one place that turns an error into an HTTP answer.
+// Internal errors are logged and shown to the client only as such.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := client.Problem{Node: s.opts.NodeName}
+	var se *statusError
+	var ste *state.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &se):
+		p.Status, p.Detail = se.status, se.msg
+	case errors.As(err, &mbe):
+		p.Status, p.Detail = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)
+	case errors.As(err, &ste) && codeStatus[ste.Code] != 0:
+		p.Status, p.Detail, p.Code = codeStatus[ste.Code], ste.Message, string(ste.Code)
+		if ste.Code == state.Unavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		p.Status, p.Detail = http.StatusInternalServerError, "internal error; see the node's log"
+	}
+	p.Title = http.StatusText(p.Status)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// writeJSON writes v with the given status and revision header.
+func writeJSON(w http.ResponseWriter, status int, rev int64, v any) error {
+	if rev > 0 {
+		w.Header().Set(client.HeaderRevision, strconv.FormatInt(rev, 10))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON decodes one JSON value from the body, refusing unknown fields
+// and trailing data.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return httpError(http.StatusBadRequest, "request body is not valid JSON for this endpoint: %v", err)
+	}
+	if dec.More() {
+		return httpError(http.StatusBadRequest, "request body holds more than one JSON value")
+	}
+	return nil
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz is 200 while nginx serves an applied state, even a stale one
+// while etcd is unreachable (serving it is the point), and 503 before the
+// first apply or while nginx is down.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	st := s.opts.Status.NodeStatus()
+	body := map[string]any{"ready": st.Ready, "appliedRevision": st.AppliedRevision, "stale": st.Stale, "nginxRunning": st.Nginx.Running}
+	code := http.StatusOK
+	if !st.Ready {
+		code = http.StatusServiceUnavailable
+		body["reason"] = notReadyReason(st)
+	}
+	_ = writeJSON(w, code, st.AppliedRevision, body)
+}
+
+func notReadyReason(st client.NodeStatus) string {
+	switch {
+	case st.AppliedRevision == 0:
+		return "no state applied yet"
+	case !st.Nginx.Running:
+		return "nginx is not running"
+	}
+	return "not ready"
+}
+
+func (s *server) getStatus(w http.ResponseWriter, r *http.Request) error {
+	st := s.opts.Status.NodeStatus()
+	return writeJSON(w, http.StatusOK, st.AppliedRevision, st)
+}

@@ -1,0 +1,157 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// siteBody is the body of PUT /v1/sites/{domain}.
+type siteBody struct {
+	Domain  string            `json:"domain,omitempty"`
+	Aliases []string          `json:"aliases,omitempty"`
+	Options state.SiteOptions `json:"options"`
+	// Revision, when set, acts as If-Match: the write fails with 412 if the
+	// site changed since.
+	Revision int64 `json:"revision,omitempty"`
+}
+
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
+
+// domainParam returns the normalised domain of the request path.
+func domainParam(r *http.Request) (string, error) {
+	return state.NormalizeHostname(chi.URLParam(r, "domain"))
+}
+
+// precondition reads If-Match (a revision, as an ETag) and If-None-Match: *.
+func precondition(r *http.Request) (state.Precondition, error) {
+	var pre state.Precondition
+	if v := r.Header.Get("If-None-Match"); v != "" {
+		if strings.TrimSpace(v) != "*" {
+			return pre, httpError(http.StatusBadRequest, "If-None-Match supports only *")
+		}
+		pre.IfNoneMatch = true
+	}
+	if v := r.Header.Get("If-Match"); v != "" {
+		rev, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`), 10, 64)
+		if err != nil || rev <= 0 {
+			return pre, httpError(http.StatusBadRequest, "If-Match must be a revision as returned in the ETag header, e.g. \"42\"")
+		}
+		pre.IfMatch = rev
+	}
+	return pre, nil
+}
+
+func (s *server) listSites(w http.ResponseWriter, r *http.Request) error {
+	snap, err := s.opts.Store.Snapshot(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, snap.Revision, client.SitesList{Revision: snap.Revision, Sites: snap.Sites})
+}
+
+func (s *server) getSite(w http.ResponseWriter, r *http.Request) error {
+	domain, err := domainParam(r)
+	if err != nil {
+		return err
+	}
+	site, rev, err := s.opts.Store.GetSite(r.Context(), domain)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(site.Revision))
+	return writeJSON(w, http.StatusOK, rev, site)
+}
+
+func (s *server) putSite(w http.ResponseWriter, r *http.Request) error {
+	domain, err := domainParam(r)
+	if err != nil {
+		return err
+	}
+	pre, err := precondition(r)
+	if err != nil {
+		return err
+	}
+	var body siteBody
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if body.Domain != "" {
+		d, err := state.NormalizeHostname(body.Domain)
+		if err != nil || d != domain {
+			return httpError(http.StatusUnprocessableEntity, "body domain %q does not match the path's %q", body.Domain, domain)
+		}
+	}
+	if body.Revision != 0 {
+		if pre.IfMatch != 0 && pre.IfMatch != body.Revision {
+			return httpError(http.StatusBadRequest, "If-Match %d and body revision %d disagree", pre.IfMatch, body.Revision)
+		}
+		pre.IfMatch = body.Revision
+	}
+	site, err := s.opts.Store.PutSite(r.Context(), state.Site{Domain: domain, Aliases: body.Aliases, Options: body.Options}, pre)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(site.Revision))
+	return writeJSON(w, http.StatusOK, site.Revision, site)
+}
+
+func (s *server) deleteSite(w http.ResponseWriter, r *http.Request) error {
+	domain, err := domainParam(r)
+	if err != nil {
+		return err
+	}
+	pre, err := precondition(r)
+	if err != nil {
+		return err
+	}
+	rev, err := s.opts.Store.DeleteSite(r.Context(), domain, pre)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rev, map[string]any{"deleted": domain, "revision": rev})
+}
+
+func (s *server) getState(w http.ResponseWriter, r *http.Request) error {
+	doc, err := s.opts.Store.Export(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, doc.Revision, doc)
+}
+
+func (s *server) putState(w http.ResponseWriter, r *http.Request) error {
+	dryRun, err := boolQuery(r, "dryRun")
+	if err != nil {
+		return err
+	}
+	var doc state.Document
+	if err := decodeJSON(r, &doc); err != nil {
+		return err
+	}
+	if doc.Sites == nil {
+		return httpError(http.StatusUnprocessableEntity, "the document has no \"sites\" list; to remove every site, send \"sites\": []")
+	}
+	res, err := s.opts.Store.Import(r.Context(), doc, dryRun)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res.Revision, res)
+}
+
+func boolQuery(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, httpError(http.StatusBadRequest, "query parameter %s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
