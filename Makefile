@@ -1,0 +1,44 @@
+# sitefleet build, test and benchmark entry points.
+GO       ?= go
+BIN      ?= bin/sitefleet
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build test test-short vet fmt-check bench demo demo-stop clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sitefleet
+
+# test runs every test: vet, formatting, and the whole suite with the race
+# detector against a real embedded etcd and the real nginx binary.
+test: vet fmt-check
+	@scripts/need-nginx.sh
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# bench prints the figures the design asks for; see docs/benchmarks.md.
+bench:
+	@scripts/need-nginx.sh
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./webserver/ ./cmd/sitefleet/
+
+# demo builds sitefleet and starts one node in the background, serving a
+# demo site; demo-stop stops it.
+demo:
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
+
+clean:
+	rm -rf bin

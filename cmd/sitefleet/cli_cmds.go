@@ -1,0 +1,286 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/fsutil"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+func newSiteCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "site", Short: "Add, list, show and remove sites"}
+	cmd.AddCommand(newSiteAddCmd(cf), newSiteListCmd(cf), newSiteGetCmd(cf), newSiteRmCmd(cf))
+	return cmd
+}
+
+func newSiteAddCmd(cf *clientFlags) *cobra.Command {
+	var aliases []string
+	var redirect bool
+	cmd := &cobra.Command{
+		Use:   "add DOMAIN",
+		Short: "Add a site (fails if it exists)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			site := state.Site{Domain: args[0], Aliases: aliases, Options: state.SiteOptions{RedirectAliases: redirect}}
+			got, err := c.PutSite(cmd.Context(), site, client.Precondition{Create: true})
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), got, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "added site %s (revision %d)\n", got.Domain, got.Revision)
+			})
+		},
+	}
+	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "alias host name (repeatable or comma-separated)")
+	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
+	cf.addOutputFlag(cmd)
+	return cmd
+}
+
+func newSiteListCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List sites",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := c.ListSites(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), list, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "DOMAIN\tALIASES\tREDIRECT ALIASES\tREVISION")
+				for _, s := range list.Sites {
+					fmt.Fprintf(w, "%s\t%s\t%t\t%d\n", s.Domain, dashIfEmpty(strings.Join(s.Aliases, ",")), s.Options.RedirectAliases, s.Revision)
+				}
+			})
+		},
+	}
+	cf.addOutputFlag(cmd)
+	return cmd
+}
+
+func newSiteGetCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get DOMAIN",
+		Short: "Show a site",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			s, err := c.GetSite(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), s, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nrevision:\t%d\n",
+					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, s.Revision)
+			})
+		},
+	}
+	cf.addOutputFlag(cmd)
+	return cmd
+}
+
+func newSiteRmCmd(cf *clientFlags) *cobra.Command {
+	var ifMatch int64
+	cmd := &cobra.Command{
+		Use:   "rm DOMAIN",
+		Short: "Remove a site",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			rev, err := c.DeleteSite(cmd.Context(), args[0], client.Precondition{IfMatch: ifMatch})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed site %s (revision %d)\n", args[0], rev)
+			return err
+		},
+	}
+	cmd.Flags().Int64Var(&ifMatch, "if-revision", 0, "remove only if the site is still at this revision")
+	return cmd
+}
+
+func newStateCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "state", Short: "Export or import the whole state"}
+	var out string
+	get := &cobra.Command{
+		Use:   "get",
+		Short: "Export the whole state as JSON (to stdout or -o FILE)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			doc, err := c.GetState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(doc, "", "  ")
+			if err != nil {
+				return fmt.Errorf("encode state: %w", err)
+			}
+			b = append(b, '\n')
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			return fsutil.WriteFileAtomic(out, b, 0o600)
+		},
+	}
+	get.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
+	var file string
+	var dryRun bool
+	set := &cobra.Command{
+		Use:   "set -f FILE",
+		Short: "Replace the whole state with a document from `state get` (sites not in it are removed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			doc, err := readDocument(cmd, file)
+			if err != nil {
+				return err
+			}
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.PutState(cmd.Context(), doc, dryRun)
+			if err != nil {
+				return err
+			}
+			return printChanges(cmd, res)
+		},
+	}
+	set.Flags().StringVarP(&file, "file", "f", "", "state document (JSON); - for stdin")
+	set.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change and change nothing")
+	_ = set.MarkFlagRequired("file")
+	cmd.AddCommand(get, set)
+	return cmd
+}
+
+func readDocument(cmd *cobra.Command, file string) (state.Document, error) {
+	var doc state.Document
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = readAll(cmd.InOrStdin())
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return doc, fmt.Errorf("read state document: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return doc, fmt.Errorf("state document %s: %w", file, err)
+	}
+	return doc, nil
+}
+
+func printChanges(cmd *cobra.Command, res state.ImportResult) error {
+	w := cmd.OutOrStdout()
+	verb := "applied"
+	if res.DryRun {
+		verb = "would apply (dry run, nothing written)"
+	}
+	if len(res.Changes) == 0 {
+		_, err := fmt.Fprintf(w, "no changes (revision %d)\n", res.Revision)
+		return err
+	}
+	for _, c := range res.Changes {
+		fmt.Fprintf(w, "%-7s %s %s\n", c.Action, c.Kind, c.Name)
+	}
+	_, err := fmt.Fprintf(w, "%s %d change(s); revision %d\n", verb, len(res.Changes), res.Revision)
+	return err
+}
+
+func newStatusCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the node's status: applied and desired revision, etcd, nginx, errors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), st, func(w *tabwriter.Writer) { statusTable(w, st) })
+		},
+	}
+	cf.addOutputFlag(cmd)
+	return cmd
+}
+
+func statusTable(w *tabwriter.Writer, st client.NodeStatus) {
+	fmt.Fprintf(w, "node:\t%s (%s)\n", st.Node, st.Version)
+	fmt.Fprintf(w, "ready:\t%t\n", st.Ready)
+	fmt.Fprintf(w, "applied revision:\t%d%s\n", st.AppliedRevision, since(st.AppliedAt))
+	fmt.Fprintf(w, "desired revision:\t%d\n", st.DesiredRevision)
+	etcd := "reachable"
+	if !st.Etcd.Reachable {
+		etcd = "UNREACHABLE" + since(st.StaleSince)
+	}
+	fmt.Fprintf(w, "etcd:\t%s\n", etcd)
+	if st.Stale {
+		fmt.Fprintf(w, "state:\tSTALE (serving the last applied state%s)\n", map[bool]string{true: ", from the local cache", false: ""}[st.FromCache])
+	}
+	nginx := "stopped"
+	if st.Nginx.Running {
+		nginx = fmt.Sprintf("running (pid %d, config %s, %d restarts)", st.Nginx.PID, st.Nginx.Generation, st.Nginx.Restarts)
+	}
+	fmt.Fprintf(w, "nginx:\t%s\n", nginx)
+	fmt.Fprintf(w, "sites:\t%d\n", st.Sites)
+	if st.PendingImport {
+		fmt.Fprintln(w, "import:\tAN IMPORT IS IN PROGRESS OR INCOMPLETE (run state set again to finish it)")
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(w, "last error:\t%s%s\n", st.LastError, since(st.LastErrorAt))
+	}
+	if st.Nginx.LastError != "" {
+		fmt.Fprintf(w, "nginx error:\t%s\n", st.Nginx.LastError)
+	}
+	for d, e := range st.SiteErrors {
+		fmt.Fprintf(w, "site %s:\t%s\n", d, e)
+	}
+}
+
+func since(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (since %s, %s ago)", t.Format(time.RFC3339), time.Since(*t).Round(time.Second))
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

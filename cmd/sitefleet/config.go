@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// envPrefix prefixes every environment variable sitefleet reads.
+const envPrefix = "SITEFLEET"
+
+// clientEnv are the environment variables of the CLI's client commands,
+// which are not node configuration keys.
+var clientEnv = []string{"SITEFLEET_SERVER", "SITEFLEET_TOKEN", "SITEFLEET_CONFIG", "SITEFLEET_DATA_DIR"}
+
+// Config is a node's whole configuration. config.sample.yaml documents
+// every key.
+type Config struct {
+	DataDir            string       `mapstructure:"dataDir"`
+	NodeName           string       `mapstructure:"nodeName"`
+	DisallowLeadership bool         `mapstructure:"disallowLeadership"`
+	State              StateConfig  `mapstructure:"state"`
+	API                APIConfig    `mapstructure:"api"`
+	Web                WebConfig    `mapstructure:"web"`
+	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
+	Log                LogConfig    `mapstructure:"log"`
+}
+
+// StateConfig chooses and configures the state store.
+type StateConfig struct {
+	Store    string         `mapstructure:"store"`
+	Etcd     EtcdConfig     `mapstructure:"etcd"`
+	Embedded EmbeddedConfig `mapstructure:"embedded"`
+}
+
+// EtcdConfig is the clustering block of the system sitefleet replaces,
+// kept as it was, plus maxTxnOps.
+type EtcdConfig struct {
+	KeyPrefix        string    `mapstructure:"keyPrefix"`
+	Timeout          int       `mapstructure:"timeout"` // milliseconds
+	Address          string    `mapstructure:"address"`
+	TLSConfiguration TLSConfig `mapstructure:"tlsConfiguration"`
+	TLSSkipVerify    bool      `mapstructure:"tlsSkipVerify"`
+	MaxTxnOps        int       `mapstructure:"maxTxnOps"`
+}
+
+// TLSConfig holds the files for TLS to etcd.
+type TLSConfig struct {
+	CA                string `mapstructure:"ca"`
+	ClientCertificate string `mapstructure:"clientCertificate"`
+	ClientKey         string `mapstructure:"clientKey"`
+}
+
+// EmbeddedConfig configures the embedded etcd member.
+type EmbeddedConfig struct {
+	ClientListen string `mapstructure:"clientListen"`
+	PeerListen   string `mapstructure:"peerListen"`
+}
+
+// APIConfig configures the management API.
+type APIConfig struct {
+	Listen       string   `mapstructure:"listen"`
+	Tokens       []string `mapstructure:"tokens"`
+	MaxBodyBytes int64    `mapstructure:"maxBodyBytes"`
+}
+
+// WebConfig configures what nginx listens on and how it is run.
+type WebConfig struct {
+	HTTPListen  string      `mapstructure:"httpListen"`
+	HTTPSListen string      `mapstructure:"httpsListen"`
+	Nginx       NginxConfig `mapstructure:"nginx"`
+}
+
+// NginxConfig configures the nginx process.
+type NginxConfig struct {
+	Manage               bool     `mapstructure:"manage"`
+	Binary               string   `mapstructure:"binary"`
+	Prefix               string   `mapstructure:"prefix"`
+	ReloadCommand        []string `mapstructure:"reloadCommand"`
+	User                 string   `mapstructure:"user"`
+	WorkerProcesses      string   `mapstructure:"workerProcesses"`
+	AccessLog            string   `mapstructure:"accessLog"`
+	ExtraHTTPConfigFiles []string `mapstructure:"extraHttpConfigFiles"`
+}
+
+// ReconcileCfg tunes the reconcile loop; durations in milliseconds.
+type ReconcileCfg struct {
+	Quiescence int `mapstructure:"quiescence"`
+	Resync     int `mapstructure:"resync"`
+}
+
+// LogConfig configures the node's log.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// defaultConfig returns the configuration used for keys nobody sets.
+func defaultConfig() Config {
+	return Config{
+		DataDir: defaultDataDir(),
+		State: StateConfig{
+			Store: cluster.StoreEmbedded,
+			Etcd:  EtcdConfig{KeyPrefix: state.DefaultPrefix, Timeout: 10000, MaxTxnOps: state.DefaultMaxTxnOps},
+			Embedded: EmbeddedConfig{
+				ClientListen: cluster.DefaultEmbeddedClientListen,
+				PeerListen:   cluster.DefaultEmbeddedPeerListen,
+			},
+		},
+		API: APIConfig{Listen: "127.0.0.1:7070", MaxBodyBytes: 8 << 20},
+		Web: WebConfig{
+			HTTPListen:  ":8080",
+			HTTPSListen: ":8443",
+			Nginx:       NginxConfig{Manage: true, Binary: "nginx", WorkerProcesses: "auto"},
+		},
+		Reconcile: ReconcileCfg{Quiescence: 20, Resync: 300000},
+		Log:       LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// defaultDataDir is /var/lib/sitefleet for root, and the user's data
+// directory otherwise.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/sitefleet"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "sitefleet")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "sitefleet")
+	}
+	return "sitefleet-data"
+}
+
+// loadConfig reads the configuration: defaults, then the YAML file (if
+// path is not empty), then SITEFLEET_* environment variables, then the
+// flags bound to v. Unknown keys, in the file or the environment, are errors
+// that name them.
+func loadConfig(v *viper.Viper, path string) (Config, error) {
+	def := defaultConfig()
+	for key, val := range flatten(def) {
+		v.SetDefault(key, val)
+	}
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if err := checkEnv(os.Environ(), flatten(def)); err != nil {
+		return Config{}, err
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	var cfg Config
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToSliceHookFunc(","))
+	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(hook)); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// checkEnv refuses SITEFLEET_* variables that name no configuration key,
+// so that a typo does not silently leave a default in place.
+func checkEnv(environ []string, keys map[string]any) error {
+	known := map[string]bool{}
+	for k := range keys {
+		known[envPrefix+"_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+	}
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && !known[name] && !slices.Contains(clientEnv, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config: unknown environment variable(s) %s (see config.sample.yaml for the keys)", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// flatten returns the dotted keys of a config struct with their values, as
+// viper names them (lower case).
+func flatten(c Config) map[string]any {
+	out := map[string]any{}
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			key := strings.ToLower(prefix + t.Field(i).Tag.Get("mapstructure"))
+			if t.Field(i).Type.Kind() == reflect.Struct {
+				walk(key+".", v.Field(i))
+				continue
+			}
+			out[key] = v.Field(i).Interface()
+		}
+	}
+	walk("", reflect.ValueOf(c))
+	return out
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("dataDir must be set"))
+	}
+	switch c.State.Store {
+	case cluster.StoreEmbedded:
+	case cluster.StoreEtcd:
+		if len(c.etcdEndpoints()) == 0 {
+			errs = append(errs, errors.New(`state.etcd.address must list the etcd endpoints when state.store is "etcd"`))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("state.store %q: must be %q or %q", c.State.Store, cluster.StoreEmbedded, cluster.StoreEtcd))
+	}
+	if err := state.ValidatePrefix(c.State.Etcd.KeyPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("state.etcd.keyPrefix: %w", err))
+	}
+	if c.State.Etcd.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("state.etcd.timeout must be a positive number of milliseconds, not %d", c.State.Etcd.Timeout))
+	}
+	for key, addr := range map[string]string{"api.listen": c.API.Listen, "web.httpListen": c.Web.HTTPListen, "web.httpsListen": c.Web.HTTPSListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q must be host:port: %w", key, addr, err))
+		}
+	}
+	if c.Reconcile.Quiescence <= 0 || c.Reconcile.Resync <= 0 {
+		errs = append(errs, errors.New("reconcile.quiescence and reconcile.resync must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// etcdEndpoints splits state.etcd.address into URLs.
+func (c *Config) etcdEndpoints() []string {
+	var out []string
+	for _, a := range strings.Split(c.State.Etcd.Address, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// tokenPath is where the node keeps its generated admin token.
+func (c *Config) tokenPath() string { return filepath.Join(c.DataDir, "admin.token") }

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/internal/etcdtest"
+)
+
+// testNode is a whole node running in-process against a real etcd and a
+// real nginx on loopback.
+type testNode struct {
+	t      *testing.T
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan error
+	api    *client.Client
+}
+
+// nodeConfig returns a configuration for a test node using etcd at endpoint.
+func nodeConfig(t *testing.T, endpoint string) Config {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.DataDir = worldReadableTempDir(t)
+	cfg.NodeName = "test"
+	cfg.State.Store = cluster.StoreEtcd
+	cfg.State.Etcd.Address = endpoint
+	cfg.State.Etcd.KeyPrefix = "/" + strings.ReplaceAll(t.Name(), "/", "_")
+	cfg.State.Etcd.Timeout = 1000
+	cfg.API.Listen = etcdtest.FreeAddr(t)
+	cfg.Web.HTTPListen = etcdtest.FreeAddr(t)
+	cfg.Web.HTTPSListen = etcdtest.FreeAddr(t)
+	cfg.Reconcile.Quiescence = 5
+	return cfg
+}
+
+// worldReadableTempDir returns a temporary directory that nginx workers,
+// which run as nobody when the tests run as root, can read.
+func worldReadableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// startNode runs a node with cfg until the test ends, and waits until its
+// API answers.
+func startNode(t *testing.T, cfg Config) *testNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: testLogLevel}))
+	go func() { n.done <- runNode(ctx, cfg, log) }()
+	t.Cleanup(n.stop)
+	n.api = client.New("http://"+cfg.API.Listen, n.waitToken())
+	n.eventually("API answers", 30*time.Second, func() error {
+		_, err := http.Get("http://" + cfg.API.Listen + "/healthz")
+		return err
+	})
+	return n
+}
+
+func (n *testNode) waitToken() string {
+	var tok string
+	n.eventually("admin token written", 30*time.Second, func() error {
+		b, err := os.ReadFile(n.cfg.tokenPath())
+		tok = strings.TrimSpace(string(b))
+		if err == nil && tok == "" {
+			err = fmt.Errorf("empty token file")
+		}
+		return err
+	})
+	return tok
+}
+
+// stop stops the node and waits until it has stopped nginx.
+func (n *testNode) stop() {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.cancel = nil
+	select {
+	case err := <-n.done:
+		if err != nil {
+			n.t.Errorf("node stopped with error: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		n.t.Errorf("node did not stop within 30s")
+	}
+}
+
+// eventually retries f until it succeeds or the timeout passes.
+func (n *testNode) eventually(what string, timeout time.Duration, f func() error) {
+	n.t.Helper()
+	eventually(n.t, what, timeout, f)
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// get requests path from nginx with the given Host header.
+func (n *testNode) get(host, path string) (int, string, http.Header, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+n.cfg.Web.HTTPListen+path, nil)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	req.Host = host
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header, err
+}
+
+// waitServed waits until host answers with the placeholder page (a
+// configured site with nothing deployed).
+func (n *testNode) waitServed(host string) {
+	n.t.Helper()
+	n.eventually("nginx serves "+host, 10*time.Second, func() error {
+		code, body, _, err := n.get(host, "/")
+		if err != nil {
+			return err
+		}
+		if code != 200 || !strings.Contains(body, "served by sitefleet") {
+			return fmt.Errorf("got %d %q", code, body)
+		}
+		return nil
+	})
+}
+
+// waitUnknown waits until host gets the unknown-host answer.
+func (n *testNode) waitUnknown(host string) {
+	n.t.Helper()
+	n.eventually("nginx no longer serves "+host, 10*time.Second, func() error {
+		code, body, _, err := n.get(host, "/")
+		if err != nil {
+			return err
+		}
+		if code != 404 || !strings.Contains(body, "no site is configured") {
+			return fmt.Errorf("got %d %q", code, body)
+		}
+		return nil
+	})
+}
+
+// testLogWriter sends log lines to the test log.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// testLogLevel is the level of the test nodes' logs; SITEFLEET_TEST_LOG=debug
+// shows more.
+var testLogLevel = func() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("SITEFLEET_TEST_LOG"))); err != nil {
+		return slog.LevelWarn
+	}
+	return l
+}()

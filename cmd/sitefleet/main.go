@@ -1,0 +1,130 @@
+// Command sitefleet runs a sitefleet node and drives a fleet through its API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sitefleet",
+		Short:         "An active-active static-site server: etcd-backed nodes that drive nginx",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().String("config", os.Getenv("SITEFLEET_CONFIG"), "YAML configuration file (env SITEFLEET_CONFIG)")
+	root.AddCommand(newNodeCmd(), newVersionCmd())
+	cf := &clientFlags{}
+	cf.register(root)
+	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf))
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "sitefleet", version)
+			return err
+		},
+	}
+}
+
+func newNodeCmd() *cobra.Command {
+	v := viper.New()
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node: embedded or external etcd, nginx, the reconciler and the API",
+		Long: `Run a node until SIGINT or SIGTERM.
+
+With no configuration the node runs on its own: a single-member etcd embedded
+in the data directory, nginx on :8080, the API on 127.0.0.1:7070, and an admin
+token generated at first start in <dataDir>/admin.token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, err := loadConfig(v, path)
+			if err != nil {
+				return err
+			}
+			if err := resolveNodeName(&cfg); err != nil {
+				return err
+			}
+			log, err := newLogger(cfg.Log, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return runNode(cmd.Context(), cfg, log)
+		},
+	}
+	f := cmd.Flags()
+	f.String("data-dir", "", "data directory (dataDir)")
+	f.String("node-name", "", "node name, unique in the fleet (nodeName)")
+	f.String("api-listen", "", "management API host:port (api.listen)")
+	f.String("http-listen", "", "nginx HTTP host:port (web.httpListen)")
+	for flag, key := range map[string]string{"data-dir": "dataDir", "node-name": "nodeName", "api-listen": "api.listen", "http-listen": "web.httpListen"} {
+		_ = v.BindPFlag(key, f.Lookup(flag))
+	}
+	return cmd
+}
+
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
+
+// resolveNodeName defaults the node name to the host name and checks it.
+func resolveNodeName(cfg *Config) error {
+	if cfg.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("nodeName is not set and the host name is unknown: %w", err)
+		}
+		cfg.NodeName, _, _ = strings.Cut(h, ".")
+	}
+	if !nodeNameRE.MatchString(cfg.NodeName) {
+		return fmt.Errorf("nodeName %q: use 1 to 63 letters, digits, dots, dashes and underscores", cfg.NodeName)
+	}
+	return nil
+}
+
+func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errors.New(`log.format must be "text" or "json"`)
+}

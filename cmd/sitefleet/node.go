@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sitefleet/sitefleet/api"
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/internal/fsutil"
+	"github.com/sitefleet/sitefleet/node"
+	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/webserver"
+)
+
+// runNode runs a node until ctx ends: the etcd connection, nginx, the
+// reconciler and the API. It returns when all of them have stopped.
+func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := prepareDataDir(cfg.DataDir, cfg.Web.Nginx.User); err != nil {
+		return err
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	token, err := ensureToken(cfg.tokenPath())
+	if err != nil {
+		return err
+	}
+	placeholder, err := writePlaceholder(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	apiLn, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen: %w", err)
+	}
+	defer apiLn.Close()
+
+	etcd, err := cluster.OpenEtcd(ctx, etcdOptions(cfg, log))
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	store, err := state.NewStore(state.Options{
+		Client:    etcd.Client,
+		Prefix:    cfg.State.Etcd.KeyPrefix,
+		Timeout:   time.Duration(cfg.State.Etcd.Timeout) * time.Millisecond,
+		MaxTxnOps: cfg.State.Etcd.MaxTxnOps,
+	})
+	if err != nil {
+		return err
+	}
+	web, err := webserver.New(webOptions(cfg, log))
+	if err != nil {
+		return err
+	}
+	n, err := node.New(node.Options{
+		Source:          store,
+		Web:             web,
+		Cache:           state.Cache{Path: filepath.Join(cfg.DataDir, "state-cache.json"), Prefix: cfg.State.Etcd.KeyPrefix},
+		HTTPListen:      cfg.Web.HTTPListen,
+		PlaceholderRoot: placeholder,
+		Quiescence:      time.Duration(cfg.Reconcile.Quiescence) * time.Millisecond,
+		ResyncInterval:  time.Duration(cfg.Reconcile.Resync) * time.Millisecond,
+		Logger:          log.With("component", "reconciler"),
+	})
+	if err != nil {
+		return err
+	}
+	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
+	status := &statusAdapter{name: cfg.NodeName, node: n, web: web}
+	handler, err := api.NewHandler(api.Options{
+		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth,
+		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(), Logger: log.With("component", "api"),
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	log.Info("node starting", "node", cfg.NodeName, "version", version, "store", cfg.State.Store,
+		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return web.Run(gctx) })
+	g.Go(func() error { return n.Run(gctx) })
+	g.Go(func() error { return auth.Run(gctx) })
+	g.Go(func() error { registerToken(gctx, store, token, cfg.NodeName, log); return nil })
+	g.Go(func() error { return serveAPI(gctx, srv, apiLn) })
+	err = g.Wait()
+	log.Info("node stopped", "node", cfg.NodeName)
+	return err
+}
+
+func etcdOptions(cfg Config, log *slog.Logger) cluster.EtcdOptions {
+	return cluster.EtcdOptions{
+		Store:     cfg.State.Store,
+		Endpoints: cfg.etcdEndpoints(),
+		TLS: cluster.TLSOptions{
+			CA:                cfg.State.Etcd.TLSConfiguration.CA,
+			ClientCertificate: cfg.State.Etcd.TLSConfiguration.ClientCertificate,
+			ClientKey:         cfg.State.Etcd.TLSConfiguration.ClientKey,
+			SkipVerify:        cfg.State.Etcd.TLSSkipVerify,
+		},
+		Timeout:      time.Duration(cfg.State.Etcd.Timeout) * time.Millisecond,
+		DataDir:      filepath.Join(cfg.DataDir, "etcd"),
+		Name:         cfg.NodeName,
+		ClientListen: cfg.State.Embedded.ClientListen,
+		PeerListen:   cfg.State.Embedded.PeerListen,
+		MaxTxnOps:    uint(max(cfg.State.Etcd.MaxTxnOps, 0)),
+		Logger:       log,
+	}
+}
+
+func webOptions(cfg Config, log *slog.Logger) webserver.Options {
+	prefix := cfg.Web.Nginx.Prefix
+	if prefix == "" {
+		prefix = filepath.Join(cfg.DataDir, "nginx")
+	}
+	return webserver.Options{
+		Binary:               cfg.Web.Nginx.Binary,
+		Prefix:               prefix,
+		Manage:               cfg.Web.Nginx.Manage,
+		ReloadCommand:        cfg.Web.Nginx.ReloadCommand,
+		User:                 cfg.Web.Nginx.User,
+		WorkerProcesses:      cfg.Web.Nginx.WorkerProcesses,
+		AccessLog:            cfg.Web.Nginx.AccessLog,
+		ExtraHTTPConfigFiles: cfg.Web.Nginx.ExtraHTTPConfigFiles,
+		Logger:               log.With("component", "nginx"),
+	}
+}
+
+// serveAPI serves until ctx ends, then shuts down gracefully.
+func serveAPI(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api server: %w", err)
+	}
+	return nil
+}
+
+func metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// prepareDataDir creates the data directory. It is world-readable so that
+// nginx workers, which run as an unprivileged user, can read what they
+// serve; secrets in it are files of mode 0600.
+func prepareDataDir(dir, nginxUser string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if os.Geteuid() != 0 || nginxUser == "root" {
+		return nil // workers run as this user and can read what it wrote
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("dataDir %s is not reachable by nginx workers, which run as an unprivileged user: %s is not searchable by others (mode %o); use a dataDir under /var/lib or /srv, or chmod o+x %s", abs, d, fi.Mode().Perm(), d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// lockDataDir takes an exclusive lock on the data directory, so that two
+// nodes never share one.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another sitefleet node", dir)
+	}
+	return func() { f.Close() }, nil
+}
+
+// ensureToken returns the node's admin token, generating it (mode 0600)
+// at the first start.
+func ensureToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	t := base64.RawURLEncoding.EncodeToString(raw)
+	if err := fsutil.WriteFileAtomic(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store admin token: %w", err)
+	}
+	return t, nil
+}
+
+// registerToken publishes the token's hash in etcd so that every node of
+// the fleet accepts it; it retries until it succeeds or ctx ends.
+func registerToken(ctx context.Context, store *state.Store, token, nodeName string, log *slog.Logger) {
+	delay := time.Second
+	for {
+		err := store.AddTokenHash(ctx, state.HashToken(token), "admin token of node "+nodeName)
+		if err == nil {
+			return
+		}
+		log.Debug("could not publish the admin token yet", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+const placeholderHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Nothing deployed yet</title></head>
+<body><h1>This site is served by sitefleet</h1>
+<p>Nothing has been deployed to it yet.</p></body></html>
+`
+
+// writePlaceholder writes the page served by sites with nothing deployed.
+func writePlaceholder(dataDir string) (string, error) {
+	dir := filepath.Join(dataDir, "placeholder")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("placeholder: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "index.html"), []byte(placeholderHTML), 0o644); err != nil {
+		return "", fmt.Errorf("placeholder: %w", err)
+	}
+	return dir, nil
+}
+
+// statusAdapter turns the node's and nginx's status into the API's.
+type statusAdapter struct {
+	name string
+	node *node.Node
+	web  *webserver.Server
+}
+
+func (a *statusAdapter) NodeStatus() client.NodeStatus {
+	ns, ws := a.node.Status(), a.web.Status()
+	return client.NodeStatus{
+		Node:            a.name,
+		Version:         version,
+		Ready:           ns.AppliedRevision > 0 && ws.Running,
+		AppliedRevision: ns.AppliedRevision,
+		AppliedAt:       timePtr(ns.AppliedAt),
+		DesiredRevision: ns.DesiredRevision,
+		Stale:           ns.Stale(),
+		StaleSince:      timePtr(ns.StaleSince),
+		FromCache:       ns.FromCache,
+		PendingImport:   ns.PendingImport,
+		Etcd:            client.EtcdStatus{Reachable: ns.EtcdReachable},
+		Nginx: client.NginxStatus{
+			Running: ws.Running, PID: ws.PID, Generation: ws.Generation,
+			LastApply: timePtr(ws.LastApply), LastError: ws.LastError, Restarts: ws.Restarts,
+		},
+		Sites:       ns.Sites,
+		SiteErrors:  ns.SiteErrors,
+		LastError:   ns.LastError,
+		LastErrorAt: timePtr(ns.LastErrorAt),
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
