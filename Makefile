@@ -30,7 +30,8 @@ fmt-check:
 # bench prints the figures the design asks for; see docs/benchmarks.md.
 bench:
 	@scripts/need-nginx.sh
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./webserver/ ./cmd/sitefleet/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 -timeout 30m ./webserver/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./cmd/sitefleet/
 
 # demo builds sitefleet and starts one node in the background, serving a
 # demo site; demo-stop stops it.

@@ -71,13 +71,16 @@ func (n *Node) quiesce(ctx context.Context) bool {
 
 // pass reads the latest snapshot and applies it. Its error is recorded in
 // the status and logged here.
-func (n *Node) pass(ctx context.Context) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.PassTimeout)
+func (n *Node) pass(parent context.Context) (err error) {
+	ctx, cancel := context.WithTimeout(parent, n.opts.PassTimeout)
 	defer cancel()
 	defer recoverPass(&err)
 	start := time.Now()
 	snap, err := n.opts.Source.Snapshot(ctx)
 	if err != nil {
+		if parent.Err() != nil {
+			return err // shutting down
+		}
 		if ctx.Err() == nil || state.IsUnavailable(err) {
 			if n.status.etcdDown(time.Now()) {
 				n.log.Warn("etcd unreachable; serving the last applied state", "err", err)
@@ -96,6 +99,9 @@ func (n *Node) pass(ctx context.Context) (err error) {
 		return nil
 	}
 	if err := n.apply(ctx, snap); err != nil {
+		if parent.Err() != nil {
+			return err // shutting down
+		}
 		n.log.Error("apply state", "rev", snap.Revision, "err", err)
 		n.status.fail(err, time.Now())
 		return err

@@ -85,6 +85,9 @@ func (s *Server) awaitGeneration(ctx context.Context, master *process, before []
 		}
 		select {
 		case <-waitCtx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for nginx (pid %d) to serve generation %s: %w", master.pid, id, ctx.Err())
+			}
 			return fmt.Errorf("nginx (pid %d) did not serve generation %s within %s (probe: %q, %v; recent nginx messages: %q): %w",
 				master.pid, id, s.opts.ReloadTimeout, seen, err, s.stderr.String(), waitCtx.Err())
 		case <-tick.C:

@@ -20,7 +20,7 @@ import (
 // testNode is a whole node running in-process against a real etcd and a
 // real nginx on loopback.
 type testNode struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    Config
 	cancel context.CancelFunc
 	done   chan error
@@ -28,7 +28,7 @@ type testNode struct {
 }
 
 // nodeConfig returns a configuration for a test node using etcd at endpoint.
-func nodeConfig(t *testing.T, endpoint string) Config {
+func nodeConfig(t testing.TB, endpoint string) Config {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DataDir = worldReadableTempDir(t)
@@ -46,7 +46,7 @@ func nodeConfig(t *testing.T, endpoint string) Config {
 
 // worldReadableTempDir returns a temporary directory that nginx workers,
 // which run as nobody when the tests run as root, can read.
-func worldReadableTempDir(t *testing.T) string {
+func worldReadableTempDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} {
@@ -59,7 +59,7 @@ func worldReadableTempDir(t *testing.T) string {
 
 // startNode runs a node with cfg until the test ends, and waits until its
 // API answers.
-func startNode(t *testing.T, cfg Config) *testNode {
+func startNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
@@ -110,7 +110,7 @@ func (n *testNode) eventually(what string, timeout time.Duration, f func() error
 	eventually(n.t, what, timeout, f)
 }
 
-func eventually(t *testing.T, what string, timeout time.Duration, f func() error) {
+func eventually(t testing.TB, what string, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -174,7 +174,7 @@ func (n *testNode) waitUnknown(host string) {
 }
 
 // testLogWriter sends log lines to the test log.
-type testLogWriter struct{ t *testing.T }
+type testLogWriter struct{ t testing.TB }
 
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

@@ -149,7 +149,7 @@ func TestInvalidInputIsRefusedAndChangesNothing(t *testing.T) {
 
 // rawRequest sends a request with the node's token (unless hdr overrides
 // Authorization) and decodes a problem answer.
-func (n *testNode) rawRequest(t *testing.T, method, path, body string, hdr http.Header) (int, client.Problem) {
+func (n *testNode) rawRequest(t testing.TB, method, path, body string, hdr http.Header) (int, client.Problem) {
 	t.Helper()
 	u := "http://" + n.cfg.API.Listen + path
 	if _, err := url.Parse(u); err != nil {
