@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sitefleet/sitefleet/state"
@@ -30,9 +31,15 @@ type Auth struct {
 	every  time.Duration
 	log    *slog.Logger
 
-	mu    sync.RWMutex
-	fleet map[string]bool
+	mu          sync.RWMutex
+	fleet       map[string]bool
+	lastRefresh atomic.Int64 // unix nanoseconds of the last refresh attempt
 }
+
+// missRefreshInterval is the least time between two refreshes caused by an
+// unknown token, so a token created on another node a moment ago is accepted
+// at once, and a flood of bad tokens cannot flood etcd.
+const missRefreshInterval = time.Second
 
 // NewAuth returns an Auth that accepts the given tokens, and those whose
 // hashes source lists (source may be nil).
@@ -71,6 +78,7 @@ func (a *Auth) Refresh(ctx context.Context) {
 	if a.source == nil {
 		return
 	}
+	a.lastRefresh.Store(time.Now().UnixNano())
 	hashes, err := a.source.TokenHashes(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -83,8 +91,24 @@ func (a *Auth) Refresh(ctx context.Context) {
 	a.mu.Unlock()
 }
 
-// Allowed reports whether token is accepted.
-func (a *Auth) Allowed(token string) bool {
+// Allowed reports whether token is accepted. A token that is not known
+// makes Allowed re-read the fleet's hashes first, at most once a second.
+func (a *Auth) Allowed(ctx context.Context, token string) bool {
+	if a.known(token) {
+		return true
+	}
+	last := a.lastRefresh.Load()
+	if a.source == nil || time.Since(time.Unix(0, last)) < missRefreshInterval || !a.lastRefresh.CompareAndSwap(last, time.Now().UnixNano()) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	a.Refresh(ctx)
+	return a.known(token)
+}
+
+// known reports whether token is accepted by what is known now.
+func (a *Auth) known(token string) bool {
 	if token == "" {
 		return false
 	}
@@ -108,7 +132,7 @@ func (a *Auth) Middleware(writeError func(http.ResponseWriter, *http.Request, er
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
-			if !found || !strings.EqualFold(scheme, "Bearer") || !a.Allowed(strings.TrimSpace(token)) {
+			if !found || !strings.EqualFold(scheme, "Bearer") || !a.Allowed(r.Context(), strings.TrimSpace(token)) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sitefleet"`)
 				writeError(w, r, httpError(http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer <token>)"))
 				return

@@ -76,7 +76,8 @@ type Node struct {
 	log     *slog.Logger
 	wake    chan struct{}
 	status  statusBox
-	applied *state.Snapshot // owned by the worker goroutine
+	applied *state.Snapshot        // owned by the worker goroutine
+	checked map[string]checkedSite // owned by the worker goroutine
 }
 
 // New returns a Node. It starts nothing.

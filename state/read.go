@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -18,23 +17,26 @@ import (
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.keys.State(), clientv3.WithPrefix())
+	// One read-only transaction: the sites and the pending marker at one
+	// revision, without the name index, which nodes do not need.
+	resp, err := s.cli.Txn(rctx).Then(
+		clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.keys.Pending()),
+	).Commit()
 	if err != nil {
 		return nil, s.wrap(ctx, "read state", err)
 	}
-	snap := &Snapshot{Revision: resp.Header.Revision, Sites: []Site{}}
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		switch {
-		case key == s.keys.Pending():
-			snap.PendingImport = string(kv.Value)
-		case strings.HasPrefix(key, s.keys.Sites()):
-			site, err := decodeSite(kv)
-			if err != nil {
-				return nil, err
-			}
-			snap.Sites = append(snap.Sites, site)
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	snap := &Snapshot{Revision: resp.Header.Revision, Sites: make([]Site, 0, len(kvs))}
+	for _, kv := range kvs {
+		site, err := decodeSite(kv)
+		if err != nil {
+			return nil, err
 		}
+		snap.Sites = append(snap.Sites, site)
+	}
+	if p := resp.Responses[1].GetResponseRange().Kvs; len(p) > 0 {
+		snap.PendingImport = string(p[0].Value)
 	}
 	return snap, nil
 }

@@ -190,3 +190,5 @@ var testLogLevel = func() slog.Level {
 	}
 	return l
 }()
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

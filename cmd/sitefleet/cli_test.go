@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// cli runs the sitefleet command with args against node n and returns its
+// output and error.
+func (n *testNode) cli(args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut)
+	cmd.SetArgs(append([]string{"--server", "http://" + n.cfg.API.Listen, "--token", n.waitToken()}, args...))
+	err := cmd.ExecuteContext(context.Background())
+	return out.String() + errOut.String(), err
+}
+
+func TestCLI(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+
+	mustCLI := func(args ...string) string {
+		t.Helper()
+		out, err := n.cli(args...)
+		if err != nil {
+			t.Fatalf("sitefleet %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	if out := mustCLI("site", "add", "cli.test", "--alias", "www.cli.test,alt.cli.test", "--redirect-aliases"); !strings.Contains(out, "added site cli.test") {
+		t.Fatalf("site add: %q", out)
+	}
+	n.waitServed("cli.test")
+	if out := mustCLI("site", "list"); !strings.Contains(out, "cli.test") || !strings.Contains(out, "alt.cli.test,www.cli.test") {
+		t.Fatalf("site list: %q", out)
+	}
+	var list client.SitesList
+	if err := json.Unmarshal([]byte(mustCLI("site", "list", "-o", "json")), &list); err != nil || len(list.Sites) != 1 || !list.Sites[0].Options.RedirectAliases {
+		t.Fatalf("site list -o json: %+v %v", list, err)
+	}
+	if out := mustCLI("site", "get", "cli.test"); !strings.Contains(out, "redirect aliases:  true") {
+		t.Fatalf("site get: %q", out)
+	}
+
+	// Failures exit non-zero with the API's message.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site", "add", "cli.test"}, "already exists"},
+		{[]string{"site", "add", "bad;name.test"}, "not allowed"},
+		{[]string{"site", "add", "other.test", "--alias", "www.cli.test"}, "already used by site"},
+		{[]string{"site", "get", "missing.test"}, "does not exist"},
+		{[]string{"site", "rm", "cli.test", "--if-revision", "1"}, "changed since revision 1"},
+		{[]string{"site", "list", "-o", "yaml"}, "--output"},
+	} {
+		out, err := n.cli(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sitefleet %s: err %v (output %q), want one containing %q", strings.Join(tc.args, " "), err, out, tc.want)
+		}
+	}
+
+	// state get / set round trip, with a dry run first.
+	file := filepath.Join(t.TempDir(), "state.json")
+	mustCLI("state", "get", "-o", file)
+	var doc state.Document
+	b, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(b, &doc) != nil || len(doc.Sites) != 1 {
+		t.Fatalf("state file: %s %v", b, err)
+	}
+	doc.Sites = append(doc.Sites, state.Site{Domain: "second.test"})
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCLI("state", "set", "-f", file, "--dry-run"); !strings.Contains(out, "add     site second.test") || !strings.Contains(out, "dry run") {
+		t.Fatalf("state set --dry-run: %q", out)
+	}
+	if list, _ := n.api.ListSites(context.Background()); len(list.Sites) != 1 {
+		t.Fatalf("dry run wrote: %+v", list.Sites)
+	}
+	mustCLI("state", "set", "-f", file)
+	n.waitServed("second.test")
+	if out, err := n.cli("state", "set", "-f", file); err == nil || !strings.Contains(err.Error(), "HTTP 412") {
+		t.Fatalf("stale state set: %v %q, want a 412", err, out)
+	}
+
+	if out := mustCLI("status"); !strings.Contains(out, "ready:             true") || !strings.Contains(out, "sites:             2") {
+		t.Fatalf("status: %q", out)
+	}
+	if out := mustCLI("site", "rm", "cli.test"); !strings.Contains(out, "removed site cli.test") {
+		t.Fatalf("site rm: %q", out)
+	}
+	n.waitUnknown("cli.test")
+	if out := mustCLI("version"); !strings.HasPrefix(out, "sitefleet ") {
+		t.Fatalf("version: %q", out)
+	}
+}
+
+func TestCLIFindsTheLocalNode(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	n := startNode(t, cfg)
+	n.waitToken()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "dataDir: " + cfg.DataDir + "\napi:\n  listen: " + cfg.API.Listen + "\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := newRootCmd(&out, &out)
+	cmd.SetArgs([]string{"--config", path, "site", "add", "local.test"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("site add through the local config: %v\n%s", err, out.String())
+	}
+	n.waitServed("local.test")
+}
