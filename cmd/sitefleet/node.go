@@ -15,9 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitefleet/sitefleet/api"
@@ -89,7 +86,7 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 	status := &statusAdapter{name: cfg.NodeName, node: n, web: web}
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth,
-		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(), Logger: log.With("component", "api"),
+		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return err
@@ -165,12 +162,6 @@ func serveAPI(ctx context.Context, srv *http.Server, ln net.Listener) error {
 		return fmt.Errorf("api server: %w", err)
 	}
 	return nil
-}
-
-func metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // prepareDataDir creates the data directory. It is world-readable so that

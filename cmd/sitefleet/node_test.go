@@ -289,3 +289,24 @@ func TestNginxTestFailureKeepsTheLastGoodConfig(t *testing.T) {
 	n.waitServed("next.test")
 	n.waitServed("third.test")
 }
+
+func TestMetrics(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	if _, err := n.api.PutSite(context.Background(), state.Site{Domain: "m.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitServed("m.test")
+	n.waitConverged()
+	resp, err := http.Get("http://" + n.cfg.API.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"sitefleet_sites 1", "sitefleet_ready 1", "sitefleet_etcd_reachable 1", "sitefleet_nginx_running 1", "go_goroutines"} {
+		if !strings.Contains(string(b), want+"\n") && !strings.Contains(string(b), want+" ") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
