@@ -44,7 +44,8 @@ type Options struct {
 	Auth     *Auth
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Metrics, when set, is served at /metrics without authentication.
+	// Metrics, when set, is served at /metrics (with authentication, like
+	// everything but the health checks).
 	Metrics http.Handler
 	Logger  *slog.Logger
 }
@@ -71,11 +72,11 @@ func NewHandler(opts Options) (http.Handler, error) {
 	r.Use(middleware.Recoverer, s.nodeHeader)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	if opts.Metrics != nil {
-		r.Handle("/metrics", opts.Metrics)
-	}
 	r.Group(func(r chi.Router) {
 		r.Use(opts.Auth.Middleware(s.writeError), s.limitBody)
+		if opts.Metrics != nil {
+			r.Handle("/metrics", opts.Metrics)
+		}
 		r.Get("/v1/status", s.handle(s.getStatus))
 		r.Get("/v1/sites", s.handle(s.listSites))
 		r.Get("/v1/sites/{domain}", s.handle(s.getSite))

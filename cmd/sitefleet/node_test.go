@@ -298,7 +298,12 @@ func TestMetrics(t *testing.T) {
 	}
 	n.waitServed("m.test")
 	n.waitConverged()
-	resp, err := http.Get("http://" + n.cfg.API.Listen + "/metrics")
+	if code, _ := n.rawRequest(t, http.MethodGet, "/metrics", "", http.Header{"Authorization": {""}}); code != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+n.cfg.API.Listen+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+n.waitToken())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
