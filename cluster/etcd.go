@@ -146,6 +146,11 @@ func (e *Etcd) Close() error {
 }
 
 func clientTLS(o TLSOptions, endpoints []string) (*tls.Config, error) {
+	// Checked first: a half-configured client certificate is an error
+	// whatever the endpoints' scheme, not silently ignored for http.
+	if (o.ClientCertificate == "") != (o.ClientKey == "") {
+		return nil, errors.New("etcd tls: clientCertificate and clientKey must be set together")
+	}
 	secure := false
 	for _, ep := range endpoints {
 		secure = secure || strings.HasPrefix(ep, "https://")
@@ -164,9 +169,6 @@ func clientTLS(o TLSOptions, endpoints []string) (*tls.Config, error) {
 			return nil, fmt.Errorf("etcd tls: no certificate found in CA file %s", o.CA)
 		}
 		cfg.RootCAs = pool
-	}
-	if (o.ClientCertificate == "") != (o.ClientKey == "") {
-		return nil, errors.New("etcd tls: clientCertificate and clientKey must be set together")
 	}
 	if o.ClientCertificate != "" {
 		cert, err := tls.LoadX509KeyPair(o.ClientCertificate, o.ClientKey)

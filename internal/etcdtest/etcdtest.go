@@ -3,12 +3,14 @@
 package etcdtest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -22,7 +24,16 @@ type Server struct {
 	clientURL url.URL
 	peerURL   url.URL
 	maxTxnOps uint
+	tls       *serverTLS
 	etcd      *embed.Etcd
+}
+
+// serverTLS is the TLS set-up of a member's client URL.
+type serverTLS struct {
+	ca             *CA
+	clientCertAuth bool
+	server         KeyPair // the member's certificate
+	client         KeyPair // used by Client
 }
 
 // Option changes how the server is configured.
@@ -30,6 +41,14 @@ type Option func(*Server)
 
 // WithMaxTxnOps sets the server's transaction operation limit.
 func WithMaxTxnOps(n uint) Option { return func(s *Server) { s.maxTxnOps = n } }
+
+// WithTLS serves the client URL over https (Endpoint returns an https URL)
+// with a certificate for 127.0.0.1 and localhost issued by ca. With
+// clientCertAuth the member also requires client certificates, and
+// accepts those issued by ca. The peer URL stays plain http.
+func WithTLS(ca *CA, clientCertAuth bool) Option {
+	return func(s *Server) { s.tls = &serverTLS{ca: ca, clientCertAuth: clientCertAuth} }
+}
 
 // New starts an etcd member and stops it when the test ends.
 func New(t testing.TB, opts ...Option) *Server {
@@ -43,6 +62,11 @@ func New(t testing.TB, opts ...Option) *Server {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.tls != nil {
+		s.clientURL.Scheme = "https"
+		s.tls.server = s.tls.ca.ServerCert(t)
+		s.tls.client = s.tls.ca.ClientCert(t, "etcdtest")
 	}
 	s.Start()
 	t.Cleanup(s.Stop)
@@ -78,6 +102,16 @@ func (s *Server) Start() {
 	cfg.ElectionMs = 50
 	cfg.UnsafeNoFsync = true
 	cfg.MaxTxnOps = s.maxTxnOps
+	if s.tls != nil {
+		cfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       s.tls.server.CertFile,
+			KeyFile:        s.tls.server.KeyFile,
+			ClientCertAuth: s.tls.clientCertAuth,
+		}
+		if s.tls.clientCertAuth {
+			cfg.ClientTLSInfo.TrustedCAFile = s.tls.ca.CertFile
+		}
+	}
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	var e *embed.Etcd
@@ -110,14 +144,30 @@ func (s *Server) Stop() {
 	s.etcd = nil
 }
 
-// Endpoint returns the client URL.
+// Endpoint returns the client URL: https://127.0.0.1:port with WithTLS,
+// http://127.0.0.1:port otherwise.
 func (s *Server) Endpoint() string { return s.clientURL.String() }
 
 // Client returns a new client of the member, closed when the test ends.
+// With WithTLS it trusts the member's CA and presents a client
+// certificate issued by it.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
+	var tlsCfg *tls.Config
+	if s.tls != nil {
+		var err error
+		tlsCfg, err = transport.TLSInfo{
+			CertFile:      s.tls.client.CertFile,
+			KeyFile:       s.tls.client.KeyFile,
+			TrustedCAFile: s.tls.ca.CertFile,
+		}.ClientConfig()
+		if err != nil {
+			t.Fatalf("etcd client tls: %v", err)
+		}
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{s.Endpoint()},
+		TLS:         tlsCfg,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
