@@ -31,9 +31,15 @@ type Store interface {
 	Import(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error)
 }
 
-// StatusSource reports this node's status.
+// StatusSource reports this node's status and its view of the fleet.
 type StatusSource interface {
+	// NodeStatus is this node's status; it does not block.
 	NodeStatus() client.NodeStatus
+	// Preview reads the desired state and says what this node would
+	// change to converge on it.
+	Preview(ctx context.Context) (client.Preview, error)
+	// Cluster reads every node's record from etcd.
+	Cluster(ctx context.Context) (client.ClusterStatus, error)
 }
 
 // Options configure the API handler.
@@ -78,6 +84,8 @@ func NewHandler(opts Options) (http.Handler, error) {
 			r.Handle("/metrics", opts.Metrics)
 		}
 		r.Get("/v1/status", s.handle(s.getStatus))
+		r.Get("/v1/status/preview", s.handle(s.getPreview))
+		r.Get("/v1/cluster", s.handle(s.getCluster))
 		r.Get("/v1/sites", s.handle(s.listSites))
 		r.Get("/v1/sites/{domain}", s.handle(s.getSite))
 		r.Put("/v1/sites/{domain}", s.handle(s.putSite))
@@ -228,4 +236,21 @@ func notReadyReason(st client.NodeStatus) string {
 func (s *server) getStatus(w http.ResponseWriter, r *http.Request) error {
 	st := s.opts.Status.NodeStatus()
 	return writeJSON(w, http.StatusOK, st.AppliedRevision, st)
+}
+
+func (s *server) getPreview(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.opts.Status.Preview(r.Context())
+	if err != nil {
+		return err
+	}
+	p.Node = s.opts.NodeName
+	return writeJSON(w, http.StatusOK, p.DesiredRevision, p)
+}
+
+func (s *server) getCluster(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.opts.Status.Cluster(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c.StateRevision, c)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -76,8 +77,8 @@ type Node struct {
 	log     *slog.Logger
 	wake    chan struct{}
 	status  statusBox
-	applied *state.Snapshot        // owned by the worker goroutine
-	checked map[string]checkedSite // owned by the worker goroutine
+	applied atomic.Pointer[state.Snapshot] // written by the worker goroutine only
+	checked map[string]checkedSite         // owned by the worker goroutine
 }
 
 // New returns a Node. It starts nothing.

@@ -94,7 +94,7 @@ func (n *Node) pass(parent context.Context) (err error) {
 		n.log.Info("an import is in progress; holding the applied state", "rev", snap.Revision)
 		return nil
 	}
-	if n.applied != nil && n.applied.Revision == snap.Revision && !n.status.get().FromCache {
+	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && !n.status.get().FromCache {
 		n.log.Debug("state unchanged", "rev", snap.Revision)
 		return nil
 	}
@@ -128,7 +128,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	}
 	now := time.Now()
 	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites}
-	n.applied = applied
+	n.applied.Store(applied)
 	n.status.update(func(s *Status) {
 		s.AppliedRevision, s.AppliedAt, s.Sites = snap.Revision, now, len(sites)
 		s.SiteErrors = siteErrs
@@ -209,8 +209,9 @@ func checkSite(raw state.Site) checkedSite {
 }
 
 func (n *Node) lastApplied(domain string) (state.Site, bool) {
-	if n.applied == nil {
+	a := n.applied.Load()
+	if a == nil {
 		return state.Site{}, false
 	}
-	return n.applied.Site(domain)
+	return a.Site(domain)
 }

@@ -114,6 +114,17 @@ func (k Keys) Meta() string { return k.Prefix + "/state/meta" }
 // completed; nodes do not apply a state while it exists.
 func (k Keys) Pending() string { return k.Prefix + "/state/pending" }
 
+// Nodes is the prefix of the live nodes' status records, each bound to its
+// node's lease.
+func (k Keys) Nodes() string { return k.Prefix + "/nodes/" }
+
+// Members is the prefix of the nodes' last-seen records, which outlive
+// their leases so that a vanished node still shows in the cluster status.
+func (k Keys) Members() string { return k.Prefix + "/members/" }
+
+// Leader is the prefix of the leader election.
+func (k Keys) Leader() string { return k.Prefix + "/leader/" }
+
 // Tokens is the prefix of the API token hashes every node accepts.
 func (k Keys) Tokens() string { return k.Prefix + "/auth/tokens/" }
 
@@ -174,4 +185,14 @@ type meta struct {
 func (s *Store) touchMeta() (clientv3.Op, error) {
 	v, err := marshal(meta{UpdatedAt: time.Now().UTC()})
 	return clientv3.OpPut(s.keys.Meta(), v), err
+}
+
+// MetaTime returns the time of the last state change recorded in the meta
+// key's value, or the zero time if it cannot be read.
+func MetaTime(value []byte) time.Time {
+	var m meta
+	if json.Unmarshal(value, &m) != nil {
+		return time.Time{}
+	}
+	return m.UpdatedAt
 }

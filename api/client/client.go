@@ -175,3 +175,17 @@ func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
 	_, err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &out)
 	return out, err
 }
+
+// Preview returns what the node would change to converge, changing nothing.
+func (c *Client) Preview(ctx context.Context) (Preview, error) {
+	var out Preview
+	_, err := c.do(ctx, http.MethodGet, "/v1/status/preview", nil, nil, &out)
+	return out, err
+}
+
+// Cluster returns every node of the fleet as etcd shows it.
+func (c *Client) Cluster(ctx context.Context) (ClusterStatus, error) {
+	var out ClusterStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/cluster", nil, nil, &out)
+	return out, err
+}

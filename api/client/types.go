@@ -11,6 +11,11 @@ import (
 type NodeStatus struct {
 	Node    string `json:"node"`
 	Version string `json:"version"`
+	// Leader is true while this node leads the fleet.
+	Leader bool `json:"leader"`
+	// RegistryError says why the node is not registered in the fleet, if
+	// it is not (etcd unreachable, or its name taken by another node).
+	RegistryError string `json:"registryError,omitempty"`
 	// Ready is true once nginx serves an applied state (see /readyz).
 	Ready bool `json:"ready"`
 	// AppliedRevision is the state revision nginx serves.
@@ -73,4 +78,47 @@ const (
 type SitesList struct {
 	Revision int64        `json:"revision"`
 	Sites    []state.Site `json:"sites"`
+}
+
+// Preview is the answer of GET /v1/status/preview: what the node would
+// change to converge on the desired state.
+type Preview struct {
+	Node            string         `json:"node"`
+	AppliedRevision int64          `json:"appliedRevision"`
+	DesiredRevision int64          `json:"desiredRevision"`
+	PendingImport   bool           `json:"pendingImport,omitempty"`
+	Changes         []state.Change `json:"changes"`
+}
+
+// ClusterStatus is the answer of GET /v1/cluster: every node of the fleet.
+type ClusterStatus struct {
+	// StateRevision is the revision of the last change to the desired
+	// state: a node whose applied revision is lower has drifted.
+	StateRevision  int64         `json:"stateRevision"`
+	StateChangedAt *time.Time    `json:"stateChangedAt,omitempty"`
+	Leader         string        `json:"leader"`
+	Nodes          []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one node in a ClusterStatus.
+type ClusterNode struct {
+	Name string `json:"name"`
+	// Live is false for a node seen before whose lease has expired.
+	Live            bool      `json:"live"`
+	Leader          bool      `json:"leader"`
+	Version         string    `json:"version"`
+	APIAddress      string    `json:"apiAddress,omitempty"`
+	StartedAt       time.Time `json:"startedAt"`
+	LastSeen        time.Time `json:"lastSeen"`
+	AppliedRevision int64     `json:"appliedRevision"`
+	// Drifted is true while the node serves a state older than the desired one.
+	Drifted bool `json:"drifted"`
+	// DriftedSince is when the state changed that the node has not applied.
+	DriftedSince   *time.Time        `json:"driftedSince,omitempty"`
+	Ready          bool              `json:"ready"`
+	Stale          bool              `json:"stale"`
+	Healthy        bool              `json:"healthy"`
+	UnhealthySince *time.Time        `json:"unhealthySince,omitempty"`
+	LastError      string            `json:"lastError,omitempty"`
+	SiteErrors     map[string]string `json:"siteErrors,omitempty"`
 }

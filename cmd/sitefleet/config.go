@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -34,6 +36,7 @@ type Config struct {
 	State              StateConfig  `mapstructure:"state"`
 	API                APIConfig    `mapstructure:"api"`
 	Web                WebConfig    `mapstructure:"web"`
+	Cluster            ClusterCfg   `mapstructure:"cluster"`
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
 	Log                LogConfig    `mapstructure:"log"`
 }
@@ -72,6 +75,7 @@ type EmbeddedConfig struct {
 // APIConfig configures the management API.
 type APIConfig struct {
 	Listen       string   `mapstructure:"listen"`
+	Advertise    string   `mapstructure:"advertise"`
 	Tokens       []string `mapstructure:"tokens"`
 	MaxBodyBytes int64    `mapstructure:"maxBodyBytes"`
 }
@@ -93,6 +97,13 @@ type NginxConfig struct {
 	WorkerProcesses      string   `mapstructure:"workerProcesses"`
 	AccessLog            string   `mapstructure:"accessLog"`
 	ExtraHTTPConfigFiles []string `mapstructure:"extraHttpConfigFiles"`
+}
+
+// ClusterCfg tunes membership and leader election.
+type ClusterCfg struct {
+	LeaseTTL        time.Duration `mapstructure:"leaseTTL"`
+	PublishInterval time.Duration `mapstructure:"publishInterval"`
+	MemberRetention time.Duration `mapstructure:"memberRetention"`
 }
 
 // ReconcileCfg tunes the reconcile loop; durations in milliseconds.
@@ -124,6 +135,11 @@ func defaultConfig() Config {
 			HTTPListen:  ":8080",
 			HTTPSListen: ":8443",
 			Nginx:       NginxConfig{Manage: true, Binary: "nginx", WorkerProcesses: "auto"},
+		},
+		Cluster: ClusterCfg{
+			LeaseTTL:        cluster.DefaultTTL,
+			PublishInterval: cluster.DefaultPublishInterval,
+			MemberRetention: cluster.DefaultRetention,
 		},
 		Reconcile: ReconcileCfg{Quiescence: 20, Resync: 300000},
 		Log:       LogConfig{Level: "info", Format: "text"},
@@ -168,7 +184,7 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 		}
 	}
 	var cfg Config
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToSliceHookFunc(","))
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(hook)); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
@@ -228,6 +244,7 @@ func (c *Config) Validate() error {
 		if len(c.etcdEndpoints()) == 0 {
 			errs = append(errs, errors.New(`state.etcd.address must list the etcd endpoints when state.store is "etcd"`))
 		}
+		errs = append(errs, c.checkEndpoints()...)
 	default:
 		errs = append(errs, fmt.Errorf("state.store %q: must be %q or %q", c.State.Store, cluster.StoreEmbedded, cluster.StoreEtcd))
 	}
@@ -242,21 +259,75 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q must be host:port: %w", key, addr, err))
 		}
 	}
+	if c.Cluster.LeaseTTL < time.Second || c.Cluster.LeaseTTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("cluster.leaseTTL %s must be a whole number of seconds, at least 1s", c.Cluster.LeaseTTL))
+	}
+	if c.Cluster.PublishInterval <= 0 || c.Cluster.PublishInterval >= c.Cluster.LeaseTTL {
+		errs = append(errs, fmt.Errorf("cluster.publishInterval %s must be positive and shorter than cluster.leaseTTL", c.Cluster.PublishInterval))
+	}
+	if c.Cluster.MemberRetention <= 0 {
+		errs = append(errs, errors.New("cluster.memberRetention must be positive"))
+	}
 	if c.Reconcile.Quiescence <= 0 || c.Reconcile.Resync <= 0 {
 		errs = append(errs, errors.New("reconcile.quiescence and reconcile.resync must be positive"))
 	}
 	return errors.Join(errs...)
 }
 
-// etcdEndpoints splits state.etcd.address into URLs.
+// etcdEndpoints splits state.etcd.address into URLs, with lower-case
+// schemes.
 func (c *Config) etcdEndpoints() []string {
 	var out []string
 	for _, a := range strings.Split(c.State.Etcd.Address, ",") {
 		if a = strings.TrimSpace(a); a != "" {
+			if scheme, rest, ok := strings.Cut(a, "://"); ok {
+				a = strings.ToLower(scheme) + "://" + rest
+			}
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// checkEndpoints refuses endpoints that are not http(s)://host:port, a mix
+// of http and https (the etcd client would use one for all), and TLS
+// settings that plain http endpoints would silently ignore.
+func (c *Config) checkEndpoints() []error {
+	var errs []error
+	schemes := map[string]bool{}
+	for _, ep := range c.etcdEndpoints() {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("state.etcd.address: %q must be http://host:port or https://host:port", ep))
+			continue
+		}
+		schemes[u.Scheme] = true
+	}
+	if len(schemes) > 1 {
+		errs = append(errs, errors.New("state.etcd.address mixes http:// and https:// endpoints; use one scheme for all"))
+	}
+	return errs
+}
+
+// warnings lists settings that load but are probably not what the
+// operator meant.
+func (c *Config) warnings() []string {
+	var w []string
+	t := c.State.Etcd.TLSConfiguration
+	if c.State.Store == cluster.StoreEtcd && !strings.Contains(c.State.Etcd.Address, "https://") &&
+		(t.CA != "" || t.ClientCertificate != "" || t.ClientKey != "") {
+		w = append(w, "state.etcd.tlsConfiguration is set but the etcd endpoints are http://, so TLS is not used; use https:// endpoints")
+	}
+	return w
+}
+
+// advertisedAPI is the URL other nodes and clients use to reach this
+// node's API.
+func (c *Config) advertisedAPI() string {
+	if c.API.Advertise != "" {
+		return c.API.Advertise
+	}
+	return localURL(c.API.Listen)
 }
 
 // tokenPath is where the node keeps its generated admin token.

@@ -72,6 +72,9 @@ disallowLeadership: true
 		cfg.State.Etcd.TLSConfiguration.ClientKey != "/etc/k.pem" || cfg.NodeName != "edge-1" || !cfg.DisallowLeadership {
 		t.Errorf("cfg = %+v", cfg)
 	}
+	if w := cfg.warnings(); len(w) != 1 || !strings.Contains(w[0], "TLS is not used") {
+		t.Errorf("warnings = %q, want one about TLS files with http endpoints", w)
+	}
 	if cfg.API.Listen != "127.0.0.1:9999" || strings.Join(cfg.API.Tokens, "|") != "one|two" {
 		t.Errorf("env not applied: listen %q tokens %v", cfg.API.Listen, cfg.API.Tokens)
 	}
@@ -79,11 +82,15 @@ disallowLeadership: true
 
 func TestInvalidConfigValues(t *testing.T) {
 	for name, yaml := range map[string]string{
-		"store":                "state:\n  store: consul\n",
-		"prefix":               "state:\n  etcd:\n    keyPrefix: nope\n",
-		"timeout":              "state:\n  etcd:\n    timeout: 0\n",
-		"listen":               "api:\n  listen: nohostport\n",
-		"etcd without address": "state:\n  store: etcd\n",
+		"store":                       "state:\n  store: consul\n",
+		"prefix":                      "state:\n  etcd:\n    keyPrefix: nope\n",
+		"timeout":                     "state:\n  etcd:\n    timeout: 0\n",
+		"listen":                      "api:\n  listen: nohostport\n",
+		"etcd without address":        "state:\n  store: etcd\n",
+		"etcd address not a URL":      "state:\n  store: etcd\n  etcd:\n    address: host01:2379\n",
+		"mixed schemes":               "state:\n  store: etcd\n  etcd:\n    address: http://a:2379,https://b:2379\n",
+		"lease ttl not whole seconds": "cluster:\n  leaseTTL: 1500ms\n",
+		"publish slower than ttl":     "cluster:\n  leaseTTL: 2s\n  publishInterval: 3s\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")

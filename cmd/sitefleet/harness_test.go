@@ -181,11 +181,11 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// testLogLevel is the level of the test nodes' logs; SITEFLEET_TEST_LOG=debug
+// testLogLevel is the level of the test nodes' logs; SFTEST_LOG=debug
 // shows more.
 var testLogLevel = func() slog.Level {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("SITEFLEET_TEST_LOG"))); err != nil {
+	if err := l.UnmarshalText([]byte(os.Getenv("SFTEST_LOG"))); err != nil {
 		return slog.LevelWarn
 	}
 	return l

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitefleet/sitefleet/api"
-	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/node"
@@ -83,7 +82,16 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
-	status := &statusAdapter{name: cfg.NodeName, node: n, web: web}
+	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), node: n, web: web,
+		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
+	member, err := newMember(cfg, etcd, store, status, log)
+	if err != nil {
+		return err
+	}
+	status.member = member
+	if err := member.CheckName(ctx); err != nil {
+		return err
+	}
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
@@ -93,17 +101,65 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
+	for _, w := range cfg.warnings() {
+		log.Warn(w)
+	}
 	log.Info("node starting", "node", cfg.NodeName, "version", version, "store", cfg.State.Store,
 		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return web.Run(gctx) })
 	g.Go(func() error { return n.Run(gctx) })
 	g.Go(func() error { return auth.Run(gctx) })
+	g.Go(func() error { return member.Run(gctx) })
 	g.Go(func() error { registerToken(gctx, store, token, cfg.NodeName, log); return nil })
 	g.Go(func() error { return serveAPI(gctx, srv, apiLn) })
 	err = g.Wait()
 	log.Info("node stopped", "node", cfg.NodeName)
 	return err
+}
+
+func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, log *slog.Logger) (*cluster.Member, error) {
+	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
+	if err != nil {
+		return nil, err
+	}
+	return cluster.NewMember(cluster.MemberOptions{
+		Client:             etcd.Client,
+		Keys:               store.Keys(),
+		Name:               cfg.NodeName,
+		ID:                 id,
+		TTL:                cfg.Cluster.LeaseTTL,
+		PublishInterval:    cfg.Cluster.PublishInterval,
+		DisallowLeadership: cfg.DisallowLeadership,
+		Record:             status.record,
+		Tasks: []cluster.LeaderTask{
+			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
+		},
+		Timeout: store.Timeout(),
+		Logger:  log.With("component", "cluster"),
+	})
+}
+
+// ensureNodeID returns the identity of this data directory, generating it
+// at the first start. A node restarted with the same data directory is
+// recognised as itself in the fleet registry.
+func ensureNodeID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate node id: %w", err)
+	}
+	id := fmt.Sprintf("%x", raw)
+	if err := fsutil.WriteFileAtomic(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("store node id: %w", err)
+	}
+	return id, nil
 }
 
 func etcdOptions(cfg Config, log *slog.Logger) cluster.EtcdOptions {
@@ -266,43 +322,4 @@ func writePlaceholder(dataDir string) (string, error) {
 		return "", fmt.Errorf("placeholder: %w", err)
 	}
 	return dir, nil
-}
-
-// statusAdapter turns the node's and nginx's status into the API's.
-type statusAdapter struct {
-	name string
-	node *node.Node
-	web  *webserver.Server
-}
-
-func (a *statusAdapter) NodeStatus() client.NodeStatus {
-	ns, ws := a.node.Status(), a.web.Status()
-	return client.NodeStatus{
-		Node:            a.name,
-		Version:         version,
-		Ready:           ns.AppliedRevision > 0 && ws.Running,
-		AppliedRevision: ns.AppliedRevision,
-		AppliedAt:       timePtr(ns.AppliedAt),
-		DesiredRevision: ns.DesiredRevision,
-		Stale:           ns.Stale(),
-		StaleSince:      timePtr(ns.StaleSince),
-		FromCache:       ns.FromCache,
-		PendingImport:   ns.PendingImport,
-		Etcd:            client.EtcdStatus{Reachable: ns.EtcdReachable},
-		Nginx: client.NginxStatus{
-			Running: ws.Running, PID: ws.PID, Generation: ws.Generation,
-			LastApply: timePtr(ws.LastApply), LastError: ws.LastError, Restarts: ws.Restarts,
-		},
-		Sites:       ns.Sites,
-		SiteErrors:  ns.SiteErrors,
-		LastError:   ns.LastError,
-		LastErrorAt: timePtr(ns.LastErrorAt),
-	}
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }

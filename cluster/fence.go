@@ -1,0 +1,52 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrNotLeader is returned by a fenced write whose leadership has ended.
+var ErrNotLeader = errors.New("cluster: not leader")
+
+// ErrGuardFailed is returned by a fenced write whose own compares failed
+// while the leadership still held.
+var ErrGuardFailed = errors.New("cluster: write guard failed")
+
+// Fence guards leader-only writes with the leader key's revision. An etcd
+// lease alone does not guarantee exclusion: a leader that was partitioned
+// can still send a write after its lease expired and another node took
+// over. A write fenced with Fence succeeds only while the key this node
+// created to win the election still exists with the same create revision.
+type Fence struct {
+	cli *clientv3.Client
+	// Key is this node's election key; Rev its create revision.
+	Key string
+	Rev int64
+}
+
+// Cmp is the compare that holds only while this leadership lasts.
+func (f Fence) Cmp() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Rev)
+}
+
+// Txn commits ops if the leadership holds and cmps hold. It returns
+// ErrNotLeader when the leadership is gone and ErrGuardFailed when cmps
+// failed; nothing is written in either case. The inner transaction keeps
+// the two apart.
+func (f Fence) Txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) error {
+	inner := clientv3.OpTxn(cmps, ops, nil)
+	resp, err := f.cli.Txn(ctx).If(f.Cmp()).Then(inner).Commit()
+	if err != nil {
+		return fmt.Errorf("fenced write: %w", err)
+	}
+	if !resp.Succeeded {
+		return ErrNotLeader
+	}
+	if !resp.Responses[0].GetResponseTxn().Succeeded {
+		return ErrGuardFailed
+	}
+	return nil
+}

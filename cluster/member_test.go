@@ -1,0 +1,239 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/internal/faultproxy"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+var testKeys = state.Keys{Prefix: "/test"}
+
+// runMember starts a member and returns a function that stops it.
+func runMember(t *testing.T, cli *clientv3.Client, name, id string, tweak func(*MemberOptions)) (*Member, func()) {
+	t.Helper()
+	opts := MemberOptions{
+		Client: cli, Keys: testKeys, Name: name, ID: id, TTL: 2 * time.Second,
+		PublishInterval: 100 * time.Millisecond, Timeout: time.Second,
+		Record: func() NodeRecord { return NodeRecord{Version: "test", Ready: true} },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	m, err := NewMember(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return m, stop
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, f func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !f() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func view(t *testing.T, cli *clientv3.Client) View {
+	t.Helper()
+	v, err := ReadView(context.Background(), cli, testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func liveNames(v View) string {
+	var names []string
+	for _, n := range v.Nodes {
+		if n.Live {
+			names = append(names, n.Name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+func TestRegistryAndNameConflicts(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	_, stopA := runMember(t, cli, "n1", "data-a", nil)
+	waitFor(t, "n1 registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "n1" })
+
+	other, _ := NewMember(MemberOptions{Client: cli, Keys: testKeys, Name: "n1", ID: "data-b", Record: func() NodeRecord { return NodeRecord{} }})
+	if err := other.CheckName(context.Background()); !errors.Is(err, ErrNameInUse) {
+		t.Fatalf("another data dir with a live name: %v, want ErrNameInUse", err)
+	}
+	same, _ := NewMember(MemberOptions{Client: cli, Keys: testKeys, Name: "n1", ID: "data-a", Record: func() NodeRecord { return NodeRecord{} }})
+	if err := same.CheckName(context.Background()); err != nil {
+		t.Fatalf("the same data dir restarted: %v", err)
+	}
+
+	// A node that stops leaves the registry at once; its last-seen record stays.
+	stopA()
+	v := view(t, cli)
+	if liveNames(v) != "" || len(v.Nodes) != 1 || v.Nodes[0].Live {
+		t.Fatalf("after stop: %+v", v.Nodes)
+	}
+	if err := other.CheckName(context.Background()); err != nil {
+		t.Fatalf("name of a stopped node: %v", err)
+	}
+}
+
+func TestElectionFailoverAndDisallow(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	a, stopA := runMember(t, cli, "a", "a", nil)
+	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	b, _ := runMember(t, cli, "b", "b", nil)
+	c, _ := runMember(t, cli, "c", "c", func(o *MemberOptions) { o.DisallowLeadership = true })
+	waitFor(t, "b and c registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b,c" })
+	if b.IsLeader() || c.IsLeader() {
+		t.Fatal("two leaders")
+	}
+	if v := view(t, cli); v.Leader != "a" {
+		t.Fatalf("view leader = %q, want a", v.Leader)
+	}
+	stopA()
+	took := waitFor(t, "b takes over after a resigns", 5*time.Second, b.IsLeader)
+	t.Logf("failover after a clean stop took %s", took)
+	time.Sleep(300 * time.Millisecond)
+	if c.IsLeader() {
+		t.Fatal("a node with disallowLeadership leads")
+	}
+	waitFor(t, "b's record says leader", 5*time.Second, func() bool {
+		for _, n := range view(t, cli).Nodes {
+			if n.Name == "b" {
+				return n.Live && n.Leader
+			}
+		}
+		return false
+	})
+}
+
+// TestFencing shows that a leader whose lease was lost cannot write any
+// more, even though its process still believes it leads.
+func TestFencing(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	fences := make(chan Fence, 1)
+	task := func(ctx context.Context, f Fence) error {
+		select {
+		case fences <- f:
+		default:
+		}
+		<-ctx.Done()
+		return nil
+	}
+	a, _ := runMember(t, cli, "a", "a", func(o *MemberOptions) { o.Tasks = []LeaderTask{task} })
+	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	f := <-fences
+	if err := f.Txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "1")); err != nil {
+		t.Fatalf("fenced write while leading: %v", err)
+	}
+	if err := f.Txn(context.Background(), []clientv3.Cmp{clientv3.Compare(clientv3.Value("/test/fenced"), "=", "2")}, clientv3.OpPut("/test/fenced", "3")); !errors.Is(err, ErrGuardFailed) {
+		t.Fatalf("failing guard: %v, want ErrGuardFailed", err)
+	}
+
+	// The leader's lease is revoked behind its back (as when it is cut off
+	// longer than the TTL); b wins; a's late write must fail.
+	leases, err := cli.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := runMember(t, cli, "b", "b", nil)
+	for _, l := range leases.Leases {
+		if _, err := cli.Revoke(context.Background(), l.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "b leads", 10*time.Second, b.IsLeader)
+	if err := f.Txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "late")); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("deposed leader's write: %v, want ErrNotLeader", err)
+	}
+	resp, _ := cli.Get(context.Background(), "/test/fenced")
+	if got := string(resp.Kvs[0].Value); got != "1" {
+		t.Fatalf("fenced key = %q, want 1", got)
+	}
+	waitFor(t, "a steps down", 10*time.Second, func() bool { return !a.IsLeader() })
+}
+
+// TestPartitionedLeaderIsReplaced cuts the leader from etcd: its lease
+// expires, it drops out of the registry, and another node leads within the
+// TTL plus a margin.
+func TestPartitionedLeaderIsReplaced(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	proxy, err := faultproxy.Start(strings.TrimPrefix(e.Endpoint(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	viaProxy, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + proxy.Addr()}, DialTimeout: time.Second,
+		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	a, _ := runMember(t, viaProxy, "a", "a", nil)
+	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	b, _ := runMember(t, cli, "b", "b", nil)
+	waitFor(t, "b registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b" })
+
+	proxy.Blackhole()
+	took := waitFor(t, "b leads", 2*time.Second+3*time.Second, b.IsLeader)
+	t.Logf("b took over %s after a was cut off (TTL 2s)", took)
+	waitFor(t, "a leaves the registry", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "b" })
+	waitFor(t, "a steps down", 10*time.Second, func() bool { return !a.IsLeader() })
+	proxy.Restore()
+	waitFor(t, "a registers again", 15*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b" })
+	if !b.IsLeader() || a.IsLeader() {
+		t.Fatalf("after a returns: a leader %t, b leader %t", a.IsLeader(), b.IsLeader())
+	}
+}
+
+func TestStaleMemberCleaner(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	old, _ := json.Marshal(NodeRecord{Name: "gone", UpdatedAt: time.Now().Add(-time.Hour)})
+	recent, _ := json.Marshal(NodeRecord{Name: "recent", UpdatedAt: time.Now()})
+	for k, v := range map[string][]byte{"gone": old, "recent": recent} {
+		if _, err := cli.Put(context.Background(), testKeys.Members()+k, string(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cleaner := StaleMemberCleaner(cli, testKeys, time.Minute, 50*time.Millisecond, time.Second)
+	a, _ := runMember(t, cli, "a", "a", func(o *MemberOptions) { o.Tasks = []LeaderTask{cleaner} })
+	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	waitFor(t, "the stale record is removed", 5*time.Second, func() bool {
+		resp, _ := cli.Get(context.Background(), testKeys.Members()+"gone")
+		return resp != nil && len(resp.Kvs) == 0
+	})
+	resp, _ := cli.Get(context.Background(), testKeys.Members()+"recent")
+	if len(resp.Kvs) != 1 {
+		t.Fatal("a recent member record was removed")
+	}
+}

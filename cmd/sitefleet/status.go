@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/node"
+	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/webserver"
+)
+
+// statusAdapter turns the node's, nginx's and the membership's status into
+// the API's and the fleet registry's.
+type statusAdapter struct {
+	name    string
+	api     string
+	node    *node.Node
+	web     *webserver.Server
+	member  *cluster.Member // nil until wired
+	cli     *clientv3.Client
+	keys    state.Keys
+	timeout time.Duration
+
+	mu             sync.Mutex
+	unhealthySince time.Time
+}
+
+func (a *statusAdapter) NodeStatus() client.NodeStatus {
+	ns, ws := a.node.Status(), a.web.Status()
+	st := client.NodeStatus{
+		Node:            a.name,
+		Version:         version,
+		Ready:           ns.AppliedRevision > 0 && ws.Running,
+		AppliedRevision: ns.AppliedRevision,
+		AppliedAt:       timePtr(ns.AppliedAt),
+		DesiredRevision: ns.DesiredRevision,
+		Stale:           ns.Stale(),
+		StaleSince:      timePtr(ns.StaleSince),
+		FromCache:       ns.FromCache,
+		PendingImport:   ns.PendingImport,
+		Etcd:            client.EtcdStatus{Reachable: ns.EtcdReachable},
+		Nginx: client.NginxStatus{
+			Running: ws.Running, PID: ws.PID, Generation: ws.Generation,
+			LastApply: timePtr(ws.LastApply), LastError: ws.LastError, Restarts: ws.Restarts,
+		},
+		Sites:       ns.Sites,
+		SiteErrors:  ns.SiteErrors,
+		LastError:   ns.LastError,
+		LastErrorAt: timePtr(ns.LastErrorAt),
+	}
+	if a.member != nil {
+		st.Leader = a.member.IsLeader()
+		st.RegistryError = a.member.LastError()
+	}
+	return st
+}
+
+// record is what the node publishes in the fleet registry.
+func (a *statusAdapter) record() cluster.NodeRecord {
+	st := a.NodeStatus()
+	r := cluster.NodeRecord{
+		Version: version, APIAddress: a.api,
+		AppliedRevision: st.AppliedRevision, DesiredRevision: st.DesiredRevision,
+		Ready: st.Ready, Stale: st.Stale, NginxRunning: st.Nginx.Running, Sites: st.Sites,
+		SiteErrors: st.SiteErrors, LastError: st.LastError,
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case r.Healthy():
+		a.unhealthySince = time.Time{}
+	case a.unhealthySince.IsZero():
+		a.unhealthySince = time.Now().UTC()
+	}
+	r.UnhealthySince = timePtr(a.unhealthySince)
+	return r
+}
+
+func (a *statusAdapter) Preview(ctx context.Context) (client.Preview, error) {
+	p, err := a.node.Preview(ctx)
+	if err != nil {
+		return client.Preview{}, err
+	}
+	return client.Preview{AppliedRevision: p.AppliedRevision, DesiredRevision: p.DesiredRevision, PendingImport: p.PendingImport, Changes: p.Changes}, nil
+}
+
+func (a *statusAdapter) Cluster(ctx context.Context) (client.ClusterStatus, error) {
+	rctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	v, err := cluster.ReadView(rctx, a.cli, a.keys)
+	if err != nil {
+		if ctx.Err() == nil && state.IsUnavailable(err) {
+			return client.ClusterStatus{}, &state.Error{Code: state.Unavailable, Message: fmt.Sprintf("the state store (etcd) is unreachable: reading the cluster did not complete within %s", a.timeout), Err: err}
+		}
+		return client.ClusterStatus{}, err
+	}
+	out := client.ClusterStatus{StateRevision: v.StateRevision, StateChangedAt: timePtr(v.StateChangedAt), Leader: v.Leader, Nodes: []client.ClusterNode{}}
+	for _, n := range v.Nodes {
+		cn := client.ClusterNode{
+			Name: n.Name, Live: n.Live, Leader: n.Leader, Version: n.Version, APIAddress: n.APIAddress,
+			StartedAt: n.StartedAt, LastSeen: n.UpdatedAt, AppliedRevision: n.AppliedRevision,
+			Drifted: v.Drifted(n), Ready: n.Ready, Stale: n.Stale, Healthy: n.Healthy(),
+			UnhealthySince: n.UnhealthySince, LastError: n.LastError, SiteErrors: n.SiteErrors,
+		}
+		if cn.Drifted {
+			cn.DriftedSince = timePtr(v.StateChangedAt)
+		}
+		out.Nodes = append(out.Nodes, cn)
+	}
+	return out, nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
