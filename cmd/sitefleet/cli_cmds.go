@@ -218,14 +218,25 @@ func printChanges(cmd *cobra.Command, res state.ImportResult) error {
 }
 
 func newStatusCmd(cf *clientFlags) *cobra.Command {
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the node's status: applied and desired revision, etcd, nginx, errors",
-		Args:  cobra.NoArgs,
+		Long: `Show the node's status. With --dry-run, show instead what the node would
+change to converge on the desired state (sites to add, update, remove),
+changing nothing.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := cf.client(cmd)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				p, err := c.Preview(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return cf.print(cmd.OutOrStdout(), p, func(w *tabwriter.Writer) { previewTable(w, p) })
 			}
 			st, err := c.Status(cmd.Context())
 			if err != nil {
@@ -234,12 +245,30 @@ func newStatusCmd(cf *clientFlags) *cobra.Command {
 			return cf.print(cmd.OutOrStdout(), st, func(w *tabwriter.Writer) { statusTable(w, st) })
 		},
 	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what the node would change to converge, and change nothing")
 	cf.addOutputFlag(cmd)
 	return cmd
 }
 
+func previewTable(w *tabwriter.Writer, p client.Preview) {
+	fmt.Fprintf(w, "node %s serves revision %d; desired revision %d\n", p.Node, p.AppliedRevision, p.DesiredRevision)
+	if p.PendingImport {
+		fmt.Fprintln(w, "an import is in progress: the node holds its state until it completes")
+	}
+	if len(p.Changes) == 0 {
+		fmt.Fprintln(w, "nothing to change")
+		return
+	}
+	for _, c := range p.Changes {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Action, c.Kind, c.Name)
+	}
+}
+
 func statusTable(w *tabwriter.Writer, st client.NodeStatus) {
-	fmt.Fprintf(w, "node:\t%s (%s)\n", st.Node, st.Version)
+	fmt.Fprintf(w, "node:\t%s (%s)%s\n", st.Node, st.Version, map[bool]string{true: ", leader", false: ""}[st.Leader])
+	if st.RegistryError != "" {
+		fmt.Fprintf(w, "registry:\t%s\n", st.RegistryError)
+	}
 	fmt.Fprintf(w, "ready:\t%t\n", st.Ready)
 	fmt.Fprintf(w, "applied revision:\t%d%s\n", st.AppliedRevision, since(st.AppliedAt))
 	fmt.Fprintf(w, "desired revision:\t%d\n", st.DesiredRevision)

@@ -41,6 +41,8 @@ func nodeConfig(t testing.TB, endpoint string) Config {
 	cfg.Web.HTTPListen = etcdtest.FreeAddr(t)
 	cfg.Web.HTTPSListen = etcdtest.FreeAddr(t)
 	cfg.Reconcile.Quiescence = 5
+	cfg.Cluster.LeaseTTL = 2 * time.Second
+	cfg.Cluster.PublishInterval = 100 * time.Millisecond
 	return cfg
 }
 

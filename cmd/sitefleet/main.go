@@ -43,7 +43,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newNodeCmd(), newVersionCmd())
 	cf := &clientFlags{}
 	cf.register(root)
-	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf))
+	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf))
 	return root
 }
 
