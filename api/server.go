@@ -225,7 +225,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func notReadyReason(st client.NodeStatus) string {
 	switch {
-	case st.AppliedRevision == 0:
+	case st.AppliedAt == nil:
 		return "no state applied yet"
 	case !st.Nginx.Running:
 		return "nginx is not running"

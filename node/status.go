@@ -7,8 +7,10 @@ import (
 
 // Status is what a node reports about itself.
 type Status struct {
-	// AppliedRevision is the state revision nginx serves; 0 before the
-	// first apply.
+	// Applied is true once nginx serves an applied state (from etcd or the
+	// cache).
+	Applied bool
+	// AppliedRevision is the state revision nginx serves.
 	AppliedRevision int64
 	// AppliedAt is when that revision went live.
 	AppliedAt time.Time

@@ -130,7 +130,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites}
 	n.applied.Store(applied)
 	n.status.update(func(s *Status) {
-		s.AppliedRevision, s.AppliedAt, s.Sites = snap.Revision, now, len(sites)
+		s.Applied, s.AppliedRevision, s.AppliedAt, s.Sites = true, snap.Revision, now, len(sites)
 		s.SiteErrors = siteErrs
 		s.LastError, s.LastErrorAt = "", time.Time{}
 	})

@@ -50,7 +50,6 @@ func (s *Store) Export(ctx context.Context) (Document, error) {
 
 // storedState is the raw state under the prefix, as an import diffs it.
 type storedState struct {
-	rev     int64
 	metaRev int64
 	pending bool
 	sites   map[string]Site
@@ -64,7 +63,7 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 	if err != nil {
 		return storedState{}, s.wrap(ctx, "read state", err)
 	}
-	st := storedState{rev: resp.Header.Revision, sites: map[string]Site{}, names: map[string]string{}}
+	st := storedState{sites: map[string]Site{}, names: map[string]string{}}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -112,7 +111,7 @@ func (s *Store) Import(ctx context.Context, doc Document, dryRun bool) (ImportRe
 	if err != nil {
 		return ImportResult{}, err
 	}
-	res := ImportResult{Changes: changes, Revision: st.rev, DryRun: dryRun}
+	res := ImportResult{Changes: changes, Revision: st.metaRev, DryRun: dryRun}
 	if dryRun || (len(ops) == 0 && !st.pending) {
 		return res, nil
 	}

@@ -46,7 +46,8 @@ func (s Site) Equal(o Site) bool {
 
 // Snapshot is the whole desired state at one etcd revision.
 type Snapshot struct {
-	// Revision is the etcd revision the snapshot was read at.
+	// Revision is the state revision: the etcd revision of the last change
+	// to the desired state.
 	Revision int64 `json:"revision"`
 	// Sites is sorted by domain.
 	Sites []Site `json:"sites"`
@@ -80,7 +81,7 @@ func compareStrings(a, b string) int {
 // Document is the exported form of the whole state, as `state get` writes it
 // and `state set` reads it.
 type Document struct {
-	// Revision is the state revision the document was exported at. On import
+	// Revision is the state revision of the export. On import
 	// a non-zero Revision makes the import fail with ErrConflict when the
 	// state changed since.
 	Revision int64 `json:"revision,omitempty"`

@@ -10,7 +10,9 @@ import (
 )
 
 // Snapshot reads the whole desired state at one revision with a
-// linearizable read. It fails with an Unavailable *Error when etcd cannot be
+// linearizable read. Its Revision is the state revision: the etcd revision
+// of the last change to the desired state (0 if it was never written), which
+// other keys of the fleet (node records, leases) do not move. It fails with an Unavailable *Error when etcd cannot be
 // reached within the store's timeout. A site key that does not decode is
 // reported as an error rather than skipped: a node must not apply a state it
 // cannot read completely.
@@ -22,12 +24,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	resp, err := s.cli.Txn(rctx).Then(
 		clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.keys.Pending()),
+		clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
 		return nil, s.wrap(ctx, "read state", err)
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
-	snap := &Snapshot{Revision: resp.Header.Revision, Sites: make([]Site, 0, len(kvs))}
+	snap := &Snapshot{Sites: make([]Site, 0, len(kvs))}
+	if m := resp.Responses[2].GetResponseRange().Kvs; len(m) > 0 {
+		snap.Revision = m[0].ModRevision
+	}
 	for _, kv := range kvs {
 		site, err := decodeSite(kv)
 		if err != nil {

@@ -36,7 +36,7 @@ func (a *statusAdapter) NodeStatus() client.NodeStatus {
 	st := client.NodeStatus{
 		Node:            a.name,
 		Version:         version,
-		Ready:           ns.AppliedRevision > 0 && ws.Running,
+		Ready:           ns.Applied && ws.Running,
 		AppliedRevision: ns.AppliedRevision,
 		AppliedAt:       timePtr(ns.AppliedAt),
 		DesiredRevision: ns.DesiredRevision,
