@@ -4,7 +4,7 @@ BIN      ?= bin/sitefleet
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-short vet fmt-check bench demo demo-stop clean
+.PHONY: all build test test-cluster test-short vet fmt-check bench demo demo-stop clean
 
 all: build
 
@@ -16,6 +16,13 @@ build:
 test: vet fmt-check
 	@scripts/need-nginx.sh
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# test-cluster runs only the multi-process fault suite: a three-member etcd,
+# three node processes and loopback proxies that cut and restore links.
+# `make test` runs it too.
+test-cluster:
+	@scripts/need-nginx.sh
+	$(GO) test -count=1 -timeout 10m -v ./test/cluster/
 
 test-short:
 	$(GO) test -count=1 -short ./...

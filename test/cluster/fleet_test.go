@@ -1,0 +1,423 @@
+// Package cluster_test is the multi-process fault suite: a real
+// three-member etcd, three sitefleet node processes and a loopback TCP
+// proxy per node and etcd member that the tests cut, black-hole and
+// restore. Every scenario asserts what each node serves over HTTP.
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/faultproxy"
+)
+
+// Binaries built once by TestMain.
+var (
+	sitefleetBin string
+	etcdBin      string
+)
+
+// Fleet timing used by every scenario.
+const (
+	leaseTTL     = 3 * time.Second
+	storeTimeout = time.Second
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sitefleet-cluster-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sitefleetBin, etcdBin = filepath.Join(dir, "sitefleet"), filepath.Join(dir, "etcdmember")
+	for bin, pkg := range map[string]string{sitefleetBin: "../../cmd/sitefleet", etcdBin: "../../internal/tools/etcdmember"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a process the test started.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(t testing.TB, logPath string, name string, args ...string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = cleanEnv()
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	return p
+}
+
+// cleanEnv drops SITEFLEET_* variables, which nodes would read as config.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SITEFLEET_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends sig and waits up to timeout for the process to exit, then
+// kills it.
+func (p *proc) stop(sig syscall.Signal, timeout time.Duration) {
+	if !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// etcdMember is one etcd member process.
+type etcdMember struct {
+	name, dir, client, peer, cluster string
+	log                              string
+	p                                *proc
+}
+
+func (m *etcdMember) start(t testing.TB, state string) {
+	t.Helper()
+	m.p = startProc(t, m.log, etcdBin, "--name", m.name, "--data-dir", m.dir, "--client-url", "http://"+m.client,
+		"--peer-url", "http://"+m.peer, "--initial-cluster", m.cluster, "--initial-cluster-state", state)
+}
+
+// node is one sitefleet node process, with a proxy to each etcd member.
+type node struct {
+	name, dir, config, api, http, log string
+	proxies                           []*faultproxy.Proxy
+	p                                 *proc
+	token                             string
+}
+
+// fleet is three etcd members and three nodes.
+type fleet struct {
+	t       *testing.T
+	dir     string
+	members []*etcdMember
+	nodes   []*node
+}
+
+// newFleet starts a three-member etcd and three nodes, and waits until
+// every node is ready and registered.
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	f := &fleet{t: t, dir: worldReadableTempDir(t)}
+	var peers []string
+	for i := range 3 {
+		m := &etcdMember{name: fmt.Sprintf("m%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("etcd%d", i+1)),
+			client: freeAddr(t), peer: freeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("etcd%d.log", i+1))}
+		peers = append(peers, m.name+"=http://"+m.peer)
+		f.members = append(f.members, m)
+	}
+	for _, m := range f.members {
+		m.cluster = strings.Join(peers, ",")
+		m.start(t, "new")
+	}
+	t.Cleanup(f.cleanup)
+	for i := range 3 {
+		f.nodes = append(f.nodes, f.newNode(i))
+	}
+	for _, n := range f.nodes {
+		f.startNode(n)
+	}
+	f.eventually("every node ready and registered", 60*time.Second, func() error {
+		cs, err := f.client(0).Cluster(context.Background())
+		if err != nil {
+			return err
+		}
+		live := 0
+		for _, n := range cs.Nodes {
+			if n.Live && n.Ready {
+				live++
+			}
+		}
+		if live != 3 || cs.Leader == "" {
+			return fmt.Errorf("%d ready nodes, leader %q", live, cs.Leader)
+		}
+		return nil
+	})
+	return f
+}
+
+func (f *fleet) newNode(i int) *node {
+	t := f.t
+	n := &node{name: fmt.Sprintf("node%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("node%d", i+1)),
+		api: freeAddr(t), http: freeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("node%d.log", i+1))}
+	var endpoints []string
+	for _, m := range f.members {
+		p, err := faultproxy.Start(m.client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.proxies = append(n.proxies, p)
+		endpoints = append(endpoints, "http://"+p.Addr())
+	}
+	n.config = filepath.Join(f.dir, n.name+".yaml")
+	cfg := fmt.Sprintf(`dataDir: %s
+nodeName: %s
+state:
+  store: etcd
+  etcd:
+    keyPrefix: /fleet
+    timeout: %d
+    address: "%s"
+api:
+  listen: %s
+  tokens: ["fleet-test-token"]
+web:
+  httpListen: %s
+  httpsListen: %s
+cluster:
+  leaseTTL: %s
+  publishInterval: 200ms
+  memberRetention: 1s
+reconcile:
+  quiescence: 10
+log:
+  level: debug
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), n.api, n.http, freeAddr(t), leaseTTL)
+	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.token = "fleet-test-token"
+	return n
+}
+
+func (f *fleet) startNode(n *node) {
+	n.p = startProc(f.t, n.log, sitefleetBin, "node", "--config", n.config)
+	f.eventually(n.name+" API answers", 30*time.Second, func() error {
+		resp, err := http.Get("http://" + n.api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+}
+
+// kill SIGKILLs a node; with nginx, its nginx too, as when the host dies.
+func (f *fleet) kill(n *node, withNginx bool) {
+	n.p.stop(syscall.SIGKILL, 5*time.Second)
+	if withNginx {
+		killNginx(n)
+	}
+}
+
+// killNginx SIGKILLs the process group of the nginx the node started.
+func killNginx(n *node) {
+	b, err := os.ReadFile(filepath.Join(n.dir, "nginx", "run", "nginx.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	for range 100 {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cut isolates a node from every etcd member.
+func (n *node) cut() {
+	for _, p := range n.proxies {
+		p.Blackhole()
+	}
+}
+
+func (n *node) restore() {
+	for _, p := range n.proxies {
+		p.Restore()
+	}
+}
+
+func (f *fleet) cleanup() {
+	for _, n := range f.nodes {
+		if n.p != nil {
+			n.p.stop(syscall.SIGTERM, 20*time.Second)
+		}
+		killNginx(n) // left running by a node that was killed
+		for _, p := range n.proxies {
+			p.Close()
+		}
+	}
+	for _, m := range f.members {
+		if m.p != nil {
+			m.p.stop(syscall.SIGTERM, 10*time.Second)
+		}
+	}
+	if f.t.Failed() {
+		for _, l := range append(f.nodeLogs(), f.etcdLogs()...) {
+			b, _ := os.ReadFile(l)
+			f.t.Logf("==== %s (last 4 KiB)\n%s", filepath.Base(l), tail(b, 4096))
+		}
+	}
+}
+
+func (f *fleet) nodeLogs() []string {
+	var out []string
+	for _, n := range f.nodes {
+		out = append(out, n.log)
+	}
+	return out
+}
+
+func (f *fleet) etcdLogs() []string {
+	var out []string
+	for _, m := range f.members {
+		out = append(out, m.log)
+	}
+	return out
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func (f *fleet) client(i int) *client.Client {
+	return client.New("http://"+f.nodes[i].api, f.nodes[i].token)
+}
+
+func (f *fleet) eventually(what string, timeout time.Duration, fn func() error) time.Duration {
+	f.t.Helper()
+	start := time.Now()
+	for {
+		err := fn()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			f.t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// get requests / from a node's nginx with the given Host.
+func (n *node) get(host string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+n.http+"/", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// serves reports whether the node serves host as a configured site.
+func (n *node) serves(host string) error {
+	code, body, err := n.get(host)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.name, err)
+	}
+	if code != 200 || !strings.Contains(body, "served by sitefleet") {
+		return fmt.Errorf("%s answers %d for %s", n.name, code, host)
+	}
+	return nil
+}
+
+// refuses reports whether the node answers host as unknown.
+func (n *node) refuses(host string) error {
+	code, _, err := n.get(host)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.name, err)
+	}
+	if code != 404 {
+		return fmt.Errorf("%s answers %d for %s, want 404", n.name, code, host)
+	}
+	return nil
+}
+
+// waitServedBy waits until every given node serves host.
+func (f *fleet) waitServedBy(host string, nodes ...*node) time.Duration {
+	f.t.Helper()
+	return f.eventually(host+" served", 20*time.Second, func() error {
+		for _, n := range nodes {
+			if err := n.serves(host); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func worldReadableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
