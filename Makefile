@@ -39,6 +39,7 @@ bench:
 	@scripts/need-nginx.sh
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 -timeout 30m ./webserver/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./cmd/sitefleet/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/cluster/
 
 # demo builds sitefleet and starts one node in the background, serving a
 # demo site; demo-stop stops it.

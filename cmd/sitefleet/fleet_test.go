@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -91,4 +92,65 @@ func TestTwoNodesCannotShareADataDir(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use by another sitefleet node") {
 		t.Fatalf("second node on the same data dir: %v", err)
 	}
+}
+
+func TestTwoFleetsOnOneEtcdNeverSeeEachOther(t *testing.T) {
+	e := etcdtest.New(t)
+	cfgA := nodeConfig(t, e.Endpoint())
+	cfgA.State.Etcd.KeyPrefix, cfgA.NodeName = "/fleet-a", "same-name"
+	cfgB := nodeConfig(t, e.Endpoint())
+	cfgB.State.Etcd.KeyPrefix, cfgB.NodeName = "/fleet-b", "same-name"
+	a := startNode(t, cfgA)
+	b := startNode(t, cfgB)
+	ctx := context.Background()
+	if _, err := a.api.PutSite(ctx, state.Site{Domain: "only-a.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same domain in the other fleet is no conflict.
+	if _, err := b.api.PutSite(ctx, state.Site{Domain: "only-a.test", Aliases: []string{"b.test"}}, client.Precondition{Create: true}); err != nil {
+		t.Fatalf("same domain in another fleet: %v", err)
+	}
+	if _, err := b.api.DeleteSite(ctx, "only-a.test", client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitServed("only-a.test")
+	b.waitUnknown("only-a.test")
+	for _, n := range []*testNode{a, b} {
+		n.eventually("one node in its fleet", 10*time.Second, func() error {
+			cs, err := n.api.Cluster(ctx)
+			if err != nil {
+				return err
+			}
+			if len(cs.Nodes) != 1 || !cs.Nodes[0].Live || cs.Leader != "same-name" {
+				return fmt.Errorf("cluster = %+v", cs)
+			}
+			return nil
+		})
+	}
+	if _, err := client.New("http://"+cfgB.API.Listen, a.waitToken()).ListSites(ctx); client.StatusOf(err) != http.StatusUnauthorized {
+		t.Fatalf("fleet a's token on fleet b: %v, want 401", err)
+	}
+}
+
+func TestDuplicateNodeNameIsRefused(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	cfg.NodeName = "edge-1"
+	n := startNode(t, cfg)
+	n.eventually("registered", 10*time.Second, func() error {
+		cs, err := n.api.Cluster(context.Background())
+		if err != nil || len(cs.Nodes) != 1 {
+			return fmt.Errorf("%+v %v", cs, err)
+		}
+		return nil
+	})
+	other := nodeConfig(t, e.Endpoint())
+	other.NodeName, other.State.Etcd.KeyPrefix = "edge-1", cfg.State.Etcd.KeyPrefix
+	err := runNode(context.Background(), other, discardLogger())
+	if err == nil || !strings.Contains(err.Error(), `a live node named "edge-1"`) {
+		t.Fatalf("second node with the same name: %v", err)
+	}
+	// The same data directory restarted is the same node, not a conflict.
+	n.stop()
+	startNode(t, cfg)
 }

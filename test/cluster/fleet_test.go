@@ -147,7 +147,7 @@ type node struct {
 
 // fleet is three etcd members and three nodes.
 type fleet struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	members []*etcdMember
 	nodes   []*node
@@ -155,7 +155,7 @@ type fleet struct {
 
 // newFleet starts a three-member etcd and three nodes, and waits until
 // every node is ready and registered.
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	f := &fleet{t: t, dir: worldReadableTempDir(t)}
 	var peers []string
@@ -411,7 +411,7 @@ func (f *fleet) waitServedBy(host string, nodes ...*node) time.Duration {
 	})
 }
 
-func worldReadableTempDir(t *testing.T) string {
+func worldReadableTempDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} {

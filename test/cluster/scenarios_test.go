@@ -15,7 +15,7 @@ import (
 	"github.com/sitefleet/sitefleet/state"
 )
 
-func addSite(t *testing.T, c *client.Client, domain string) state.Site {
+func addSite(t testing.TB, c *client.Client, domain string) state.Site {
 	t.Helper()
 	s, err := c.PutSite(context.Background(), state.Site{Domain: domain}, client.Precondition{})
 	if err != nil {
@@ -318,4 +318,31 @@ func counter(s state.Site) int {
 		return -1
 	}
 	return n
+}
+
+// TestKilledNodeRestartsAtOnce restarts a SIGKILLed node before its old
+// lease expires: it must recognise its own registration (same data
+// directory), take over the nginx it left running, and rejoin.
+func TestKilledNodeRestartsAtOnce(t *testing.T) {
+	f := newFleet(t)
+	addSite(t, f.client(0), "kept.test")
+	f.waitServedBy("kept.test", f.nodes...)
+	n := f.nodes[2]
+	f.kill(n, false)
+	if err := n.serves("kept.test"); err != nil {
+		t.Fatalf("nginx stopped serving when its node was killed: %v", err)
+	}
+	f.startNode(n)
+	addSite(t, f.client(2), "after-restart.test")
+	f.waitServedBy("after-restart.test", f.nodes...)
+	f.waitConverged()
+	cs, err := f.client(0).Cluster(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs.Nodes {
+		if !c.Live {
+			t.Fatalf("%s not live after the restart", c.Name)
+		}
+	}
 }
