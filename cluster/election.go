@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
 )
 
 // campaign takes part in the election until ctx ends (the session's
@@ -18,7 +20,7 @@ func (m *Member) campaign(ctx context.Context, sess *concurrency.Session) {
 		if err := e.Campaign(ctx, m.opts.Name); err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("leader campaign failed; retrying", "err", err)
-				sleepCtx(ctx, time.Second)
+				ctxutil.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -78,6 +80,6 @@ func (m *Member) runTask(ctx context.Context, task LeaderTask, f Fence) {
 		if err := task(ctx, f); err != nil && ctx.Err() == nil {
 			m.log.Warn("leader task failed; restarting it", "err", err)
 		}
-		sleepCtx(ctx, time.Second)
+		ctxutil.Sleep(ctx, time.Second)
 	}
 }

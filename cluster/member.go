@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -150,7 +151,7 @@ func (m *Member) Run(ctx context.Context) error {
 		}
 		m.setErr(err)
 		m.log.Warn("lost the etcd session; registering again", "err", err)
-		if !sleepCtx(ctx, delay) {
+		if !ctxutil.Sleep(ctx, delay) {
 			return nil
 		}
 		delay = min(2*delay, 5*time.Second)
@@ -297,15 +298,4 @@ func (m *Member) publishOnce(ctx context.Context, sess *concurrency.Session) err
 		return errRecordLost
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

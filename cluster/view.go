@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -88,7 +89,7 @@ func StaleMemberCleaner(cli *clientv3.Client, keys state.Keys, retention, interv
 			if err := cleanMembers(ctx, cli, keys, retention, timeout, f); err != nil {
 				return err
 			}
-			if !sleepCtx(ctx, interval) {
+			if !ctxutil.Sleep(ctx, interval) {
 				return nil
 			}
 		}

@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
+
 	"github.com/sitefleet/sitefleet/state"
 	"github.com/sitefleet/sitefleet/webserver"
 )
@@ -161,7 +163,7 @@ func (n *Node) watchLoop(ctx context.Context) {
 		if healthy {
 			delay = minRetryDelay
 		}
-		if !sleep(ctx, delay) {
+		if !ctxutil.Sleep(ctx, delay) {
 			return
 		}
 		delay = min(2*delay, maxRetryDelay)
@@ -213,17 +215,6 @@ func (n *Node) probeLoop(ctx context.Context) {
 			n.log.Debug("state changed since the last snapshot", "rev", last)
 			n.Trigger()
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

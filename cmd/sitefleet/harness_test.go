@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // testNode is a whole node running in-process against a real etcd and a
@@ -31,7 +31,7 @@ type testNode struct {
 func nodeConfig(t testing.TB, endpoint string) Config {
 	t.Helper()
 	cfg := defaultConfig()
-	cfg.DataDir = worldReadableTempDir(t)
+	cfg.DataDir = testutil.WorldReadableTempDir(t)
 	cfg.NodeName = "test"
 	cfg.State.Store = cluster.StoreEtcd
 	cfg.State.Etcd.Address = endpoint
@@ -44,19 +44,6 @@ func nodeConfig(t testing.TB, endpoint string) Config {
 	cfg.Cluster.LeaseTTL = 2 * time.Second
 	cfg.Cluster.PublishInterval = 100 * time.Millisecond
 	return cfg
-}
-
-// worldReadableTempDir returns a temporary directory that nginx workers,
-// which run as nobody when the tests run as root, can read.
-func worldReadableTempDir(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // startNode runs a node with cfg until the test ends, and waits until its

@@ -5,7 +5,6 @@ package etcdtest
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -14,6 +13,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // Server is an embedded etcd that a test can stop and restart on the same
@@ -74,15 +75,7 @@ func New(t testing.TB, opts ...Option) *Server {
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func FreeAddr(t testing.TB) string { return testutil.FreeAddr(t) }
 
 // Start starts the member if it is stopped and waits until it serves.
 func (s *Server) Start() {

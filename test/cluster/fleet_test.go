@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/internal/faultproxy"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // Binaries built once by TestMain.
@@ -53,16 +53,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // proc is a process the test started.
@@ -157,11 +147,11 @@ type fleet struct {
 // every node is ready and registered.
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
-	f := &fleet{t: t, dir: worldReadableTempDir(t)}
+	f := &fleet{t: t, dir: testutil.WorldReadableTempDir(t)}
 	var peers []string
 	for i := range 3 {
 		m := &etcdMember{name: fmt.Sprintf("m%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("etcd%d", i+1)),
-			client: freeAddr(t), peer: freeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("etcd%d.log", i+1))}
+			client: testutil.FreeAddr(t), peer: testutil.FreeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("etcd%d.log", i+1))}
 		peers = append(peers, m.name+"=http://"+m.peer)
 		f.members = append(f.members, m)
 	}
@@ -198,7 +188,7 @@ func newFleet(t testing.TB) *fleet {
 func (f *fleet) newNode(i int) *node {
 	t := f.t
 	n := &node{name: fmt.Sprintf("node%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("node%d", i+1)),
-		api: freeAddr(t), http: freeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("node%d.log", i+1))}
+		api: testutil.FreeAddr(t), http: testutil.FreeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("node%d.log", i+1))}
 	var endpoints []string
 	for _, m := range f.members {
 		p, err := faultproxy.Start(m.client)
@@ -231,7 +221,7 @@ reconcile:
   quiescence: 10
 log:
   level: debug
-`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), n.api, n.http, freeAddr(t), leaseTTL)
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), n.api, n.http, testutil.FreeAddr(t), leaseTTL)
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -409,15 +399,4 @@ func (f *fleet) waitServedBy(host string, nodes ...*node) time.Duration {
 		}
 		return nil
 	})
-}
-
-func worldReadableTempDir(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
