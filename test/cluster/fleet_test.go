@@ -1,5 +1,6 @@
 // Package cluster_test is the multi-process fault suite: a real
-// three-member etcd, three sitefleet node processes and a loopback TCP
+// three-member etcd (TLS with client certificates, as in production),
+// three sitefleet node processes and a loopback TCP
 // proxy per node and etcd member that the tests cut, black-hole and
 // restore. Every scenario asserts what each node serves over HTTP.
 package cluster_test
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/internal/faultproxy"
 	"github.com/sitefleet/sitefleet/internal/testutil"
 )
@@ -114,17 +116,27 @@ func (p *proc) stop(sig syscall.Signal, timeout time.Duration) {
 	}
 }
 
-// etcdMember is one etcd member process.
+// etcdMember is one etcd member process. Clients reach it over https and
+// must present a certificate from the fleet's CA; its peers talk http.
 type etcdMember struct {
 	name, dir, client, peer, cluster string
 	log                              string
+	tls                              tlsFiles
 	p                                *proc
+}
+
+// tlsFiles are the PEM files of the fleet's etcd TLS.
+type tlsFiles struct {
+	ca                    string
+	serverCert, serverKey string
+	clientCert, clientKey string
 }
 
 func (m *etcdMember) start(t testing.TB, state string) {
 	t.Helper()
-	m.p = startProc(t, m.log, etcdBin, "--name", m.name, "--data-dir", m.dir, "--client-url", "http://"+m.client,
-		"--peer-url", "http://"+m.peer, "--initial-cluster", m.cluster, "--initial-cluster-state", state)
+	m.p = startProc(t, m.log, etcdBin, "--name", m.name, "--data-dir", m.dir, "--client-url", "https://"+m.client,
+		"--peer-url", "http://"+m.peer, "--initial-cluster", m.cluster, "--initial-cluster-state", state,
+		"--cert-file", m.tls.serverCert, "--key-file", m.tls.serverKey, "--trusted-ca-file", m.tls.ca, "--client-cert-auth")
 }
 
 // node is one sitefleet node process, with a proxy to each etcd member.
@@ -139,6 +151,7 @@ type node struct {
 type fleet struct {
 	t       testing.TB
 	dir     string
+	tls     tlsFiles
 	members []*etcdMember
 	nodes   []*node
 }
@@ -148,10 +161,13 @@ type fleet struct {
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	f := &fleet{t: t, dir: testutil.WorldReadableTempDir(t)}
+	ca := etcdtest.NewCA(t)
+	server, cl := ca.ServerCert(t), ca.ClientCert(t, "sitefleet-node")
+	f.tls = tlsFiles{ca: ca.CertFile, serverCert: server.CertFile, serverKey: server.KeyFile, clientCert: cl.CertFile, clientKey: cl.KeyFile}
 	var peers []string
 	for i := range 3 {
 		m := &etcdMember{name: fmt.Sprintf("m%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("etcd%d", i+1)),
-			client: testutil.FreeAddr(t), peer: testutil.FreeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("etcd%d.log", i+1))}
+			client: testutil.FreeAddr(t), peer: testutil.FreeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("etcd%d.log", i+1)), tls: f.tls}
 		peers = append(peers, m.name+"=http://"+m.peer)
 		f.members = append(f.members, m)
 	}
@@ -196,7 +212,7 @@ func (f *fleet) newNode(i int) *node {
 			t.Fatal(err)
 		}
 		n.proxies = append(n.proxies, p)
-		endpoints = append(endpoints, "http://"+p.Addr())
+		endpoints = append(endpoints, "https://"+p.Addr())
 	}
 	n.config = filepath.Join(f.dir, n.name+".yaml")
 	cfg := fmt.Sprintf(`dataDir: %s
@@ -207,6 +223,7 @@ state:
     keyPrefix: /fleet
     timeout: %d
     address: "%s"
+    tlsConfiguration: { ca: "%s", clientCertificate: "%s", clientKey: "%s" }
 api:
   listen: %s
   tokens: ["fleet-test-token"]
@@ -221,7 +238,7 @@ reconcile:
   quiescence: 10
 log:
   level: debug
-`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), n.api, n.http, testutil.FreeAddr(t), leaseTTL)
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, n.http, testutil.FreeAddr(t), leaseTTL)
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

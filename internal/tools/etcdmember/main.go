@@ -33,6 +33,10 @@ func run() error {
 	flag.StringVar(&state, "initial-cluster-state", "new", "new or existing")
 	flag.UintVar(&cfg.TickMs, "heartbeat-interval", 50, "ms")
 	flag.UintVar(&cfg.ElectionMs, "election-timeout", 500, "ms")
+	flag.StringVar(&cfg.ClientTLSInfo.CertFile, "cert-file", "", "server certificate for https client URLs")
+	flag.StringVar(&cfg.ClientTLSInfo.KeyFile, "key-file", "", "its key")
+	flag.StringVar(&cfg.ClientTLSInfo.TrustedCAFile, "trusted-ca-file", "", "CA of accepted client certificates")
+	flag.BoolVar(&cfg.ClientTLSInfo.ClientCertAuth, "client-cert-auth", false, "require client certificates")
 	flag.Parse()
 	cu, err := url.Parse(client)
 	if err != nil {
