@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // tempDir is t.TempDir made traversable by nginx workers, which run as
@@ -31,15 +34,15 @@ func tempDir(t testing.TB) string {
 	return dir
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a free loopback port (see testutil.FreeAddr).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	p, err := strconv.Atoi(port)
 	if err != nil {
-		t.Fatalf("find free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // writeFiles creates dir with the given files (name -> contents), world-readable.

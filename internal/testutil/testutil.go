@@ -2,21 +2,50 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 )
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
+// Ports handed out by FreeAddr lie below Linux's default ephemeral range
+// (32768-60999), so the kernel never gives one of them to a listener on
+// port 0 or to an outgoing connection between the moment FreeAddr checks
+// it and the moment a server binds it.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+var (
+	portsMu sync.Mutex
+	used    = map[int]bool{}
+)
+
+// FreeAddr returns a loopback host:port that is free now, outside the
+// ephemeral port range, and not handed out before by this process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := portLow + rand.IntN(portHigh-portLow)
+		if used[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		used[p] = true
+		return l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free loopback port between %d and %d", portLow, portHigh)
+	return ""
 }
 
 // WorldReadableTempDir returns a temporary directory that nginx workers,

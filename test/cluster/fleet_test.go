@@ -249,6 +249,10 @@ log:
 func (f *fleet) startNode(n *node) {
 	n.p = startProc(f.t, n.log, sitefleetBin, "node", "--config", n.config)
 	f.eventually(n.name+" API answers", 30*time.Second, func() error {
+		if !n.p.running() {
+			b, _ := os.ReadFile(n.log)
+			f.t.Fatalf("%s exited at start:\n%s", n.name, tail(b, 2048))
+		}
 		resp, err := http.Get("http://" + n.api + "/healthz")
 		if err == nil {
 			resp.Body.Close()
