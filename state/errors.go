@@ -24,6 +24,10 @@ const (
 	// Busy: an import that spans several transactions holds the state;
 	// other writes wait until it completes (HTTP 409).
 	Busy Code = "busy"
+	// InUse: the object is still used and cannot be removed (HTTP 409).
+	InUse Code = "in_use"
+	// TooLarge: the request is larger than a configured limit (HTTP 413).
+	TooLarge Code = "too_large"
 	// Unavailable: the state store cannot be reached within the timeout (HTTP 503).
 	Unavailable Code = "unavailable"
 )

@@ -8,6 +8,7 @@ package state
 
 import (
 	"slices"
+	"time"
 )
 
 // Site is one site served by every node: a primary domain, optional aliases
@@ -20,6 +21,10 @@ type Site struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// Options change how the site is served.
 	Options SiteOptions `json:"options"`
+	// Deployment is the bundle the site serves; nil serves a placeholder.
+	Deployment *Deployment `json:"deployment,omitempty"`
+	// History holds earlier deployments, most recent first, for rollback.
+	History []Deployment `json:"history,omitempty"`
 	// Revision is the etcd modification revision of the site's key when it
 	// was read. It is output only: writes carry the expected revision in a
 	// precondition instead.
@@ -41,8 +46,37 @@ func (s Site) Names() []string {
 // Equal reports whether two sites describe the same desired state, ignoring
 // their revisions.
 func (s Site) Equal(o Site) bool {
-	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options == o.Options
+	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options == o.Options &&
+		s.Deployment.Equal(o.Deployment) && slices.EqualFunc(s.History, o.History, func(a, b Deployment) bool { return a.Equal(&b) })
 }
+
+// Deployment says which bundle a site serves.
+type Deployment struct {
+	App     string `json:"app"`
+	Version string `json:"version"`
+	// SHA256 pins the bundle's content.
+	SHA256     string    `json:"sha256"`
+	DeployedAt time.Time `json:"deployedAt"`
+}
+
+// Equal compares two deployments (nil equals nil only).
+func (d *Deployment) Equal(o *Deployment) bool {
+	if d == nil || o == nil {
+		return d == o
+	}
+	return d.App == o.App && d.Version == o.Version && d.SHA256 == o.SHA256 && d.DeployedAt.Equal(o.DeployedAt)
+}
+
+// Validate checks a deployment's fields.
+func (d *Deployment) Validate() error {
+	if d == nil {
+		return nil
+	}
+	return Bundle{App: d.App, Version: d.Version, SHA256: d.SHA256}.Validate()
+}
+
+// MaxHistory is how many earlier deployments a site keeps for rollback.
+const MaxHistory = 10
 
 // Snapshot is the whole desired state at one etcd revision.
 type Snapshot struct {
@@ -51,6 +85,8 @@ type Snapshot struct {
 	Revision int64 `json:"revision"`
 	// Sites is sorted by domain.
 	Sites []Site `json:"sites"`
+	// Bundles are every uploaded bundle, sorted by app and upload time.
+	Bundles []Bundle `json:"bundles,omitempty"`
 	// PendingImport is non-empty while an import that spans several etcd
 	// transactions has not completed: the state is then a mix of old and
 	// new, and nodes keep serving what they applied before.

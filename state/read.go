@@ -25,6 +25,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.keys.Pending()),
 		clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(s.keys.Apps(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, s.wrap(ctx, "read state", err)
@@ -44,6 +45,14 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if p := resp.Responses[1].GetResponseRange().Kvs; len(p) > 0 {
 		snap.PendingImport = string(p[0].Value)
 	}
+	for _, kv := range resp.Responses[3].GetResponseRange().Kvs {
+		b, err := decodeBundle(kv)
+		if err != nil {
+			return nil, err
+		}
+		snap.Bundles = append(snap.Bundles, b)
+	}
+	sortBundles(snap.Bundles)
 	return snap, nil
 }
 

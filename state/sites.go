@@ -74,7 +74,8 @@ func (v siteView) check(domain string, pre Precondition) error {
 	return nil
 }
 
-// PutSite creates or replaces a site after validating it. The write is one
+// PutSite creates or replaces a site's names and options after validating
+// them; its deployment and history are kept as they are. The write is one
 // etcd transaction that also claims the site's names in the name index, so
 // two sites can never own the same name. It returns the stored site with
 // its new Revision. Errors: Invalid, Exists, Conflict, NameTaken, Busy,
@@ -93,8 +94,12 @@ func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site,
 		if err := v.check(site.Domain, pre); err != nil {
 			return Site{}, err
 		}
-		if v.cur != nil && v.cur.Equal(site) {
-			return *v.cur, nil
+		if v.cur != nil {
+			// Deployments change only through Deploy and Rollback.
+			site.Deployment, site.History = v.cur.Deployment, v.cur.History
+			if v.cur.Equal(site) {
+				return *v.cur, nil
+			}
 		}
 		rev, ok, err := s.commitSite(ctx, site, v)
 		if err != nil {

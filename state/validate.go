@@ -124,6 +124,17 @@ func (s Site) Normalize() (Site, error) {
 	}
 	slices.Sort(aliases)
 	aliases = slices.Compact(aliases)
+	if err := s.Deployment.Validate(); err != nil {
+		return Site{}, withField("deployment", err)
+	}
+	if len(s.History) > MaxHistory {
+		return Site{}, Errorf(Invalid, "history: %d entries, at most %d", len(s.History), MaxHistory)
+	}
+	for i := range s.History {
+		if err := s.History[i].Validate(); err != nil {
+			return Site{}, withField(fmt.Sprintf("history[%d]", i), err)
+		}
+	}
 	out := s
 	out.Domain = domain
 	out.Aliases = aliases

@@ -1,0 +1,91 @@
+package state
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Deploy makes a site serve app@version. The bundle must have been
+// uploaded; the site's current deployment moves to the front of its history.
+// The write is guarded by the site's revision (and pre) and by the bundle
+// still existing. Errors: Invalid, NotFound (site or bundle), Conflict,
+// Busy, Unavailable (*Error).
+func (s *Store) Deploy(ctx context.Context, domain, app, version string, pre Precondition) (Site, error) {
+	b, err := s.GetBundle(ctx, app, version)
+	if err != nil {
+		return Site{}, err
+	}
+	return s.changeDeployment(ctx, domain, pre, func(site *Site) error {
+		next := &Deployment{App: b.App, Version: b.Version, SHA256: b.SHA256, DeployedAt: time.Now().UTC()}
+		if site.Deployment != nil {
+			site.History = append([]Deployment{*site.Deployment}, site.History...)
+			if len(site.History) > MaxHistory {
+				site.History = site.History[:MaxHistory]
+			}
+		}
+		site.Deployment = next
+		return nil
+	}, s.keys.Bundle(b.App, b.Version))
+}
+
+// Rollback makes a site serve its previous deployment again at once, and
+// drops the current one: rolling back twice goes two deployments back.
+// A site without history is an Invalid *Error.
+func (s *Store) Rollback(ctx context.Context, domain string, pre Precondition) (Site, error) {
+	return s.changeDeployment(ctx, domain, pre, func(site *Site) error {
+		if len(site.History) == 0 {
+			return Errorf(Invalid, "site %q has no earlier deployment to roll back to", domain)
+		}
+		prev := site.History[0]
+		site.Deployment, site.History = &prev, site.History[1:]
+		if len(site.History) == 0 {
+			site.History = nil
+		}
+		return nil
+	})
+}
+
+// changeDeployment applies change to the stored site in one guarded
+// transaction; guardKeys must still exist.
+func (s *Store) changeDeployment(ctx context.Context, domain string, pre Precondition, change func(*Site) error, guardKeys ...string) (Site, error) {
+	for range maxRetries {
+		v, err := s.readSiteView(ctx, domain, nil)
+		if err != nil {
+			return Site{}, err
+		}
+		if v.cur == nil {
+			return Site{}, Errorf(NotFound, "site %q does not exist", domain)
+		}
+		if err := v.check(domain, pre); err != nil {
+			return Site{}, err
+		}
+		site := *v.cur
+		site.History = append([]Deployment(nil), v.cur.History...)
+		if err := change(&site); err != nil {
+			return Site{}, err
+		}
+		site.Revision = 0
+		val, err := marshal(site)
+		if err != nil {
+			return Site{}, err
+		}
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(s.keys.Site(domain)), "=", v.curRev),
+			clientv3.Compare(clientv3.CreateRevision(s.keys.Pending()), "=", 0),
+		}
+		for _, k := range guardKeys {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
+		}
+		rev, ok, err := s.commit(ctx, "write deployment", cmps, []clientv3.Op{clientv3.OpPut(s.keys.Site(domain), val)})
+		if err != nil {
+			return Site{}, err
+		}
+		if ok {
+			site.Revision = rev
+			return site, nil
+		}
+	}
+	return Site{}, Errorf(Conflict, "site %q is being changed concurrently: retry", domain)
+}
