@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/state"
@@ -29,6 +30,11 @@ type Store interface {
 	DeleteSite(ctx context.Context, domain string, pre state.Precondition) (int64, error)
 	Export(ctx context.Context) (state.Document, error)
 	Import(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error)
+	GetBundle(ctx context.Context, app, version string) (state.Bundle, error)
+	ListBundles(ctx context.Context, app string) ([]state.Bundle, error)
+	DeleteBundle(ctx context.Context, app, version string, guard ...clientv3.Cmp) error
+	Deploy(ctx context.Context, domain, app, version string, pre state.Precondition) (state.Site, error)
+	Rollback(ctx context.Context, domain string, pre state.Precondition) (state.Site, error)
 }
 
 // StatusSource reports this node's status and its view of the fleet.
@@ -50,6 +56,11 @@ type Options struct {
 	Auth     *Auth
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Bundles takes uploads and serves bundle bytes to peers; without it
+	// those endpoints do not exist.
+	Bundles Bundles
+	// Waiter waits for the fleet to serve a deployment (?wait=).
+	Waiter Waiter
 	// Metrics, when set, is served at /metrics (with authentication, like
 	// everything but the health checks).
 	Metrics http.Handler
@@ -79,10 +90,24 @@ func NewHandler(opts Options) (http.Handler, error) {
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Group(func(r chi.Router) {
+		r.Use(opts.Auth.Middleware(s.writeError))
+		if opts.Bundles != nil {
+			// Streamed: the bundle intake enforces its own size limits.
+			r.Put("/v1/apps/{app}/{version}", s.handle(s.uploadBundle))
+			r.Get("/v1/bundles/{sha}", s.handle(s.getBundleBytes))
+		}
+	})
+	r.Group(func(r chi.Router) {
 		r.Use(opts.Auth.Middleware(s.writeError), s.limitBody)
 		if opts.Metrics != nil {
 			r.Handle("/metrics", opts.Metrics)
 		}
+		r.Get("/v1/apps", s.handle(s.listBundles))
+		r.Get("/v1/apps/{app}", s.handle(s.listBundles))
+		r.Get("/v1/apps/{app}/{version}", s.handle(s.getBundle))
+		r.Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
+		r.Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
+		r.Post("/v1/sites/{domain}/rollback", s.handle(s.rollback))
 		r.Get("/v1/status", s.handle(s.getStatus))
 		r.Get("/v1/status/preview", s.handle(s.getPreview))
 		r.Get("/v1/cluster", s.handle(s.getCluster))
@@ -146,6 +171,8 @@ var codeStatus = map[state.Code]int{
 	state.NameTaken:   http.StatusConflict,
 	state.Exists:      http.StatusConflict,
 	state.Busy:        http.StatusConflict,
+	state.InUse:       http.StatusConflict,
+	state.TooLarge:    http.StatusRequestEntityTooLarge,
 	state.Unavailable: http.StatusServiceUnavailable,
 }
 

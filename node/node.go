@@ -59,6 +59,10 @@ type Options struct {
 	HTTPListen string
 	// PlaceholderRoot is served by sites with nothing deployed.
 	PlaceholderRoot string
+	// Bundles is the local bundle store and Peers the way to fill it; with
+	// either nil, deployed sites serve the placeholder.
+	Bundles BundleStore
+	Peers   BundlePeers
 	// Quiescence is how long the state must be quiet before a pass runs;
 	// bursts are delayed at most 4 times as long. Default DefaultQuiescence.
 	Quiescence time.Duration
@@ -81,6 +85,11 @@ type Node struct {
 	status  statusBox
 	applied atomic.Pointer[state.Snapshot] // written by the worker goroutine only
 	checked map[string]checkedSite         // owned by the worker goroutine
+	fetch   *fetcher                       // nil without bundles
+
+	// Owned by the worker goroutine.
+	waitingForBundles bool                 // the last apply lacked a bundle
+	unusedSince       map[string]time.Time // local bundles nothing uses, since when
 }
 
 // New returns a Node. It starts nothing.
@@ -103,7 +112,11 @@ func New(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}, nil
+	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}}
+	if opts.Bundles != nil && opts.Peers != nil {
+		n.fetch = newFetcher(n)
+	}
+	return n, nil
 }
 
 // Status returns a copy of the node's current status.
@@ -125,6 +138,10 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.watchLoop(ctx) })
 	wg.Go(func() { n.probeLoop(ctx) })
+	if n.fetch != nil {
+		wg.Go(func() { n.fetch.run(ctx) })
+		wg.Go(func() { n.fetch.announceLocal(ctx) })
+	}
 	n.worker(ctx)
 	wg.Wait()
 	return nil

@@ -94,7 +94,7 @@ func (n *Node) pass(parent context.Context) (err error) {
 		n.log.Info("an import is in progress; holding the applied state", "rev", snap.Revision)
 		return nil
 	}
-	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && !n.status.get().FromCache {
+	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && !n.status.get().FromCache && !n.waitingForBundles {
 		n.log.Debug("state unchanged", "rev", snap.Revision)
 		return nil
 	}
@@ -114,14 +114,18 @@ func (n *Node) pass(parent context.Context) (err error) {
 // apply makes the web server serve snap, then records it as applied in the
 // status and the cache.
 func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
+	if n.fetch != nil {
+		n.fetch.setWant(snap.Bundles)
+	}
 	sites, siteErrs := n.usableSites(snap)
+	sites, siteErrs = n.resolveBundles(sites, siteErrs)
 	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot}
 	for _, s := range sites {
-		plan.Sites = append(plan.Sites, webserver.Site{
-			Domain:          s.Domain,
-			Aliases:         s.Aliases,
-			RedirectAliases: s.Options.RedirectAliases,
-		})
+		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases}
+		if s.Deployment != nil {
+			ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
+		}
+		plan.Sites = append(plan.Sites, ws)
 	}
 	if _, err := n.opts.Web.Apply(ctx, plan); err != nil {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
@@ -137,7 +141,92 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	if err := n.opts.Cache.Save(applied, now); err != nil {
 		n.log.Warn("could not cache the applied state", "err", err)
 	}
+	n.removeUnused(ctx, snap, applied)
 	return nil
+}
+
+// resolveBundles makes every site serve a bundle that is present in full:
+// a site whose deployed bundle has not arrived yet keeps serving the
+// deployment it served before (or the placeholder), and says so in its
+// error, until the fetcher brings the bundle and triggers a pass.
+func (n *Node) resolveBundles(sites []state.Site, errs map[string]string) ([]state.Site, map[string]string) {
+	waiting := false
+	defer func() { n.waitingForBundles = waiting }()
+	for i, s := range sites {
+		if s.Deployment == nil || (n.opts.Bundles != nil && n.opts.Bundles.Has(s.Deployment.SHA256)) {
+			continue
+		}
+		if errs == nil {
+			errs = map[string]string{}
+		}
+		msg := fmt.Sprintf("waiting for bundle %s@%s (%s) to arrive on this node", s.Deployment.App, s.Deployment.Version, s.Deployment.SHA256[:12])
+		if n.fetch != nil {
+			if e := n.fetch.lastError(s.Deployment.SHA256); e != "" {
+				msg += ": " + e
+			}
+		}
+		errs[s.Domain] = msg
+		waiting = true
+		sites[i].Deployment = nil
+		if old, ok := n.lastApplied(s.Domain); ok && old.Deployment != nil && n.opts.Bundles != nil && n.opts.Bundles.Has(old.Deployment.SHA256) {
+			sites[i].Deployment = old.Deployment
+		}
+	}
+	return sites, errs
+}
+
+// bundleRemoveGrace is how long a bundle stays on disk after nothing uses
+// it any more.
+const bundleRemoveGrace = time.Minute
+
+// removeUnused deletes local bundles that the desired state no longer
+// lists and the applied config has not served for bundleRemoveGrace.
+func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) {
+	if n.opts.Bundles == nil || n.opts.Peers == nil || snap.PendingImport != "" {
+		return
+	}
+	keep := map[string]bool{}
+	for _, b := range snap.Bundles {
+		keep[b.SHA256] = true
+	}
+	for _, s := range applied.Sites {
+		if s.Deployment != nil {
+			keep[s.Deployment.SHA256] = true
+		}
+	}
+	local, err := n.opts.Bundles.List()
+	if err != nil {
+		n.log.Warn("could not list local bundles", "err", err)
+		return
+	}
+	now := time.Now()
+	for sha := range n.unusedSince {
+		if keep[sha] {
+			delete(n.unusedSince, sha)
+		}
+	}
+	for _, sha := range local {
+		if keep[sha] {
+			continue
+		}
+		// Old nginx workers may still be answering requests from it.
+		if since, ok := n.unusedSince[sha]; !ok {
+			n.unusedSince[sha] = now
+			continue
+		} else if now.Sub(since) < bundleRemoveGrace {
+			continue
+		}
+		delete(n.unusedSince, sha)
+		if err := n.opts.Peers.Withdraw(ctx, sha); err != nil {
+			n.log.Debug("could not withdraw a bundle; keeping it for now", "sha256", sha, "err", err)
+			continue
+		}
+		if err := n.opts.Bundles.Remove(sha); err != nil {
+			n.log.Warn("could not remove an unused bundle", "sha256", sha, "err", err)
+			continue
+		}
+		n.log.Info("removed unused bundle", "sha256", sha)
+	}
 }
 
 // usableSites returns the sites of snap that can be served. A site that

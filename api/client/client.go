@@ -83,12 +83,7 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, i
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, &e.Problem) != nil || e.Problem.Title == "" {
-			e.Problem = Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Detail: strings.TrimSpace(string(b))}
-		}
-		return resp, e
+		return resp, decodeError(resp)
 	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
@@ -96,6 +91,16 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, i
 		}
 	}
 	return resp, nil
+}
+
+// decodeError turns an error answer into an *Error.
+func decodeError(resp *http.Response) *Error {
+	e := &Error{Status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &e.Problem) != nil || e.Problem.Title == "" {
+		e.Problem = Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Detail: strings.TrimSpace(string(b))}
+	}
+	return e
 }
 
 func sitePath(domain string) string { return "/v1/sites/" + url.PathEscape(domain) }
@@ -188,4 +193,95 @@ func (c *Client) Cluster(ctx context.Context) (ClusterStatus, error) {
 	var out ClusterStatus
 	_, err := c.do(ctx, http.MethodGet, "/v1/cluster", nil, nil, &out)
 	return out, err
+}
+
+// UploadBundle streams an archive (tar.gz, tar or zip) as app@version. sha
+// (hex) and signature (base64 Ed25519 over the digest) are optional; when
+// sha is set the node refuses an archive that does not match it.
+func (c *Client) UploadBundle(ctx context.Context, app, version string, body io.Reader, sha, signature string) (UploadResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/apps/"+url.PathEscape(app)+"/"+url.PathEscape(version), body)
+	if err != nil {
+		return UploadResult{}, fmt.Errorf("upload: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if sha != "" {
+		req.Header.Set("X-Sitefleet-Sha256", sha)
+	}
+	if signature != "" {
+		req.Header.Set("X-Sitefleet-Signature", signature)
+	}
+	var out UploadResult
+	err = c.stream(req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&out) })
+	return out, err
+}
+
+// FetchBundle streams a bundle's archive bytes from the node, into w.
+func (c *Client) FetchBundle(ctx context.Context, sha string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/bundles/"+url.PathEscape(sha), nil)
+	if err != nil {
+		return fmt.Errorf("fetch bundle: %w", err)
+	}
+	return c.stream(req, func(r io.Reader) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+}
+
+// stream sends req without the client's overall timeout (ctx bounds it)
+// and hands a successful body to read.
+func (c *Client) stream(req *http.Request, read func(io.Reader) error) error {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	if err := read(resp.Body); err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
+// ListBundles lists every bundle, or those of one app.
+func (c *Client) ListBundles(ctx context.Context, app string) (BundleList, error) {
+	path := "/v1/apps"
+	if app != "" {
+		path += "/" + url.PathEscape(app)
+	}
+	var out BundleList
+	_, err := c.do(ctx, http.MethodGet, path, nil, nil, &out)
+	return out, err
+}
+
+// DeleteBundle removes app@version; a bundle in use is refused (409).
+func (c *Client) DeleteBundle(ctx context.Context, app, version string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(app)+"/"+url.PathEscape(version), nil, nil, nil)
+	return err
+}
+
+// Deploy makes a site serve app@version. With wait > 0 the node answers
+// once every live node serves it, or at the deadline with each node's state.
+func (c *Client) Deploy(ctx context.Context, domain, app, version string, wait time.Duration, pre Precondition) (DeployResult, error) {
+	var out DeployResult
+	_, err := c.do(ctx, http.MethodPut, sitePath(domain)+"/deployment"+waitQuery(wait), pre.header(), map[string]string{"app": app, "version": version}, &out)
+	return out, err
+}
+
+// Rollback makes a site serve its previous deployment.
+func (c *Client) Rollback(ctx context.Context, domain string, wait time.Duration, pre Precondition) (DeployResult, error) {
+	var out DeployResult
+	_, err := c.do(ctx, http.MethodPost, sitePath(domain)+"/rollback"+waitQuery(wait), pre.header(), nil, &out)
+	return out, err
+}
+
+func waitQuery(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return "?wait=" + url.QueryEscape(d.String())
 }

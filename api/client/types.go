@@ -122,3 +122,39 @@ type ClusterNode struct {
 	LastError      string            `json:"lastError,omitempty"`
 	SiteErrors     map[string]string `json:"siteErrors,omitempty"`
 }
+
+// UploadResult is the answer of PUT /v1/apps/{app}/{version}.
+type UploadResult struct {
+	Bundle state.Bundle `json:"bundle"`
+	// Created is false when the same content had been uploaded before.
+	Created bool `json:"created"`
+	// Holders are the nodes that held the bundle when the upload answered.
+	Holders []string `json:"holders"`
+}
+
+// BundleList is the answer of GET /v1/apps and GET /v1/apps/{app}.
+type BundleList struct {
+	Bundles []state.Bundle `json:"bundles"`
+}
+
+// DeployResult is the answer of a deployment or rollback.
+type DeployResult struct {
+	Site state.Site `json:"site"`
+	// Wait is set when the request asked to wait for the fleet.
+	Wait *DeployWait `json:"wait,omitempty"`
+}
+
+// DeployWait says whether every live node serves a deployment.
+type DeployWait struct {
+	// Done is true when every live node serves it.
+	Done  bool             `json:"done"`
+	Nodes []DeployNodeWait `json:"nodes"`
+}
+
+// DeployNodeWait is one node's progress towards a deployment.
+type DeployNodeWait struct {
+	Node            string `json:"node"`
+	AppliedRevision int64  `json:"appliedRevision"`
+	Serving         bool   `json:"serving"`
+	Error           string `json:"error,omitempty"`
+}

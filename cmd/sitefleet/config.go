@@ -37,6 +37,7 @@ type Config struct {
 	API                APIConfig    `mapstructure:"api"`
 	Web                WebConfig    `mapstructure:"web"`
 	Cluster            ClusterCfg   `mapstructure:"cluster"`
+	Bundles            BundlesCfg   `mapstructure:"bundles"`
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
 	Log                LogConfig    `mapstructure:"log"`
 }
@@ -106,6 +107,20 @@ type ClusterCfg struct {
 	MemberRetention time.Duration `mapstructure:"memberRetention"`
 }
 
+// BundlesCfg configures app bundles.
+type BundlesCfg struct {
+	RequireSignature   bool          `mapstructure:"requireSignature"`
+	PublicKeys         []string      `mapstructure:"publicKeys"`
+	MinReplicas        int           `mapstructure:"minReplicas"`
+	ReplicationTimeout time.Duration `mapstructure:"replicationTimeout"`
+	MaxArchiveBytes    int64         `mapstructure:"maxArchiveBytes"`
+	MaxUnpackedBytes   int64         `mapstructure:"maxUnpackedBytes"`
+	MaxFiles           int           `mapstructure:"maxFiles"`
+	MaxPathLength      int           `mapstructure:"maxPathLength"`
+	KeepVersions       int           `mapstructure:"keepVersions"`
+	GCInterval         time.Duration `mapstructure:"gcInterval"`
+}
+
 // ReconcileCfg tunes the reconcile loop; durations in milliseconds.
 type ReconcileCfg struct {
 	Quiescence int `mapstructure:"quiescence"`
@@ -140,6 +155,15 @@ func defaultConfig() Config {
 			LeaseTTL:        cluster.DefaultTTL,
 			PublishInterval: cluster.DefaultPublishInterval,
 			MemberRetention: cluster.DefaultRetention,
+		},
+		Bundles: BundlesCfg{
+			ReplicationTimeout: 60 * time.Second,
+			MaxArchiveBytes:    512 << 20,
+			MaxUnpackedBytes:   2 << 30,
+			MaxFiles:           100000,
+			MaxPathLength:      1024,
+			KeepVersions:       5,
+			GCInterval:         time.Minute,
 		},
 		Reconcile: ReconcileCfg{Quiescence: 20, Resync: 300000},
 		Log:       LogConfig{Level: "info", Format: "text"},
@@ -267,6 +291,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.MemberRetention <= 0 {
 		errs = append(errs, errors.New("cluster.memberRetention must be positive"))
+	}
+	b := c.Bundles
+	if b.MinReplicas < 0 || b.ReplicationTimeout <= 0 || b.MaxArchiveBytes <= 0 || b.MaxUnpackedBytes <= 0 || b.MaxFiles <= 0 || b.MaxPathLength <= 0 || b.KeepVersions < 1 || b.GCInterval <= 0 {
+		errs = append(errs, errors.New("bundles: minReplicas must be 0 (automatic) or more, keepVersions at least 1, and the limits, replicationTimeout and gcInterval positive"))
+	}
+	if b.RequireSignature && len(b.PublicKeys) == 0 {
+		errs = append(errs, errors.New("bundles.requireSignature is true but bundles.publicKeys is empty: no bundle could be accepted"))
 	}
 	if c.Reconcile.Quiescence <= 0 || c.Reconcile.Resync <= 0 {
 		errs = append(errs, errors.New("reconcile.quiescence and reconcile.resync must be positive"))

@@ -43,7 +43,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newNodeCmd(), newVersionCmd())
 	cf := &clientFlags{}
 	cf.register(root)
-	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf))
+	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
+		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf))
 	return root
 }
 

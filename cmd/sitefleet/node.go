@@ -19,6 +19,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/deploy"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
@@ -68,12 +69,24 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	local, err := deploy.OpenStore(filepath.Join(cfg.DataDir, "bundles"), deploy.Limits{
+		MaxArchiveBytes: cfg.Bundles.MaxArchiveBytes, MaxUnpackedBytes: cfg.Bundles.MaxUnpackedBytes,
+		MaxFiles: cfg.Bundles.MaxFiles, MaxPathLength: cfg.Bundles.MaxPathLength,
+	})
+	if err != nil {
+		return fmt.Errorf("bundle store: %w", err)
+	}
+	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), web: web,
+		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
+	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles, log: log}
 	n, err := node.New(node.Options{
 		Source:          store,
 		Web:             web,
 		Cache:           state.Cache{Path: filepath.Join(cfg.DataDir, "state-cache.json"), Prefix: cfg.State.Etcd.KeyPrefix},
 		HTTPListen:      cfg.Web.HTTPListen,
 		PlaceholderRoot: placeholder,
+		Bundles:         local,
+		Peers:           bundles,
 		Quiescence:      time.Duration(cfg.Reconcile.Quiescence) * time.Millisecond,
 		ResyncInterval:  time.Duration(cfg.Reconcile.Resync) * time.Millisecond,
 		Logger:          log.With("component", "reconciler"),
@@ -82,8 +95,7 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
-	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), node: n, web: web,
-		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
+	status.node = n
 	member, err := newMember(cfg, etcd, store, status, log)
 	if err != nil {
 		return err
@@ -93,7 +105,7 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	handler, err := api.NewHandler(api.Options{
-		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth,
+		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
 	})
 	if err != nil {
@@ -134,6 +146,7 @@ func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statu
 		Record:             status.record,
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
+			cluster.BundleCollector(store, etcd.Client, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
 		},
 		Timeout: store.Timeout(),
 		Logger:  log.With("component", "cluster"),

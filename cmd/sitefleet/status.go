@@ -122,3 +122,42 @@ func timePtr(t time.Time) *time.Time {
 	}
 	return &t
 }
+
+// WaitDeployed polls the fleet's records until every live node serves the
+// state at rev without an error for domain, or ctx ends.
+func (a *statusAdapter) WaitDeployed(ctx context.Context, domain string, rev int64) (client.DeployWait, error) {
+	var last client.DeployWait
+	for {
+		rctx, cancel := context.WithTimeout(ctx, a.timeout)
+		v, err := cluster.ReadView(rctx, a.cli, a.keys)
+		cancel()
+		if err == nil {
+			last = deployProgress(v, domain, rev)
+			if last.Done {
+				return last, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func deployProgress(v cluster.View, domain string, rev int64) client.DeployWait {
+	out := client.DeployWait{Done: true, Nodes: []client.DeployNodeWait{}}
+	for _, n := range v.Nodes {
+		if !n.Live {
+			continue
+		}
+		w := client.DeployNodeWait{Node: n.Name, AppliedRevision: n.AppliedRevision, Error: n.SiteErrors[domain]}
+		w.Serving = n.AppliedRevision >= rev && w.Error == ""
+		if !w.Serving && w.Error == "" {
+			w.Error = fmt.Sprintf("serves revision %d, not yet %d", n.AppliedRevision, rev)
+		}
+		out.Done = out.Done && w.Serving
+		out.Nodes = append(out.Nodes, w)
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// MaxWait bounds ?wait= on deployments.
+const MaxWait = 10 * time.Minute
+
+// Bundles is what the API needs of the bundle intake and local store.
+type Bundles interface {
+	// Upload ingests an archive for app@version, records it and returns
+	// once enough nodes hold it. Created is false when the same content
+	// was uploaded before.
+	Upload(ctx context.Context, req UploadRequest) (client.UploadResult, error)
+	// Open returns a bundle's archive bytes, for a peer to fetch.
+	Open(sha string) (io.ReadCloser, int64, error)
+}
+
+// UploadRequest is one bundle upload.
+type UploadRequest struct {
+	App, Version string
+	Body         io.Reader
+	// SHA256 is the hash the client expects, if it sent one.
+	SHA256 string
+	// Signature is the client's Ed25519 signature over the hash, if any.
+	Signature string
+}
+
+// Waiter waits until the fleet serves a change.
+type Waiter interface {
+	// WaitDeployed returns once every live node serves the state at
+	// revision rev with no error for domain, or when ctx ends; it reports
+	// each node's state either way.
+	WaitDeployed(ctx context.Context, domain string, rev int64) (client.DeployWait, error)
+}
+
+// Headers of a bundle upload.
+const (
+	HeaderSHA256    = "X-Sitefleet-Sha256"
+	HeaderSignature = "X-Sitefleet-Signature"
+)
+
+func (s *server) uploadBundle(w http.ResponseWriter, r *http.Request) error {
+	app, version := chi.URLParam(r, "app"), chi.URLParam(r, "version")
+	if err := state.ValidateApp(app); err != nil {
+		return err
+	}
+	if err := state.ValidateVersion(version); err != nil {
+		return err
+	}
+	res, err := s.opts.Bundles.Upload(r.Context(), UploadRequest{
+		App: app, Version: version, Body: r.Body,
+		SHA256: r.Header.Get(HeaderSHA256), Signature: r.Header.Get(HeaderSignature),
+	})
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if res.Created {
+		code = http.StatusCreated
+	}
+	return writeJSON(w, code, res.Bundle.Revision, res)
+}
+
+func (s *server) getBundleBytes(w http.ResponseWriter, r *http.Request) error {
+	sha := chi.URLParam(r, "sha")
+	if err := state.ValidateSHA256(sha); err != nil {
+		return err
+	}
+	rc, size, err := s.opts.Bundles.Open(sha)
+	if err != nil {
+		return state.Errorf(state.NotFound, "bundle %s is not held by this node", sha)
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+func (s *server) listBundles(w http.ResponseWriter, r *http.Request) error {
+	bs, err := s.opts.Store.ListBundles(r.Context(), chi.URLParam(r, "app"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, 0, client.BundleList{Bundles: bs})
+}
+
+func (s *server) getBundle(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.opts.Store.GetBundle(r.Context(), chi.URLParam(r, "app"), chi.URLParam(r, "version"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, b.Revision, b)
+}
+
+func (s *server) deleteBundle(w http.ResponseWriter, r *http.Request) error {
+	app, version := chi.URLParam(r, "app"), chi.URLParam(r, "version")
+	if err := s.opts.Store.DeleteBundle(r.Context(), app, version); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, 0, map[string]string{"deleted": app + "@" + version})
+}
+
+// deployBody is the body of PUT /v1/sites/{domain}/deployment.
+type deployBody struct {
+	App      string `json:"app"`
+	Version  string `json:"version"`
+	Revision int64  `json:"revision,omitempty"`
+}
+
+func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
+	domain, err := domainParam(r)
+	if err != nil {
+		return err
+	}
+	pre, err := precondition(r)
+	if err != nil {
+		return err
+	}
+	var body deployBody
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if body.Revision != 0 {
+		pre.IfMatch = body.Revision
+	}
+	wait, err := waitParam(r)
+	if err != nil {
+		return err
+	}
+	site, err := s.opts.Store.Deploy(r.Context(), domain, body.App, body.Version, pre)
+	if err != nil {
+		return err
+	}
+	return s.answerDeployment(w, r, site, wait)
+}
+
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
+	domain, err := domainParam(r)
+	if err != nil {
+		return err
+	}
+	pre, err := precondition(r)
+	if err != nil {
+		return err
+	}
+	wait, err := waitParam(r)
+	if err != nil {
+		return err
+	}
+	site, err := s.opts.Store.Rollback(r.Context(), domain, pre)
+	if err != nil {
+		return err
+	}
+	return s.answerDeployment(w, r, site, wait)
+}
+
+// answerDeployment answers a deployment change, after waiting for the
+// fleet to serve it when asked to. A wait that ends at the deadline answers
+// 202 with each node's state.
+func (s *server) answerDeployment(w http.ResponseWriter, r *http.Request, site state.Site, wait time.Duration) error {
+	res := client.DeployResult{Site: site}
+	code := http.StatusOK
+	if wait > 0 && s.opts.Waiter != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		st, err := s.opts.Waiter.WaitDeployed(ctx, site.Domain, site.Revision)
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		res.Wait = &st
+		if !st.Done {
+			code = http.StatusAccepted
+		}
+	}
+	w.Header().Set("ETag", etag(site.Revision))
+	return writeJSON(w, code, site.Revision, res)
+}
+
+func waitParam(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > MaxWait {
+		return 0, httpError(http.StatusBadRequest, "wait must be a duration between 0s and %s, e.g. 30s", MaxWait)
+	}
+	return d, nil
+}

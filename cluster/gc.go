@@ -1,0 +1,112 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// BundleCollector returns the leader task that garbage-collects bundles
+// every interval: per app it keeps the keep newest versions, and any
+// version a site serves or keeps for rollback; the others leave etcd (each
+// node then removes its copy), and so do the holder records of bundles that
+// are gone. Every delete is fenced by the leadership.
+func BundleCollector(store *state.Store, cli *clientv3.Client, keep int, interval time.Duration, log *slog.Logger) LeaderTask {
+	return func(ctx context.Context, f Fence) error {
+		for {
+			if err := collectBundles(ctx, store, cli, keep, f, log); err != nil {
+				return err
+			}
+			if !ctxutil.Sleep(ctx, interval) {
+				return nil
+			}
+		}
+	}
+}
+
+func collectBundles(ctx context.Context, store *state.Store, cli *clientv3.Client, keep int, f Fence, log *slog.Logger) error {
+	snap, err := store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("bundle gc: %w", err)
+	}
+	if snap.PendingImport != "" {
+		return nil
+	}
+	live := map[string]bool{}
+	for _, b := range Collectable(snap, keep) {
+		if err := store.DeleteBundle(ctx, b.App, b.Version, f.Cmp()); err != nil {
+			if ctx.Err() != nil || state.ErrorCode(err) == state.InUse {
+				continue
+			}
+			return fmt.Errorf("bundle gc: delete %s: %w", b.Ref(), err)
+		}
+		log.Info("garbage-collected bundle", "bundle", b.Ref(), "sha256", b.SHA256)
+	}
+	snap, err = store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("bundle gc: %w", err)
+	}
+	for _, b := range snap.Bundles {
+		live[b.SHA256] = true
+	}
+	return removeOrphanHolders(ctx, store, cli, live, snap.Revision, f)
+}
+
+// Collectable returns the bundles of snap that garbage collection removes:
+// those older than the keep newest versions of their app that no site
+// deploys or keeps for rollback.
+func Collectable(snap *state.Snapshot, keep int) []state.Bundle {
+	byApp := map[string][]state.Bundle{}
+	for _, b := range snap.Bundles {
+		byApp[b.App] = append(byApp[b.App], b)
+	}
+	var out []state.Bundle
+	for _, bs := range byApp {
+		slices.SortFunc(bs, func(a, b state.Bundle) int { return b.UploadedAt.Compare(a.UploadedAt) })
+		for i, b := range bs {
+			if i < keep {
+				continue
+			}
+			if _, used := state.UsedBy(snap.Sites, b.SHA256); !used {
+				out = append(out, b)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b state.Bundle) int { return strings.Compare(a.Ref(), b.Ref()) })
+	return out
+}
+
+// removeOrphanHolders deletes holder records of bundles the state no
+// longer lists (a node that is gone cannot withdraw its own).
+func removeOrphanHolders(ctx context.Context, store *state.Store, cli *clientv3.Client, live map[string]bool, stateRev int64, f Fence) error {
+	prefix := store.Keys().AllHolders()
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("bundle gc: list holders: %w", err)
+	}
+	gone := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		sha, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix), "/")
+		if !live[sha] {
+			gone[sha] = true
+		}
+	}
+	// Guarded by the state revision read: a bundle recorded since (and
+	// announced by its uploader) keeps its holders.
+	unchanged := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(store.Keys().Meta()), "=", stateRev)}
+	for sha := range gone {
+		err := f.Txn(ctx, unchanged, clientv3.OpDelete(store.Keys().Holders(sha), clientv3.WithPrefix()))
+		if err != nil && err != ErrGuardFailed && ctx.Err() == nil {
+			return fmt.Errorf("bundle gc: remove holders of %s: %w", sha, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/deploy"
+	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// tarGz builds a .tar.gz of the given files (path -> contents).
+func tarGz(t testing.TB, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func hexSHA(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// page is a site version whose every file says which version it is.
+func page(version string) map[string]string {
+	return map[string]string{
+		"index.html":     "<p>version " + version + "</p>\n",
+		"about.html":     "<p>about, version " + version + "</p>\n",
+		"assets/app.css": "/* version " + version + " */\n",
+	}
+}
+
+func (n *testNode) upload(t testing.TB, app, version string, archive []byte, sig string) client.UploadResult {
+	t.Helper()
+	res, err := n.api.UploadBundle(context.Background(), app, version, bytes.NewReader(archive), hexSHA(archive), sig)
+	if err != nil {
+		t.Fatalf("upload %s@%s: %v", app, version, err)
+	}
+	return res
+}
+
+// waitBody waits until host/path answers 200 with body.
+func (n *testNode) waitBody(host, path, body string) {
+	n.t.Helper()
+	n.eventually(fmt.Sprintf("%s%s serves %q", host, path, body), 15*time.Second, func() error {
+		code, got, _, err := n.get(host, path)
+		if err != nil {
+			return err
+		}
+		if code != 200 || got != body {
+			return fmt.Errorf("got %d %q", code, got)
+		}
+		return nil
+	})
+}
+
+func TestUploadDeployRollback(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	ctx := context.Background()
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "app.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := tarGz(t, page("1")), tarGz(t, page("2"))
+	res := n.upload(t, "web", "1", v1, "")
+	if !res.Created || res.Bundle.Files != 3 || res.Bundle.SHA256 != hexSHA(v1) || len(res.Holders) != 1 {
+		t.Fatalf("upload result = %+v", res)
+	}
+	if again := n.upload(t, "web", "1", v1, ""); again.Created {
+		t.Fatal("the same content uploaded twice was created twice")
+	}
+	_, err := n.api.UploadBundle(ctx, "web", "1", bytes.NewReader(v2), "", "")
+	if client.StatusOf(err) != http.StatusConflict {
+		t.Fatalf("other content under an existing version: %v, want 409", err)
+	}
+	n.upload(t, "web", "2", v2, "")
+
+	if _, err := n.api.Deploy(ctx, "app.test", "web", "9", 0, client.Precondition{}); client.StatusOf(err) != http.StatusNotFound {
+		t.Fatalf("deploy of an unknown version: %v, want 404", err)
+	}
+	d, err := n.api.Deploy(ctx, "app.test", "web", "1", 10*time.Second, client.Precondition{})
+	if err != nil || d.Wait == nil || !d.Wait.Done {
+		t.Fatalf("deploy --wait: %+v %v", d, err)
+	}
+	n.waitBody("app.test", "/", "<p>version 1</p>\n")
+	n.waitBody("app.test", "/assets/app.css", "/* version 1 */\n")
+	if _, err := n.api.Deploy(ctx, "app.test", "web", "2", 10*time.Second, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitBody("app.test", "/", "<p>version 2</p>\n")
+	if err := n.api.DeleteBundle(ctx, "web", "1"); client.StatusOf(err) != http.StatusConflict {
+		t.Fatalf("removing a bundle kept for rollback: %v, want 409", err)
+	}
+	rb, err := n.api.Rollback(ctx, "app.test", 10*time.Second, client.Precondition{})
+	if err != nil || rb.Site.Deployment.Version != "1" {
+		t.Fatalf("rollback: %+v %v", rb, err)
+	}
+	n.waitBody("app.test", "/", "<p>version 1</p>\n")
+	list, err := n.api.ListBundles(ctx, "web")
+	if err != nil || len(list.Bundles) != 2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+}
+
+func TestMaliciousUploadsChangeNothing(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	cfg.Bundles.MaxUnpackedBytes = 1 << 20
+	n := startNode(t, cfg)
+	ctx := context.Background()
+	escape := func() []byte {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		_ = tw.WriteHeader(&tar.Header{Name: "../../etc/cron.d/x", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+		_, _ = tw.Write([]byte("x"))
+		_ = tw.Close()
+		_ = gz.Close()
+		return buf.Bytes()
+	}()
+	symlink := func() []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		_ = tw.WriteHeader(&tar.Header{Name: "link", Linkname: "/etc", Typeflag: tar.TypeSymlink})
+		_ = tw.WriteHeader(&tar.Header{Name: "link/passwd", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+		_, _ = tw.Write([]byte("x"))
+		_ = tw.Close()
+		return buf.Bytes()
+	}()
+	bomb := tarGz(t, map[string]string{"zeros": strings.Repeat("\x00", 4<<20)})
+	good := tarGz(t, page("1"))
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)/2] ^= 0xff
+	cases := []struct {
+		name   string
+		body   []byte
+		sha    string
+		status int
+		want   string
+	}{
+		{"path escape", escape, "", 422, "../../etc/cron.d/x"},
+		{"symlink then write through it", symlink, "", 422, "link"},
+		{"decompression bomb", bomb, "", 422, "unpacked size"},
+		{"corrupt gzip", corrupt, "", 422, "invalid archive"},
+		{"not an archive", []byte("\x89PNG\r\n\x1a\nnot a bundle"), "", 422, "invalid archive"},
+		{"hash mismatch", good, strings.Repeat("0", 64), 422, "sha"},
+		{"malformed hash header", good, "xyz", 422, "SHA-256"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := n.api.UploadBundle(ctx, "evil", "1", bytes.NewReader(tc.body), tc.sha, "")
+			if client.StatusOf(err) != tc.status || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.want)) {
+				t.Fatalf("upload: %v, want %d mentioning %q", err, tc.status, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"/v1/apps/Evil/1", "/v1/apps/evil/..%2F1", "/v1/apps/evil/a%20b"} {
+		if code, _ := n.rawRequest(t, http.MethodPut, bad, "x", nil); code != 422 && code != 404 {
+			t.Errorf("PUT %s: %d, want 422", bad, code)
+		}
+	}
+	list, err := n.api.ListBundles(ctx, "")
+	if err != nil || len(list.Bundles) != 0 {
+		t.Fatalf("refused uploads left records: %+v %v", list.Bundles, err)
+	}
+	entries, err := os.ReadDir(filepath.Join(cfg.DataDir, "bundles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "tmp" {
+			t.Errorf("refused uploads left %s in the bundle store", e.Name())
+		}
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(cfg.DataDir, "bundles", "tmp")); len(tmp) != 0 {
+		t.Errorf("refused uploads left temporary files: %v", tmp)
+	}
+	if _, err := os.Stat("/etc/cron.d/x"); err == nil {
+		t.Fatal("an archive wrote outside the store")
+	}
+}
+
+func TestSignatures(t *testing.T) {
+	pub, priv, err := deploy.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPriv, _ := deploy.GenerateKey()
+	archive := tarGz(t, page("signed"))
+	sum := hexSHA(archive)
+	good, _ := deploy.Sign(priv, sum)
+	bad, _ := deploy.Sign(otherPriv, sum)
+	for _, require := range []bool{false, true} {
+		t.Run(fmt.Sprintf("requireSignature=%t", require), func(t *testing.T) {
+			e := etcdtest.New(t)
+			cfg := nodeConfig(t, e.Endpoint())
+			cfg.Bundles.PublicKeys, cfg.Bundles.RequireSignature = []string{pub}, require
+			n := startNode(t, cfg)
+			ctx := context.Background()
+			_, err := n.api.UploadBundle(ctx, "web", "bad", bytes.NewReader(archive), sum, bad)
+			if client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "signature") {
+				t.Fatalf("badly signed: %v, want 422", err)
+			}
+			_, err = n.api.UploadBundle(ctx, "web", "unsigned", bytes.NewReader(archive), sum, "")
+			if require && client.StatusOf(err) != 422 {
+				t.Fatalf("unsigned with requireSignature: %v, want 422", err)
+			}
+			if !require && err != nil {
+				t.Fatalf("unsigned without requireSignature: %v", err)
+			}
+			res := n.upload(t, "web", "good", archive, good)
+			if id, _ := deploy.KeyID(pub); res.Bundle.Signer != id {
+				t.Fatalf("signer = %q, want %q", res.Bundle.Signer, id)
+			}
+		})
+	}
+}
+
+// TestDeploysUnderLoad deploys and rolls back 20 times while clients
+// request the site without pause: no request may fail, and no page may mix
+// two versions (index and stylesheet fetched on one connection must agree
+// unless a switch happened between them, which the version sequence shows).
+func TestDeploysUnderLoad(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	ctx := context.Background()
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "load.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.upload(t, "web", "a", tarGz(t, page("a")), "")
+	n.upload(t, "web", "b", tarGz(t, page("b")), "")
+	if _, err := n.api.Deploy(ctx, "load.test", "web", "a", 10*time.Second, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitBody("load.test", "/", "<p>version a</p>\n")
+
+	stop := make(chan struct{})
+	var requests, failures atomic.Int64
+	var mu sync.Mutex
+	var bad []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, path := range []string{"/", "/about.html", "/assets/app.css"} {
+					code, body, _, err := n.get("load.test", path)
+					requests.Add(1)
+					ok := err == nil && code == 200 && (strings.Contains(body, "version a") || strings.Contains(body, "version b"))
+					if !ok {
+						failures.Add(1)
+						mu.Lock()
+						bad = append(bad, fmt.Sprintf("%s: %d %q %v", path, code, body, err))
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		var err error
+		if i%2 == 0 {
+			_, err = n.api.Deploy(ctx, "load.test", "web", "b", 10*time.Second, client.Precondition{})
+		} else {
+			_, err = n.api.Rollback(ctx, "load.test", 10*time.Second, client.Precondition{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d requests during 20 deploys and rollbacks, %d failed", requests.Load(), failures.Load())
+	if failures.Load() != 0 {
+		t.Fatalf("%d requests failed, e.g. %v", failures.Load(), bad[:min(5, len(bad))])
+	}
+}
+
+// TestBundleReplication uploads to node a, which answers once b holds the
+// bundle too; a dies right away; b serves the deployment, and a new node c
+// fetches the bundle from b.
+func TestBundleReplication(t *testing.T) {
+	e := etcdtest.New(t)
+	nodes := map[string]Config{}
+	for _, name := range []string{"a", "b", "c"} {
+		cfg := nodeConfig(t, e.Endpoint())
+		cfg.NodeName, cfg.State.Etcd.KeyPrefix = name, "/replication"
+		nodes[name] = cfg
+	}
+	a := startNode(t, nodes["a"])
+	b := startNode(t, nodes["b"])
+	ctx := context.Background()
+	b.eventually("two live nodes", 10*time.Second, func() error {
+		cs, err := b.api.Cluster(ctx)
+		if err != nil || len(cs.Nodes) != 2 {
+			return fmt.Errorf("%+v %v", cs.Nodes, err)
+		}
+		return nil
+	})
+	if _, err := a.api.PutSite(ctx, state.Site{Domain: "rep.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	archive := tarGz(t, page("replicated"))
+	res := a.upload(t, "web", "1", archive, "")
+	sort.Strings(res.Holders)
+	if strings.Join(res.Holders, ",") != "a,b" {
+		t.Fatalf("the upload answered with holders %v, want a and b", res.Holders)
+	}
+	a.stop()
+
+	if _, err := b.api.Deploy(ctx, "rep.test", "web", "1", 10*time.Second, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitBody("rep.test", "/", "<p>version replicated</p>\n")
+
+	c := startNode(t, nodes["c"])
+	c.waitBody("rep.test", "/", "<p>version replicated</p>\n")
+	c.waitBody("rep.test", "/assets/app.css", "/* version replicated */\n")
+}
+
+func TestBundleGarbageCollection(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval = 1, 50*time.Millisecond
+	n := startNode(t, cfg)
+	ctx := context.Background()
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "gc.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually("the node leads", 10*time.Second, func() error { return expectLeader(n, true) })
+	// Pause the collector's effect by deploying before uploading the rest:
+	// 1 is deployed then replaced (kept for rollback), 2 is deployed,
+	// 3 is unused and older than 4, the newest.
+	n.upload(t, "web", "1", tarGz(t, page("1")), "")
+	if _, err := n.api.Deploy(ctx, "gc.test", "web", "1", 0, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.upload(t, "web", "2", tarGz(t, page("2")), "")
+	if _, err := n.api.Deploy(ctx, "gc.test", "web", "2", 0, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.upload(t, "web", "3", tarGz(t, page("3")), "")
+	n.upload(t, "web", "4", tarGz(t, page("4")), "")
+	n.eventually("web@3 is collected, the others kept", 10*time.Second, func() error {
+		list, err := n.api.ListBundles(ctx, "web")
+		if err != nil {
+			return err
+		}
+		var versions []string
+		for _, b := range list.Bundles {
+			versions = append(versions, b.Version)
+		}
+		if got := strings.Join(versions, ","); got != "1,2,4" {
+			return fmt.Errorf("versions %s", got)
+		}
+		return nil
+	})
+	n.waitBody("gc.test", "/", "<p>version 2</p>\n")
+}

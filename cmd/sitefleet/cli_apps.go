@@ -1,0 +1,407 @@
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/deploy"
+	"github.com/sitefleet/sitefleet/internal/fsutil"
+)
+
+func newAppCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Short: "Upload, list and remove app bundles"}
+	cmd.AddCommand(newAppUploadCmd(cf), newAppListCmd(cf), newAppRmCmd(cf), newKeygenCmd())
+	return cmd
+}
+
+func newAppUploadCmd(cf *clientFlags) *cobra.Command {
+	var app, version, keyFile string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "upload DIR|ARCHIVE --app NAME [--version V] [--sign KEYFILE]",
+		Short: "Upload a built site (a directory, or a .tar.gz, .tar or .zip)",
+		Long: `Upload a built site as app@version. A directory is packed into a .tar.gz
+first (regular files and directories only). The node answers once the
+bundle is held by bundles.minReplicas live nodes. --version defaults to the
+current UTC time (e.g. 20261122T224500Z). With --sign, the bundle carries an
+Ed25519 signature made with the private key in KEYFILE (see app keygen).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if version == "" {
+				version = time.Now().UTC().Format("20060102T150405Z")
+			}
+			archive, cleanup, err := archiveFor(args[0])
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			sum, size, err := fileSHA256(archive)
+			if err != nil {
+				return err
+			}
+			sig := ""
+			if keyFile != "" {
+				if sig, err = signWith(keyFile, sum); err != nil {
+					return err
+				}
+			}
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(archive)
+			if err != nil {
+				return fmt.Errorf("open archive: %w", err)
+			}
+			defer f.Close()
+			var body io.Reader = f
+			if !quiet {
+				body = newProgress(f, size, cmd.ErrOrStderr())
+			}
+			res, err := c.UploadBundle(cmd.Context(), app, version, body, sum, sig)
+			if !quiet {
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if err != nil {
+				return err
+			}
+			verb := "uploaded"
+			if !res.Created {
+				verb = "already uploaded (same content)"
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s: sha256 %s, %d files, %s; held by %s\n", verb, res.Bundle.Ref(),
+				res.Bundle.SHA256, res.Bundle.Files, humanBytes(res.Bundle.Unpacked), strings.Join(res.Holders, ", "))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "app name (required)")
+	cmd.Flags().StringVar(&version, "version", "", "version (default: the current UTC time)")
+	cmd.Flags().StringVar(&keyFile, "sign", "", "sign with the Ed25519 private key in this file")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	_ = cmd.MarkFlagRequired("app")
+	return cmd
+}
+
+// archiveFor returns an archive file for path: path itself if it is a
+// file, or a .tar.gz packed from the directory.
+func archiveFor(path string) (string, func(), error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("upload: %w", err)
+	}
+	if !fi.IsDir() {
+		return path, func() {}, nil
+	}
+	f, err := os.CreateTemp("", "sitefleet-bundle-*.tar.gz")
+	if err != nil {
+		return "", nil, fmt.Errorf("pack %s: %w", path, err)
+	}
+	cleanup := func() { os.Remove(f.Name()) }
+	if err := packDir(path, f); err != nil {
+		f.Close()
+		cleanup()
+		return "", nil, err
+	}
+	if err := f.Close(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("pack %s: %w", path, err)
+	}
+	return f.Name(), cleanup, nil
+}
+
+// packDir writes dir as a gzipped tar of its regular files and
+// directories, in lexical order. Anything else (a symbolic link, a device)
+// is an error naming it: the node would refuse it anyway.
+func packDir(dir string, w io.Writer) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: time.Unix(0, 0)})
+		case d.Type().IsRegular():
+			return addFile(tw, p, name)
+		}
+		return fmt.Errorf("%s is not a regular file or directory (symbolic links are not packed)", p)
+	})
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	return gz.Close()
+}
+
+func addFile(tw *tar.Writer, path, name string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: fi.Size(), ModTime: time.Unix(0, 0)}); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, f)
+	return err
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash archive: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash archive: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func signWith(keyFile, sum string) (string, error) {
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return "", fmt.Errorf("read signing key: %w", err)
+	}
+	sig, err := deploy.Sign(strings.TrimSpace(string(b)), sum)
+	if err != nil {
+		return "", fmt.Errorf("sign bundle with %s: %w", keyFile, err)
+	}
+	return sig, nil
+}
+
+// progress writes an upload progress bar to w as the body is read.
+type progress struct {
+	r          io.Reader
+	w          io.Writer
+	total      int64
+	done       int64
+	lastUpdate time.Time
+}
+
+func newProgress(r io.Reader, total int64, w io.Writer) *progress {
+	return &progress{r: r, w: w, total: total}
+}
+
+func (p *progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if time.Since(p.lastUpdate) > 100*time.Millisecond || errors.Is(err, io.EOF) {
+		p.lastUpdate = time.Now()
+		pct := 100.0
+		if p.total > 0 {
+			pct = float64(p.done) * 100 / float64(p.total)
+		}
+		bar := strings.Repeat("#", int(pct/5)) + strings.Repeat(".", 20-int(pct/5))
+		fmt.Fprintf(p.w, "\ruploading [%s] %5.1f%% %s / %s", bar, pct, humanBytes(p.done), humanBytes(p.total))
+	}
+	return n, err
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func newAppListCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list [APP]",
+		Short: "List uploaded bundles",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			app := ""
+			if len(args) == 1 {
+				app = args[0]
+			}
+			list, err := c.ListBundles(cmd.Context(), app)
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), list, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "APP\tVERSION\tSHA256\tFILES\tSIZE\tSIGNER\tUPLOADED")
+				for _, b := range list.Bundles {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.App, b.Version, b.SHA256[:12], b.Files, humanBytes(b.Unpacked),
+						dashIfEmpty(b.Signer), b.UploadedAt.Format(time.RFC3339))
+				}
+			})
+		},
+	}
+	cf.addOutputFlag(cmd)
+	return cmd
+}
+
+func newAppRmCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm APP@VERSION",
+		Short: "Remove a bundle that no site uses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, version, err := splitRef(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteBundle(cmd.Context(), app, version); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
+			return err
+		},
+	}
+}
+
+func splitRef(ref string) (string, string, error) {
+	app, version, ok := strings.Cut(ref, "@")
+	if !ok || app == "" || version == "" {
+		return "", "", fmt.Errorf("%q: want APP@VERSION", ref)
+	}
+	return app, version, nil
+}
+
+func newKeygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen --out NAME",
+		Short: "Make an Ed25519 key pair for signing bundles",
+		Long: `Write NAME.key (the private key, mode 0600: keep it in your CI's secrets)
+and NAME.pub (the public key). Add the public key to bundles.publicKeys in
+every node's configuration; with bundles.requireSignature: true, nodes refuse
+bundles not signed by one of those keys.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, priv, err := deploy.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(out + ".key"); err == nil {
+				return fmt.Errorf("%s.key exists; not overwriting it", out)
+			}
+			if err := fsutil.WriteFileAtomic(out+".key", []byte(priv+"\n"), 0o600); err != nil {
+				return err
+			}
+			if err := fsutil.WriteFileAtomic(out+".pub", []byte(pub+"\n"), 0o644); err != nil {
+				return err
+			}
+			id, _ := deploy.KeyID(pub)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key and %s.pub (key id %s)\nadd to every node's configuration:\n  bundles:\n    publicKeys: [\"%s\"]\n", out, out, id, pub)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "sitefleet-signing", "file name prefix")
+	return cmd
+}
+
+func newDeployCmd(cf *clientFlags) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "deploy DOMAIN APP@VERSION [--wait 30s]",
+		Short: "Make a site serve an uploaded bundle",
+		Long: `Switch a site to app@version on every node. Each node makes the bundle
+present first; the old content serves until the switch. With --wait the
+command returns once every live node serves it, or fails at the deadline
+listing each node's state.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, version, err := splitRef(args[1])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.Deploy(cmd.Context(), args[0], app, version, wait, client.Precondition{})
+			if err != nil {
+				return err
+			}
+			return reportDeploy(cmd, "deployed "+args[1]+" to "+args[0], res)
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for every live node to serve it")
+	return cmd
+}
+
+func newRollbackCmd(cf *clientFlags) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "rollback DOMAIN [--wait 30s]",
+		Short: "Switch a site back to its previous deployment",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.Rollback(cmd.Context(), args[0], wait, client.Precondition{})
+			if err != nil {
+				return err
+			}
+			d := res.Site.Deployment
+			return reportDeploy(cmd, fmt.Sprintf("rolled %s back to %s@%s", args[0], d.App, d.Version), res)
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for every live node to serve it")
+	return cmd
+}
+
+func reportDeploy(cmd *cobra.Command, what string, res client.DeployResult) error {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "%s (revision %d)\n", what, res.Site.Revision)
+	if res.Wait == nil {
+		return nil
+	}
+	for _, n := range res.Wait.Nodes {
+		state := "serving"
+		if !n.Serving {
+			state = "NOT YET: " + dashIfEmpty(n.Error)
+		}
+		fmt.Fprintf(w, "  %s\t%s\n", n.Node, state)
+	}
+	if !res.Wait.Done {
+		return errors.New("not every live node serves it yet (see above)")
+	}
+	return nil
+}
