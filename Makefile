@@ -4,7 +4,7 @@ BIN      ?= bin/sitefleet
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-cluster test-short vet fmt-check bench demo demo-stop clean
+.PHONY: all build test test-cluster fuzz-short test-short vet fmt-check bench demo demo-stop clean
 
 all: build
 
@@ -23,6 +23,17 @@ test: vet fmt-check
 test-cluster:
 	@scripts/need-nginx.sh
 	$(GO) test -count=1 -timeout 10m -v ./test/cluster/
+
+# fuzz-short runs every fuzz target briefly (FUZZTIME each); CI runs it.
+FUZZTIME ?= 10s
+fuzz-short:
+	@set -e; for pkg in $$(go list ./...); do \
+	  dir=$$(go list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 test-short:
 	$(GO) test -count=1 -short ./...

@@ -77,17 +77,18 @@ func (s *Store) receive(ctx context.Context, r io.Reader) (path string, info Inf
 			os.Remove(f.Name())
 		}
 	}()
-	max := s.limits.MaxArchiveBytes
+	limit := s.limits.MaxArchiveBytes
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(&ctxReader{ctx: ctx, r: r}, plusOne(max)), make([]byte, copyBufferSize))
-	var src *sourceError
+	src := io.LimitReader(&ctxReader{ctx: ctx, r: r}, plusOne(limit))
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, copyBufferSize))
+	var se *sourceError
 	switch {
-	case errors.As(err, &src):
-		return "", Info{}, fmt.Errorf("ingest: read archive: %w", src.err)
+	case errors.As(err, &se):
+		return "", Info{}, fmt.Errorf("ingest: read archive: %w", se.err)
 	case err != nil:
 		return "", Info{}, fmt.Errorf("ingest: write temp file: %w", err)
-	case n > max:
-		return "", Info{}, &LimitError{What: LimitArchiveSize, Limit: max}
+	case n > limit:
+		return "", Info{}, &LimitError{What: LimitArchiveSize, Limit: limit}
 	}
 	if err := f.Close(); err != nil {
 		return "", Info{}, fmt.Errorf("ingest: write temp file: %w", err)

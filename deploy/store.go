@@ -92,10 +92,11 @@ func (s *Store) clean() error {
 	return nil
 }
 
-// Dir returns the store's absolute directory.
+// Dir returns the store's absolute directory. It does not block.
 func (s *Store) Dir() string { return s.dir }
 
-// Limits returns the limits the store enforces (defaults filled in).
+// Limits returns the limits the store enforces (defaults filled in). It
+// does not block.
 func (s *Store) Limits() Limits { return s.limits }
 
 // Has reports whether bundle sha is present: its extracted directory
@@ -111,6 +112,7 @@ func (s *Store) Has(sha string) bool {
 
 // Root returns the absolute path of bundle sha's extracted directory,
 // whether or not it exists, or "" if sha is not 64 lower-case hex digits.
+// It does not touch the disk.
 func (s *Store) Root(sha string) string {
 	if !isSHA256(sha) {
 		return ""
@@ -118,8 +120,9 @@ func (s *Store) Root(sha string) string {
 	return filepath.Join(s.dir, sha)
 }
 
-// Info returns what Ingest recorded about bundle sha, or an error
-// matching ErrNotFound if the bundle is not present.
+// Info returns what Ingest recorded about bundle sha (read from
+// <sha>.json; it blocks only on the disk), or an error matching
+// ErrNotFound if the bundle is not present.
 func (s *Store) Info(sha string) (Info, error) {
 	if err := s.present(sha); err != nil {
 		return Info{}, err
@@ -139,8 +142,9 @@ func (s *Store) Info(sha string) (Info, error) {
 }
 
 // Open returns the archive bytes of bundle sha and their size, to send to
-// a peer; the caller closes the reader. It returns an error matching
-// ErrNotFound if the bundle is not present.
+// a peer; the caller closes the reader. A Remove meanwhile does not cut
+// the reader short. It returns an error matching ErrNotFound if the
+// bundle is not present; it blocks only on the disk.
 func (s *Store) Open(sha string) (io.ReadCloser, int64, error) {
 	if err := s.present(sha); err != nil {
 		return nil, 0, err
@@ -160,7 +164,8 @@ func (s *Store) Open(sha string) (io.ReadCloser, int64, error) {
 	return f, fi.Size(), nil
 }
 
-// List returns the hashes of the present bundles, sorted.
+// List returns the hashes of the present bundles, sorted, reading the
+// store directory once.
 func (s *Store) List() ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {

@@ -21,24 +21,24 @@ const (
 )
 
 // zipHasMoreEntries reports whether the central directory of the zip in r
-// holds more than max records, without keeping them in memory. It locates
+// holds more than limit records, without keeping them in memory. It locates
 // the directory the way archive/zip does and counts the consecutive
 // records from where archive/zip starts reading (both candidate starts
 // when archive/zip would adjust for data prepended to the archive), so
 // its count is never below the number of files zip.NewReader would load.
 // When the directory cannot be located it returns false: zip.NewReader
 // then fails the same way.
-func zipHasMoreEntries(r io.ReaderAt, size int64, max int) (bool, error) {
+func zipHasMoreEntries(r io.ReaderAt, size int64, limit int) (bool, error) {
 	starts, err := zipDirectoryStarts(r, size)
 	if err != nil || len(starts) == 0 {
 		return false, err
 	}
 	for _, start := range starts {
-		n, err := zipCountRecords(r, start, size, max)
+		n, err := zipCountRecords(r, start, size, limit)
 		if err != nil {
 			return false, err
 		}
-		if n > max {
+		if n > limit {
 			return true, nil
 		}
 	}
@@ -147,12 +147,12 @@ func zipReadDirectory64End(r io.ReaderAt, end *zipDirectoryEnd) (*zipDirectoryEn
 }
 
 // zipCountRecords counts the consecutive central directory records from
-// start, stopping once the count exceeds max.
-func zipCountRecords(r io.ReaderAt, start, size int64, max int) (int, error) {
+// start, stopping once the count exceeds limit.
+func zipCountRecords(r io.ReaderAt, start, size int64, limit int) (int, error) {
 	br := bufio.NewReaderSize(io.NewSectionReader(r, start, size-start), 64<<10)
 	var hdr [zipDirHeaderLen]byte
 	n := 0
-	for n <= max {
+	for n <= limit {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return n, ignoreEOF(err)
 		}
