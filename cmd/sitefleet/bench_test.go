@@ -3,12 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -92,4 +102,132 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(len(lat)), "changes")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkServeDeployedSite compares the requests per second of a
+// deployed site through the generated config with bare nginx serving the
+// same directory with a minimal config, both on loopback with the same Go
+// load generator (8 keep-alive connections).
+func BenchmarkServeDeployedSite(b *testing.B) {
+	for b.Loop() {
+		n := benchNode(b)
+		ctx := context.Background()
+		if _, err := n.api.PutSite(ctx, state.Site{Domain: "rps.test"}, client.Precondition{}); err != nil {
+			b.Fatal(err)
+		}
+		files := map[string]string{"index.html": strings.Repeat("<p>hello sitefleet</p>\n", 200)}
+		res := n.upload(b, "web", "1", tarGz(b, files), "")
+		if _, err := n.api.Deploy(ctx, "rps.test", "web", "1", 10*time.Second, client.Precondition{}); err != nil {
+			b.Fatal(err)
+		}
+		root := filepath.Join(n.cfg.DataDir, "bundles", res.Bundle.SHA256)
+		bare := startBareNginx(b, root)
+		// Warm both up, then alternate and keep the better of two rounds
+		// each, so that a reload settling or a noisy moment does not
+		// decide the ratio.
+		loadRPS(b, n.cfg.Web.HTTPListen, "rps.test", time.Second)
+		loadRPS(b, bare, "anything", time.Second)
+		var ours, base float64
+		for range 2 {
+			ours = max(ours, loadRPS(b, n.cfg.Web.HTTPListen, "rps.test", 3*time.Second))
+			base = max(base, loadRPS(b, bare, "anything", 3*time.Second))
+		}
+		b.ReportMetric(ours, "sitefleet-rps")
+		b.ReportMetric(base, "bare-nginx-rps")
+		b.ReportMetric(ours/base, "ratio")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+// startBareNginx serves root on a free port with a minimal config, until
+// the benchmark ends.
+func startBareNginx(b *testing.B, root string) string {
+	b.Helper()
+	dir := testutil.WorldReadableTempDir(b)
+	addr := testutil.FreeAddr(b)
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user nobody nogroup;"
+	}
+	conf := fmt.Sprintf(`%s
+worker_processes auto;
+daemon off;
+pid %s/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  default_type text/html;
+  client_body_temp_path %s/body;
+  proxy_temp_path %s/proxy;
+  fastcgi_temp_path %s/fastcgi;
+  uwsgi_temp_path %s/uwsgi;
+  scgi_temp_path %s/scgi;
+  server { listen %s; root %s; index index.html; }
+}
+`, user, dir, dir, dir, dir, dir, dir, addr, root)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bin := "nginx"
+	if _, err := exec.LookPath(bin); err != nil {
+		bin = "/usr/sbin/nginx"
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", path)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGQUIT); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("bare nginx did not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// loadRPS runs 8 keep-alive clients against addr for d and returns the
+// rate of 200 answers; any other answer fails the benchmark.
+func loadRPS(b *testing.B, addr, host string, d time.Duration) float64 {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var ok, bad atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				req.Host = host
+				resp, err := c.Do(req)
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ok.Add(1)
+				} else {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if bad.Load() > 0 {
+		b.Fatalf("%d failed requests to %s", bad.Load(), addr)
+	}
+	return float64(ok.Load()) / d.Seconds()
 }
