@@ -1,12 +1,24 @@
 package cluster_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitefleet/sitefleet/api/client"
 )
 
 // BenchmarkConvergence measures, over 100 changes made through the three
@@ -80,4 +92,109 @@ func report(b *testing.B, lat []time.Duration, unit string) {
 	b.ReportMetric(ms(lat[int(0.99*float64(len(lat)-1))]), "p99-"+unit)
 	b.ReportMetric(ms(lat[len(lat)-1]), "max-"+unit)
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkUploadAndDeploy uploads a 50 MB bundle of 5,000 files through
+// node1 (answering once two nodes hold it) and deploys it with --wait
+// (answering once all three serve it), beside a plain copy of the same
+// bytes over loopback into a file.
+func BenchmarkUploadAndDeploy(b *testing.B) {
+	archive := bigBundle(b, 5000, 10<<10)
+	for b.Loop() {
+		f := newFleet(b)
+		addSite(b, f.client(0), "big.test")
+		copyTook := plainCopy(b, archive)
+		start := time.Now()
+		sum := sha256.Sum256(archive)
+		if _, err := f.client(0).UploadBundle(context.Background(), "big", "1", bytes.NewReader(archive), hex.EncodeToString(sum[:]), ""); err != nil {
+			b.Fatal(err)
+		}
+		uploaded := time.Since(start)
+		res, err := f.client(1).Deploy(context.Background(), "big.test", "big", "1", 2*time.Minute, client.Precondition{})
+		if err != nil || res.Wait == nil || !res.Wait.Done {
+			b.Fatalf("deploy: %+v %v", res.Wait, err)
+		}
+		total := time.Since(start)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(float64(len(archive))/(1<<20), "MiB")
+		b.ReportMetric(ms(copyTook), "plain-copy-ms")
+		b.ReportMetric(ms(uploaded), "upload-2-replicas-ms")
+		b.ReportMetric(ms(total), "upload+deploy-3-nodes-ms")
+		b.ReportMetric(ms(total)/ms(copyTook), "ratio-to-copy")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+// bigBundle is a tar.gz of files random (incompressible) files of size bytes.
+func bigBundle(b *testing.B, files, size int) []byte {
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	tw := tar.NewWriter(gz)
+	data := make([]byte, size)
+	for i := range files {
+		_, _ = crand.Read(data)
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%02d/f%05d.bin", i%50, i), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	idx := "<p>big</p>\n"
+	_ = tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(idx)), Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte(idx))
+	if err := tw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// plainCopy sends data over a loopback TCP connection into a file and
+// returns how long it took, including the fsync.
+func plainCopy(b *testing.B, data []byte) time.Duration {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	out := filepath.Join(b.TempDir(), "copy")
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		f, err := os.Create(out)
+		if err != nil {
+			done <- err
+			return
+		}
+		if _, err := io.Copy(f, c); err != nil {
+			done <- err
+			return
+		}
+		if err := f.Sync(); err != nil {
+			done <- err
+			return
+		}
+		done <- f.Close()
+	}()
+	start := time.Now()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Write(data); err != nil {
+		b.Fatal(err)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }
