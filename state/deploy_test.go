@@ -93,3 +93,32 @@ func TestDeployRollbackAndInUse(t *testing.T) {
 		t.Fatalf("snapshot bundles = %+v", snap.Bundles)
 	}
 }
+
+func TestImportChecksDeployments(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if _, _, err := s.PutBundle(ctx, state.Bundle{App: "web", Version: "1", SHA256: sha('a')}); err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]state.Deployment{
+		"unknown version": {App: "web", Version: "2", SHA256: sha('a')},
+		"other content":   {App: "web", Version: "1", SHA256: sha('b')},
+	} {
+		doc := state.Document{Sites: []state.Site{{Domain: "a.test", Deployment: &d}}}
+		if _, err := s.Import(ctx, doc, false); state.ErrorCode(err) != state.Invalid {
+			t.Errorf("%s: %v, want Invalid", name, err)
+		}
+	}
+	ok := state.Document{Sites: []state.Site{{Domain: "a.test", Deployment: &state.Deployment{App: "web", Version: "1", SHA256: sha('a')}}}}
+	if _, err := s.Import(ctx, ok, false); err != nil {
+		t.Fatal(err)
+	}
+	exported, _ := s.Export(ctx)
+	if len(exported.Sites) != 1 || exported.Sites[0].Deployment == nil {
+		t.Fatalf("export = %+v", exported)
+	}
+	// The export imports back unchanged.
+	if res, err := s.Import(ctx, exported, false); err != nil || len(res.Changes) != 0 {
+		t.Fatalf("re-import: %+v %v", res, err)
+	}
+}

@@ -54,6 +54,29 @@ type storedState struct {
 	pending bool
 	sites   map[string]Site
 	names   map[string]string
+	bundles map[string]string // app@version -> sha256
+}
+
+// checkDeployments refuses sites whose deployment or history names a
+// bundle that was not uploaded, or was uploaded with other content: nodes
+// could never serve it.
+func (st storedState) checkDeployments(sites []Site) error {
+	for i, site := range sites {
+		deps := site.History
+		if site.Deployment != nil {
+			deps = append([]Deployment{*site.Deployment}, deps...)
+		}
+		for _, d := range deps {
+			ref := d.App + "@" + d.Version
+			switch sha, ok := st.bundles[ref]; {
+			case !ok:
+				return Errorf(Invalid, "sites[%d] (%s): %s has not been uploaded to this fleet; upload it first", i, site.Domain, ref)
+			case sha != d.SHA256:
+				return Errorf(Invalid, "sites[%d] (%s): %s in this fleet has sha256 %s, not %s", i, site.Domain, ref, sha, d.SHA256)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Store) readStored(ctx context.Context) (storedState, error) {
@@ -63,7 +86,7 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 	if err != nil {
 		return storedState{}, s.wrap(ctx, "read state", err)
 	}
-	st := storedState{sites: map[string]Site{}, names: map[string]string{}}
+	st := storedState{sites: map[string]Site{}, names: map[string]string{}, bundles: map[string]string{}}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -79,6 +102,12 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 			st.sites[site.Domain] = site
 		case strings.HasPrefix(key, s.keys.Names()):
 			st.names[strings.TrimPrefix(key, s.keys.Names())] = string(kv.Value)
+		case strings.HasPrefix(key, s.keys.Apps()):
+			b, err := decodeBundle(kv)
+			if err != nil {
+				return storedState{}, err
+			}
+			st.bundles[b.Ref()] = b.SHA256
 		}
 	}
 	return st, nil
@@ -102,6 +131,9 @@ func (s *Store) Import(ctx context.Context, doc Document, dryRun bool) (ImportRe
 	}
 	st, err := s.readStored(ctx)
 	if err != nil {
+		return ImportResult{}, err
+	}
+	if err := st.checkDeployments(sites); err != nil {
 		return ImportResult{}, err
 	}
 	if doc.Revision != 0 && st.metaRev > doc.Revision {
