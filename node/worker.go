@@ -121,7 +121,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	sites, siteErrs = n.resolveBundles(sites, siteErrs)
 	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot}
 	for _, s := range sites {
-		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases}
+		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
 		if s.Deployment != nil {
 			ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
 		}

@@ -10,6 +10,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null
+  # Optional: serving precompressed .br files.
+  apt-get install -y -qq libnginx-mod-http-brotli-static >/dev/null 2>&1 || true
   # Debian may start the system nginx on port 80; sitefleet runs its own.
   exit 0
 fi

@@ -36,6 +36,9 @@ type SiteOptions struct {
 	// RedirectAliases makes every alias answer with a permanent redirect to
 	// the primary domain (same path and query) instead of serving the content.
 	RedirectAliases bool `json:"redirectAliases,omitempty"`
+	// RedirectHTML answers /page.html with a permanent redirect to /page
+	// (which serves page.html: clean URLs are always on).
+	RedirectHTML bool `json:"redirectHtml,omitempty"`
 }
 
 // Names returns the domain followed by the aliases.

@@ -75,7 +75,14 @@ type Options struct {
 type binaryCaps struct {
 	version [3]int
 	without map[string]bool // e.g. "http_uwsgi_module" for --without-http_uwsgi_module
+	// brotliStatic is the path of the brotli_static dynamic module, ""
+	// when it is not installed.
+	brotliStatic string
 }
+
+// brotliModuleFile is the dynamic module Debian's
+// libnginx-mod-http-brotli-static installs.
+const brotliModuleFile = "ngx_http_brotli_static_module.so"
 
 // has reports whether the binary was built with the given module (only
 // modules that are on by default and can be disabled with --without-*).
@@ -93,8 +100,10 @@ func (c *binaryCaps) supportsErrorLogFlag() bool {
 }
 
 var (
-	versionRE = regexp.MustCompile(`nginx/(\d+)\.(\d+)\.(\d+)`)
-	withoutRE = regexp.MustCompile(`--without-([a-z0-9_]+)`)
+	versionRE     = regexp.MustCompile(`nginx/(\d+)\.(\d+)\.(\d+)`)
+	withoutRE     = regexp.MustCompile(`--without-([a-z0-9_]+)`)
+	modulesPathRE = regexp.MustCompile(`--modules-path=(\S+)`)
+	safeModuleRE  = regexp.MustCompile(`^[A-Za-z0-9._/+@=,-]+$`)
 )
 
 // parseVersionOutput parses the output of `nginx -V`.
@@ -109,6 +118,15 @@ func parseVersionOutput(out string) (*binaryCaps, error) {
 	}
 	for _, w := range withoutRE.FindAllStringSubmatch(out, -1) {
 		caps.without[w[1]] = true
+	}
+	dir := "/usr/lib/nginx/modules"
+	if m := modulesPathRE.FindStringSubmatch(out); m != nil {
+		dir = m[1]
+	}
+	if p := filepath.Join(dir, brotliModuleFile); safeModuleRE.MatchString(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			caps.brotliStatic = p
+		}
 	}
 	for _, required := range []string{"http_map_module", "http_rewrite_module", "http"} {
 		if caps.without[required] {

@@ -41,6 +41,9 @@ type Site struct {
 	RedirectAliases bool
 	// Root is the absolute directory to serve; "" means Plan.PlaceholderRoot.
 	Root string
+	// RedirectHTML answers /page.html with a 301 to /page (and
+	// /dir/index.html with one to /dir/); /page serves page.html either way.
+	RedirectHTML bool
 }
 
 // validateName checks a hostname against

@@ -77,7 +77,7 @@ func TestRenderContents(t *testing.T) {
 			"return 301 $scheme://$sf_redirect$sf_port$request_uri;",
 			`return 404 "sitefleet: no site is configured for this host\n";`,
 			"root $sf_root;",
-			"try_files $uri $uri/ =404;",
+			"try_files $uri $uri.html $uri/ =404;",
 		},
 		probeFile: {"listen 127.0.0.1:8080;", "server_name sitefleet-probe.invalid;", "location = /generation"},
 		mimeFile:  {"text/css css;", "text/html html htm shtml;", "image/svg+xml svg svgz;"},

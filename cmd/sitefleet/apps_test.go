@@ -398,3 +398,88 @@ func TestBundleGarbageCollection(t *testing.T) {
 	})
 	n.waitBody("gc.test", "/", "<p>version 2</p>\n")
 }
+
+// TestServingFeatures checks, through nginx, what every deployed site gets:
+// clean URLs, its own 404.html, precompressed files, revalidation by
+// default, and optionally redirects from .html.
+func TestServingFeatures(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	ctx := context.Background()
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "feat.test", Options: state.SiteOptions{RedirectHTML: true}}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "plain.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	var gzCSS bytes.Buffer
+	zw := gzip.NewWriter(&gzCSS)
+	_, _ = zw.Write([]byte("/* compressed */\n"))
+	_ = zw.Close()
+	files := map[string]string{
+		"index.html":        "home\n",
+		"about.html":        "about\n",
+		"docs/index.html":   "docs\n",
+		"404.html":          "custom not found\n",
+		"assets/app.css":    "/* plain */\n",
+		"assets/app.css.gz": gzCSS.String(),
+		"assets/app.js":     "// plain\n",
+		"assets/app.js.br":  "brotli bytes (served as they are)",
+	}
+	n.upload(t, "feat", "1", tarGz(t, files), "")
+	for _, d := range []string{"feat.test", "plain.test"} {
+		if _, err := n.api.Deploy(ctx, d, "feat", "1", 10*time.Second, client.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.waitBody("feat.test", "/", "home\n")
+
+	check := func(host, path string, wantCode int, wantBody, wantLocation string) {
+		t.Helper()
+		code, body, hdr, err := n.get(host, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode || (wantBody != "" && body != wantBody) || hdr.Get("Location") != wantLocation {
+			t.Errorf("%s%s = %d %q Location %q; want %d %q %q", host, path, code, body, hdr.Get("Location"), wantCode, wantBody, wantLocation)
+		}
+	}
+	check("plain.test", "/about", 200, "about\n", "")
+	check("plain.test", "/about.html", 200, "about\n", "")
+	check("plain.test", "/docs/", 200, "docs\n", "")
+	check("plain.test", "/missing", 404, "custom not found\n", "")
+	check("feat.test", "/about.html", 301, "", "/about")
+	check("feat.test", "/docs/index.html", 301, "", "/docs/")
+	check("feat.test", "/about", 200, "about\n", "")
+
+	_, _, hdr, _ := n.get("plain.test", "/")
+	if got := hdr.Get("Cache-Control"); got != "public, max-age=0, must-revalidate" {
+		t.Errorf("Cache-Control = %q", got)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+n.cfg.Web.HTTPListen+"/assets/app.css", nil)
+	req.Host = "plain.test"
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" {
+		t.Errorf("precompressed css: Content-Encoding %q Content-Type %q", resp.Header.Get("Content-Encoding"), resp.Header.Get("Content-Type"))
+	}
+	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so"); err != nil {
+		t.Log("brotli_static module not installed (libnginx-mod-http-brotli-static): .br files are not checked")
+		return
+	}
+	req, _ = http.NewRequest(http.MethodGet, "http://"+n.cfg.Web.HTTPListen+"/assets/app.js", nil)
+	req.Host = "plain.test"
+	req.Header.Set("Accept-Encoding", "br, gzip")
+	resp, err = (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "br" {
+		t.Errorf("precompressed js: Content-Encoding %q, want br", resp.Header.Get("Content-Encoding"))
+	}
+}

@@ -23,7 +23,7 @@ func newSiteCmd(cf *clientFlags) *cobra.Command {
 
 func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 	var aliases []string
-	var redirect bool
+	var redirect, redirectHTML bool
 	cmd := &cobra.Command{
 		Use:   "add DOMAIN",
 		Short: "Add a site (fails if it exists)",
@@ -33,7 +33,7 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			site := state.Site{Domain: args[0], Aliases: aliases, Options: state.SiteOptions{RedirectAliases: redirect}}
+			site := state.Site{Domain: args[0], Aliases: aliases, Options: state.SiteOptions{RedirectAliases: redirect, RedirectHTML: redirectHTML}}
 			got, err := c.PutSite(cmd.Context(), site, client.Precondition{Create: true})
 			if err != nil {
 				return err
@@ -45,6 +45,7 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 	}
 	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "alias host name (repeatable or comma-separated)")
 	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
+	cmd.Flags().BoolVar(&redirectHTML, "redirect-html", false, "answer /page.html with a 301 to /page")
 	cf.addOutputFlag(cmd)
 	return cmd
 }
