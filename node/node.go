@@ -88,8 +88,9 @@ type Node struct {
 	fetch   *fetcher                       // nil without bundles
 
 	// Owned by the worker goroutine.
-	waitingForBundles bool                 // the last apply lacked a bundle
-	unusedSince       map[string]time.Time // local bundles nothing uses, since when
+	waitingForBundles bool                   // the last apply lacked a bundle
+	rules             map[string]cachedRules // bundle sha -> its serving rules
+	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
 }
 
 // New returns a Node. It starts nothing.
@@ -112,7 +113,7 @@ func New(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}}
+	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}, rules: map[string]cachedRules{}}
 	if opts.Bundles != nil && opts.Peers != nil {
 		n.fetch = newFetcher(n)
 	}

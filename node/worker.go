@@ -124,6 +124,14 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
 		if s.Deployment != nil {
 			ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
+			rules, err := n.rulesFor(s.Deployment.SHA256)
+			if err != nil {
+				if siteErrs == nil {
+					siteErrs = map[string]string{}
+				}
+				siteErrs[s.Domain] = err.Error()
+			}
+			ws.Rules = rules
 		}
 		plan.Sites = append(plan.Sites, ws)
 	}

@@ -44,6 +44,8 @@ type Site struct {
 	// RedirectHTML answers /page.html with a 301 to /page (and
 	// /dir/index.html with one to /dir/); /page serves page.html either way.
 	RedirectHTML bool
+	// Rules, when not empty, give the site a server block of its own.
+	Rules *Rules
 }
 
 // validateName checks a hostname against

@@ -13,6 +13,8 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/deploy"
+	"github.com/sitefleet/sitefleet/deploy/manifest"
+	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -47,6 +49,9 @@ func (b *bundleService) Upload(ctx context.Context, req api.UploadRequest) (clie
 		return client.UploadResult{}, bundleError(err)
 	}
 	signer, err := b.checkSignature(info.SHA256, req.Signature)
+	if err == nil {
+		err = checkManifest(b.local.Root(info.SHA256))
+	}
 	if err != nil {
 		b.dropUnused(ctx, info.SHA256)
 		return client.UploadResult{}, err
@@ -86,6 +91,19 @@ func (b *bundleService) checkSignature(sha, sig string) (string, error) {
 		return "", state.Errorf(state.Invalid, "bundle signature refused: %v", err)
 	}
 	return id, nil
+}
+
+// checkManifest refuses a bundle whose _redirects or _headers has a line
+// that is malformed, unsupported or unsafe, naming the file and line.
+func checkManifest(root string) error {
+	m, err := manifest.Load(root, manifest.DefaultLimits())
+	if err == nil {
+		err = node.ToRules(m).Check()
+	}
+	if err != nil {
+		return &state.Error{Code: state.Invalid, Message: "bundle manifest refused: " + err.Error(), Err: err}
+	}
+	return nil
 }
 
 // dropUnused removes a freshly ingested bundle that no record refers to.

@@ -1,0 +1,248 @@
+package webserver
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Rules are a site's own serving rules (from its bundle's _redirects and
+// _headers). A site with rules is served by a server block of its own
+// instead of the catch-all server's host maps.
+type Rules struct {
+	// Redirects apply in order; the first that matches wins. A rule that is
+	// not Forced applies only when no file exists at the path.
+	Redirects []Redirect
+	// Headers add response headers to the paths they match; when several
+	// rules set the same header for a path, the first wins.
+	Headers []HeaderRule
+}
+
+// Redirect is one _redirects rule.
+type Redirect struct {
+	From Pattern
+	// To is a path or an absolute http(s) URL; ":splat" and ":name" refer
+	// to From's splat and placeholders.
+	To string
+	// Status is 301, 302, 303, 307, 308, 200 (rewrite) or 404 (serve To
+	// with status 404).
+	Status int
+	Force  bool
+}
+
+// Pattern is a path pattern split into segments: literals (possibly
+// percent-encoded), ":name" placeholders, and a final "*" splat.
+type Pattern struct {
+	Segments []string
+}
+
+// HeaderRule adds headers to the paths Path matches.
+type HeaderRule struct {
+	Path    Pattern
+	Headers []Header
+}
+
+// Header is one response header.
+type Header struct{ Name, Value string }
+
+// Check reports whether the rules can be rendered; the error names the
+// rule at fault. A caller can use it to keep a site with bad rules out of
+// a plan instead of failing the whole plan.
+func (r *Rules) Check() error {
+	if r.Empty() {
+		return nil
+	}
+	var maps strings.Builder
+	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, &maps)
+	return err
+}
+
+// Empty reports whether r has no rules.
+func (r *Rules) Empty() bool { return r == nil || (len(r.Redirects) == 0 && len(r.Headers) == 0) }
+
+// defaultCacheControl is sent unless a _headers rule sets Cache-Control.
+const defaultCacheControl = "public, max-age=0, must-revalidate"
+
+var (
+	placeholderRE  = regexp.MustCompile(`^:[a-z][a-z0-9_]{0,31}$`)
+	literalRE      = regexp.MustCompile(`^[A-Za-z0-9._~:@+,=-]*$`)
+	targetRE       = regexp.MustCompile(`^(https?://[a-z0-9.-]+(:[0-9]{1,5})?)?/[A-Za-z0-9._~%:/=&+,?#-]*$`)
+	headerNameRE   = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	headerValueRE  = regexp.MustCompile("^[\x20-\x7e]+$")
+	targetVarRE    = regexp.MustCompile(`:([a-z][a-z0-9_]*)`)
+	allowedStatus  = map[int]bool{301: true, 302: true, 303: true, 307: true, 308: true, 200: true, 404: true}
+	forbiddenValue = "\"\\${}"
+)
+
+// regex turns a pattern into an anchored PCRE with named captures
+// sf_p_<name> and sf_splat. Literal segments are percent-decoded (nginx
+// matches the decoded URI) and must then fit a conservative allowlist, so
+// the regex can be placed in a double-quoted nginx string.
+func (p Pattern) regex() (string, []string, error) {
+	var b strings.Builder
+	var names []string
+	b.WriteString("^")
+	segs := p.Segments
+	if len(segs) > 1 && segs[len(segs)-1] == "" {
+		segs = segs[:len(segs)-1] // a trailing slash: "/?" below covers it
+	}
+	for i, seg := range segs {
+		switch {
+		case seg == "*" && i == len(segs)-1:
+			b.WriteString("(?:/(?<sf_splat>.*))?")
+			return b.String() + "$", names, nil
+		case strings.HasPrefix(seg, ":"):
+			if !placeholderRE.MatchString(seg) || seg == ":splat" {
+				return "", nil, fmt.Errorf("placeholder %q is not allowed", seg)
+			}
+			names = append(names, seg[1:])
+			b.WriteString("/(?<sf_p_" + seg[1:] + ">[^/]+)")
+		default:
+			lit, err := url.PathUnescape(seg)
+			if err != nil || !literalRE.MatchString(lit) {
+				return "", nil, fmt.Errorf("path segment %q is not allowed", seg)
+			}
+			b.WriteString("/" + regexp.QuoteMeta(lit))
+		}
+	}
+	if len(p.Segments) == 1 && p.Segments[0] == "" {
+		return "^/$", names, nil
+	}
+	return b.String() + "/?$", names, nil
+}
+
+// target turns To into an nginx string with ${sf_p_<name>} and
+// ${sf_splat} for the placeholders the pattern defines.
+func (r Redirect) target(names []string, splat bool) (string, error) {
+	if !targetRE.MatchString(r.To) {
+		return "", fmt.Errorf("target %q is not allowed", r.To)
+	}
+	known := map[string]bool{}
+	for _, n := range names {
+		known[n] = true
+	}
+	var bad error
+	out := targetVarRE.ReplaceAllStringFunc(r.To, func(m string) string {
+		name := m[1:]
+		switch {
+		case name == "splat" && splat:
+			return "${sf_splat}"
+		case known[name]:
+			return "${sf_p_" + name + "}"
+		}
+		bad = fmt.Errorf("target %q uses :%s, which the pattern does not define", r.To, name)
+		return m
+	})
+	return out, bad
+}
+
+// renderRulesServer renders the server block of a site with rules; index
+// numbers the site for unique variable names. Header maps go to maps (http
+// level), the server block to the returned string.
+func renderRulesServer(site Site, root string, index int, listen listenAddr, maps *strings.Builder) (string, error) {
+	var b strings.Builder
+	names := []string{site.Domain}
+	if !site.RedirectAliases {
+		names = append(names, site.Aliases...)
+	}
+	fmt.Fprintf(&b, "\n# Site %s: its own server, for the rules of its bundle.\nserver {\n    listen %s;\n    server_name %s;\n", site.Domain, listen.directive(), strings.Join(names, " "))
+	fmt.Fprintf(&b, "    root %s;\n    index index.html;\n    set $sf_404_page /404.html;\n    error_page 404 $sf_404_page;\n", root)
+	b.WriteString("    if ($sf_html_redirect) {\n        return 301 $sf_html_redirect;\n    }\n")
+	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
+		return "", err
+	}
+	var named strings.Builder
+	for i, r := range site.Rules.Redirects {
+		if err := renderRedirect(&b, &named, r, i, index); err != nil {
+			return "", fmt.Errorf("redirect rule %d: %w", i+1, err)
+		}
+	}
+	b.WriteString("    location / {\n        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
+	b.WriteString("    location @sf_rules {\n" + named.String() + "        return 404;\n    }\n}\n")
+	return b.String(), nil
+}
+
+// renderRedirect writes a forced rule as a regex location (locations are
+// tried in order, before the files) and any other rule into the named
+// location that runs when no file matched.
+func renderRedirect(server, named *strings.Builder, r Redirect, i, site int) error {
+	if !allowedStatus[r.Status] {
+		return fmt.Errorf("status %d is not supported", r.Status)
+	}
+	re, names, err := r.From.regex()
+	if err != nil {
+		return err
+	}
+	splat := len(r.From.Segments) > 0 && r.From.Segments[len(r.From.Segments)-1] == "*"
+	to, err := r.target(names, splat)
+	if err != nil {
+		return err
+	}
+	if (r.Status == 200 || r.Status == 404) && !strings.HasPrefix(to, "/") {
+		return fmt.Errorf("status %d needs a path target, not %q", r.Status, r.To)
+	}
+	action := redirectAction(r.Status, to)
+	if r.Force {
+		fmt.Fprintf(server, "    location ~ \"%s\" {\n        %s\n    }\n", re, action)
+		return nil
+	}
+	fmt.Fprintf(named, "        if ($uri ~ \"%s\") {\n            %s\n        }\n", re, action)
+	return nil
+}
+
+// redirectAction is the directive that applies a rule whose pattern matched.
+func redirectAction(status int, to string) string {
+	switch status {
+	case 200:
+		return "rewrite ^ \"" + to + "\" last;"
+	case 404:
+		return "set $sf_404_page \"" + to + "\"; return 404;"
+	}
+	return "return " + strconv.Itoa(status) + " \"" + to + "\";"
+}
+
+// renderHeaderMaps writes one map per header name (http level), keyed on
+// the URI in rule order, and the add_header directives that use them.
+// Cache-Control falls back to revalidation.
+func renderHeaderMaps(server *strings.Builder, rules []HeaderRule, site int, maps *strings.Builder) error {
+	type entry struct{ re, value string }
+	byName := map[string][]entry{}
+	display := map[string]string{"cache-control": "Cache-Control"}
+	var order []string
+	for i, rule := range rules {
+		re, _, err := rule.Path.regex()
+		if err != nil {
+			return fmt.Errorf("header rule %d: %w", i+1, err)
+		}
+		for _, h := range rule.Headers {
+			if !headerNameRE.MatchString(h.Name) || len(h.Value) > 1024 || !headerValueRE.MatchString(h.Value) || strings.ContainsAny(h.Value, forbiddenValue) {
+				return fmt.Errorf("header rule %d: header %q is not allowed", i+1, h.Name)
+			}
+			key := strings.ToLower(h.Name)
+			if _, ok := byName[key]; !ok {
+				order = append(order, key)
+				display[key] = h.Name
+			}
+			byName[key] = append(byName[key], entry{re, h.Value})
+		}
+	}
+	if _, ok := byName["cache-control"]; !ok {
+		order = append(order, "cache-control")
+	}
+	for j, name := range order {
+		v := fmt.Sprintf("$sf_s%d_h%d", site, j)
+		def := ""
+		if name == "cache-control" {
+			def = defaultCacheControl
+		}
+		fmt.Fprintf(maps, "    map $uri %s {\n        default \"%s\";\n", v, def)
+		for _, e := range byName[name] {
+			fmt.Fprintf(maps, "        \"~%s\" \"%s\";\n", e.re, e.value)
+		}
+		maps.WriteString("    }\n")
+		fmt.Fprintf(server, "    add_header %s %s;\n", display[name], v)
+	}
+	return nil
+}
