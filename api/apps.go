@@ -121,11 +121,7 @@ type deployBody struct {
 }
 
 func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
-	domain, err := domainParam(r)
-	if err != nil {
-		return err
-	}
-	pre, err := precondition(r)
+	domain, pre, err := siteTarget(r)
 	if err != nil {
 		return err
 	}
@@ -148,11 +144,7 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
-	domain, err := domainParam(r)
-	if err != nil {
-		return err
-	}
-	pre, err := precondition(r)
+	domain, pre, err := siteTarget(r)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,16 @@ func domainParam(r *http.Request) (string, error) {
 	return state.NormalizeHostname(chi.URLParam(r, "domain"))
 }
 
+// siteTarget reads the domain and the precondition of a write to a site.
+func siteTarget(r *http.Request) (string, state.Precondition, error) {
+	domain, err := domainParam(r)
+	if err != nil {
+		return "", state.Precondition{}, err
+	}
+	pre, err := precondition(r)
+	return domain, pre, err
+}
+
 // precondition reads If-Match (a revision, as an ETag) and If-None-Match: *.
 func precondition(r *http.Request) (state.Precondition, error) {
 	var pre state.Precondition
@@ -69,11 +79,7 @@ func (s *server) getSite(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) putSite(w http.ResponseWriter, r *http.Request) error {
-	domain, err := domainParam(r)
-	if err != nil {
-		return err
-	}
-	pre, err := precondition(r)
+	domain, pre, err := siteTarget(r)
 	if err != nil {
 		return err
 	}
@@ -102,11 +108,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deleteSite(w http.ResponseWriter, r *http.Request) error {
-	domain, err := domainParam(r)
-	if err != nil {
-		return err
-	}
-	pre, err := precondition(r)
+	domain, pre, err := siteTarget(r)
 	if err != nil {
 		return err
 	}
