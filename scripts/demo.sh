@@ -51,5 +51,10 @@ sitefleet is running (data in $DATA, log in $DATA/node.log) and serves demo.loca
     SITEFLEET_DATA_DIR=$DATA bin/sitefleet status
     SITEFLEET_DATA_DIR=$DATA bin/sitefleet site add another.localhost
 
+Deploy a directory of your own to it:
+
+    SITEFLEET_DATA_DIR=$DATA bin/sitefleet app upload ./public --app demo --version 1
+    SITEFLEET_DATA_DIR=$DATA bin/sitefleet deploy demo.localhost demo@1 --wait 10s
+
 Stop it with: make demo-stop
 MSG
