@@ -349,6 +349,11 @@ func (c *Config) warnings() []string {
 		(t.CA != "" || t.ClientCertificate != "" || t.ClientKey != "") {
 		w = append(w, "state.etcd.tlsConfiguration is set but the etcd endpoints are http://, so TLS is not used; use https:// endpoints")
 	}
+	if host, _, err := net.SplitHostPort(c.API.Listen); err == nil && c.API.Advertise == "" && c.State.Store == cluster.StoreEtcd {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			w = append(w, fmt.Sprintf("api.listen %s is a wildcard address and api.advertise is not set: other nodes will be told to reach this one at %s, which only works on this host; set api.advertise", c.API.Listen, c.advertisedAPI()))
+		}
+	}
 	return w
 }
 
