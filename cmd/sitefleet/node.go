@@ -37,25 +37,54 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
-	token, err := ensureToken(cfg.tokenPath())
-	if err != nil {
-		return err
-	}
-	placeholder, err := writePlaceholder(cfg.DataDir)
-	if err != nil {
-		return err
-	}
 	apiLn, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen: %w", err)
 	}
 	defer apiLn.Close()
-
 	etcd, err := cluster.OpenEtcd(ctx, etcdOptions(cfg, log))
 	if err != nil {
 		return err
 	}
 	defer etcd.Close()
+	p, err := assemble(ctx, cfg, etcd, log)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.warnings() {
+		log.Warn(w)
+	}
+	log.Info("node starting", "node", cfg.NodeName, "version", version, "store", cfg.State.Store,
+		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)
+	err = p.run(ctx, apiLn)
+	log.Info("node stopped", "node", cfg.NodeName)
+	return err
+}
+
+// parts are a node's long-running components, wired together.
+type parts struct {
+	cfg    Config
+	log    *slog.Logger
+	token  string
+	store  *state.Store
+	web    *webserver.Server
+	node   *node.Node
+	auth   *api.Auth
+	member *cluster.Member
+	srv    *http.Server
+}
+
+// assemble builds every part of a node; it starts nothing but checks that
+// the node's name is free in the fleet.
+func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Logger) (*parts, error) {
+	token, err := ensureToken(cfg.tokenPath())
+	if err != nil {
+		return nil, err
+	}
+	placeholder, err := writePlaceholder(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	store, err := state.NewStore(state.Options{
 		Client:    etcd.Client,
 		Prefix:    cfg.State.Etcd.KeyPrefix,
@@ -63,71 +92,68 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxTxnOps: cfg.State.Etcd.MaxTxnOps,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	web, err := webserver.New(webOptions(cfg, log))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	local, err := deploy.OpenStore(filepath.Join(cfg.DataDir, "bundles"), deploy.Limits{
 		MaxArchiveBytes: cfg.Bundles.MaxArchiveBytes, MaxUnpackedBytes: cfg.Bundles.MaxUnpackedBytes,
 		MaxFiles: cfg.Bundles.MaxFiles, MaxPathLength: cfg.Bundles.MaxPathLength,
 	})
 	if err != nil {
-		return fmt.Errorf("bundle store: %w", err)
+		return nil, fmt.Errorf("bundle store: %w", err)
 	}
 	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), web: web,
 		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
 	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles, log: log}
-	n, err := node.New(node.Options{
+	if status.node, err = node.New(nodeOptions(cfg, store, web, local, bundles, placeholder, log)); err != nil {
+		return nil, err
+	}
+	if status.member, err = newMember(cfg, etcd, store, status, log); err != nil {
+		return nil, err
+	}
+	if err := status.member.CheckName(ctx); err != nil {
+		return nil, err
+	}
+	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
+	handler, err := api.NewHandler(api.Options{
+		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
+		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return &parts{cfg: cfg, log: log, token: token, store: store, web: web, node: status.node, auth: auth, member: status.member, srv: srv}, nil
+}
+
+func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, log *slog.Logger) node.Options {
+	return node.Options{
 		Source:          store,
 		Web:             web,
 		Cache:           state.Cache{Path: filepath.Join(cfg.DataDir, "state-cache.json"), Prefix: cfg.State.Etcd.KeyPrefix},
 		HTTPListen:      cfg.Web.HTTPListen,
 		PlaceholderRoot: placeholder,
 		Bundles:         local,
-		Peers:           bundles,
+		Peers:           peers,
 		Quiescence:      time.Duration(cfg.Reconcile.Quiescence) * time.Millisecond,
 		ResyncInterval:  time.Duration(cfg.Reconcile.Resync) * time.Millisecond,
 		Logger:          log.With("component", "reconciler"),
-	})
-	if err != nil {
-		return err
 	}
-	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
-	status.node = n
-	member, err := newMember(cfg, etcd, store, status, log)
-	if err != nil {
-		return err
-	}
-	status.member = member
-	if err := member.CheckName(ctx); err != nil {
-		return err
-	}
-	handler, err := api.NewHandler(api.Options{
-		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
-		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
-	})
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+}
 
-	for _, w := range cfg.warnings() {
-		log.Warn(w)
-	}
-	log.Info("node starting", "node", cfg.NodeName, "version", version, "store", cfg.State.Store,
-		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)
+// run runs every part until ctx ends or one of them fails.
+func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return web.Run(gctx) })
-	g.Go(func() error { return n.Run(gctx) })
-	g.Go(func() error { return auth.Run(gctx) })
-	g.Go(func() error { return member.Run(gctx) })
-	g.Go(func() error { registerToken(gctx, store, token, cfg.NodeName, log); return nil })
-	g.Go(func() error { return serveAPI(gctx, srv, apiLn) })
-	err = g.Wait()
-	log.Info("node stopped", "node", cfg.NodeName)
-	return err
+	g.Go(func() error { return p.web.Run(gctx) })
+	g.Go(func() error { return p.node.Run(gctx) })
+	g.Go(func() error { return p.auth.Run(gctx) })
+	g.Go(func() error { return p.member.Run(gctx) })
+	g.Go(func() error { registerToken(gctx, p.store, p.token, p.cfg.NodeName, p.log); return nil })
+	g.Go(func() error { return serveAPI(gctx, p.srv, apiLn) })
+	return g.Wait()
 }
 
 func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, log *slog.Logger) (*cluster.Member, error) {
