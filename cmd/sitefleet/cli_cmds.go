@@ -17,7 +17,7 @@ import (
 
 func newSiteCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Add, list, show and remove sites"}
-	cmd.AddCommand(newSiteAddCmd(cf), newSiteListCmd(cf), newSiteGetCmd(cf), newSiteRmCmd(cf))
+	cmd.AddCommand(newSiteAddCmd(cf), newSiteSetCmd(cf), newSiteListCmd(cf), newSiteGetCmd(cf), newSiteRmCmd(cf))
 	return cmd
 }
 
@@ -44,6 +44,57 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "alias host name (repeatable or comma-separated)")
+	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
+	cmd.Flags().BoolVar(&redirectHTML, "redirect-html", false, "answer /page.html with a 301 to /page")
+	cf.addOutputFlag(cmd)
+	return cmd
+}
+
+func newSiteSetCmd(cf *clientFlags) *cobra.Command {
+	var aliases []string
+	var redirect, redirectHTML bool
+	cmd := &cobra.Command{
+		Use:   "set DOMAIN [--alias A]... [--redirect-aliases=BOOL] [--redirect-html=BOOL]",
+		Short: "Change a site's aliases or options (flags not given keep their value)",
+		Long: `Change a site: read it, apply the flags given, and write it back guarded by
+the revision read, so a concurrent change is never overwritten (the command
+fails with the API's 412 instead; run it again). --alias replaces the whole
+alias list; --alias "" removes every alias.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			site, err := c.GetSite(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("alias") {
+				site.Aliases = nil
+				for _, a := range aliases {
+					if a != "" {
+						site.Aliases = append(site.Aliases, a)
+					}
+				}
+			}
+			if f.Changed("redirect-aliases") {
+				site.Options.RedirectAliases = redirect
+			}
+			if f.Changed("redirect-html") {
+				site.Options.RedirectHTML = redirectHTML
+			}
+			got, err := c.PutSite(cmd.Context(), site, client.Precondition{IfMatch: site.Revision})
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), got, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "updated site %s (revision %d)\n", got.Domain, got.Revision)
+			})
+		},
+	}
+	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "the site's aliases (replaces the list; repeatable or comma-separated)")
 	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
 	cmd.Flags().BoolVar(&redirectHTML, "redirect-html", false, "answer /page.html with a 301 to /page")
 	cf.addOutputFlag(cmd)

@@ -50,6 +50,11 @@ func TestCLI(t *testing.T) {
 	if out := mustCLI("site", "get", "cli.test"); !strings.Contains(out, "redirect aliases:  true") {
 		t.Fatalf("site get: %q", out)
 	}
+	mustCLI("site", "set", "cli.test", "--redirect-aliases=false", "--alias", "www.cli.test")
+	if got, _ := n.api.GetSite(context.Background(), "cli.test"); got.Options.RedirectAliases || strings.Join(got.Aliases, ",") != "www.cli.test" {
+		t.Fatalf("after site set: %+v", got)
+	}
+	mustCLI("site", "set", "cli.test", "--redirect-aliases", "--alias", "alt.cli.test,www.cli.test")
 
 	// Failures exit non-zero with the API's message.
 	for _, tc := range []struct {
