@@ -253,9 +253,8 @@ func TestSignatures(t *testing.T) {
 }
 
 // TestDeploysUnderLoad deploys and rolls back 20 times while clients
-// request the site without pause: no request may fail, and no page may mix
-// two versions (index and stylesheet fetched on one connection must agree
-// unless a switch happened between them, which the version sequence shows).
+// request the site without pause: no request may fail, and every answer
+// must be wholly one version's file (never a partial or mixed body).
 func TestDeploysUnderLoad(t *testing.T) {
 	e := etcdtest.New(t)
 	n := startNode(t, nodeConfig(t, e.Endpoint()))
