@@ -50,3 +50,27 @@ func (s *Store) TokenHashes(ctx context.Context) (map[string]bool, error) {
 	}
 	return out, nil
 }
+
+// SecretsKeyID is the key that records the ID of the cluster key that
+// seals this fleet's secrets.
+func (k Keys) SecretsKeyID() string { return k.Prefix + "/secrets/keyid" }
+
+// ClaimKeyID records id as the fleet's cluster key ID if none is recorded
+// yet, and returns the recorded one: a node whose key ID differs holds the
+// wrong secrets.key.
+func (s *Store) ClaimKeyID(ctx context.Context, id string) (string, error) {
+	key := s.keys.SecretsKeyID()
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, id)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return "", s.wrap(ctx, "check the cluster key", err)
+	}
+	if resp.Succeeded {
+		return id, nil
+	}
+	return string(resp.Responses[0].GetResponseRange().Kvs[0].Value), nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
 )
 
 // envPrefix prefixes every environment variable sitefleet reads.
@@ -38,6 +39,7 @@ type Config struct {
 	Web                WebConfig    `mapstructure:"web"`
 	Cluster            ClusterCfg   `mapstructure:"cluster"`
 	Bundles            BundlesCfg   `mapstructure:"bundles"`
+	Secrets            SecretsCfg   `mapstructure:"secrets"`
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
 	Log                LogConfig    `mapstructure:"log"`
 }
@@ -105,6 +107,11 @@ type ClusterCfg struct {
 	LeaseTTL        time.Duration `mapstructure:"leaseTTL"`
 	PublishInterval time.Duration `mapstructure:"publishInterval"`
 	MemberRetention time.Duration `mapstructure:"memberRetention"`
+}
+
+// SecretsCfg holds the cluster key that seals private keys in etcd.
+type SecretsCfg struct {
+	Key string `mapstructure:"key"`
 }
 
 // BundlesCfg configures app bundles.
@@ -299,6 +306,11 @@ func (c *Config) Validate() error {
 	if b.RequireSignature && len(b.PublicKeys) == 0 {
 		errs = append(errs, errors.New("bundles.requireSignature is true but bundles.publicKeys is empty: no bundle could be accepted"))
 	}
+	if c.Secrets.Key != "" {
+		if _, err := sftls.ParseKey(c.Secrets.Key); err != nil {
+			errs = append(errs, fmt.Errorf("secrets.key: %w", err))
+		}
+	}
 	if c.Reconcile.Quiescence <= 0 || c.Reconcile.Resync <= 0 {
 		errs = append(errs, errors.New("reconcile.quiescence and reconcile.resync must be positive"))
 	}
@@ -365,6 +377,9 @@ func (c *Config) advertisedAPI() string {
 	}
 	return localURL(c.API.Listen)
 }
+
+// secretsKeyPath is where a node keeps the cluster key it generated.
+func (c *Config) secretsKeyPath() string { return filepath.Join(c.DataDir, "secrets.key") }
 
 // tokenPath is where the node keeps its generated admin token.
 func (c *Config) tokenPath() string { return filepath.Join(c.DataDir, "admin.token") }

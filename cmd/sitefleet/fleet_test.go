@@ -154,3 +154,29 @@ func TestDuplicateNodeNameIsRefused(t *testing.T) {
 	n.stop()
 	startNode(t, cfg)
 }
+
+func TestWrongClusterKeyRefusesToStart(t *testing.T) {
+	e := etcdtest.New(t)
+	a := nodeConfig(t, e.Endpoint())
+	a.State.Etcd.KeyPrefix, a.NodeName, a.Secrets.Key = "/keys", "a", ""
+	n := startNode(t, a)
+	key, err := os.ReadFile(a.secretsKeyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(a.secretsKeyPath()); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("generated secrets.key has mode %v, want 0600", fi.Mode().Perm())
+	}
+	_ = n
+
+	// Another node of the same fleet with its own generated key.
+	b := nodeConfig(t, e.Endpoint())
+	b.State.Etcd.KeyPrefix, b.NodeName, b.Secrets.Key = "/keys", "b", ""
+	err = runNode(context.Background(), b, discardLogger())
+	if err == nil || !strings.Contains(err.Error(), "wrong cluster key") {
+		t.Fatalf("node with another key: %v, want a wrong cluster key error", err)
+	}
+	// With the fleet's key it starts.
+	b.Secrets.Key = strings.TrimSpace(string(key))
+	startNode(t, b)
+}

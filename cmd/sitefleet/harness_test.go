@@ -41,6 +41,7 @@ func nodeConfig(t testing.TB, endpoint string) Config {
 	cfg.Web.HTTPListen = etcdtest.FreeAddr(t)
 	cfg.Web.HTTPSListen = etcdtest.FreeAddr(t)
 	cfg.Reconcile.Quiescence = 5
+	cfg.Secrets.Key = testClusterKey
 	cfg.Cluster.LeaseTTL = 2 * time.Second
 	cfg.Cluster.PublishInterval = 100 * time.Millisecond
 	return cfg
@@ -181,3 +182,7 @@ var testLogLevel = func() slog.Level {
 }()
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testClusterKey is the cluster key of every test node, so that nodes of
+// one test share a fleet.
+const testClusterKey = "c2l0ZWZsZWV0LXRlc3QtY2x1c3Rlci1rZXktMzJieXQ="

@@ -94,6 +94,9 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	if _, err := openSealer(ctx, cfg, store, log); err != nil {
+		return nil, err
+	}
 	web, err := webserver.New(webOptions(cfg, log))
 	if err != nil {
 		return nil, err

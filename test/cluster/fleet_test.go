@@ -230,6 +230,8 @@ api:
 web:
   httpListen: %s
   httpsListen: %s
+secrets:
+  key: "c2l0ZWZsZWV0LXRlc3QtY2x1c3Rlci1rZXktMzJieXQ="
 cluster:
   leaseTTL: %s
   publishInterval: 200ms
