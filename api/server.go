@@ -61,6 +61,9 @@ type Options struct {
 	Bundles Bundles
 	// Waiter waits for the fleet to serve a deployment (?wait=).
 	Waiter Waiter
+	// Certificates imports certificates; without it those endpoints do
+	// not exist.
+	Certificates Certificates
 	// Metrics, when set, is served at /metrics (with authentication, like
 	// everything but the health checks).
 	Metrics http.Handler
@@ -107,6 +110,12 @@ func NewHandler(opts Options) (http.Handler, error) {
 		r.Get("/v1/apps/{app}/{version}", s.handle(s.getBundle))
 		r.Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
 		r.Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
+		if opts.Certificates != nil {
+			r.Get("/v1/certificates", s.handle(s.listCertificates))
+			r.Post("/v1/certificates", s.handle(s.importCertificate))
+			r.Get("/v1/certificates/{id}", s.handle(s.getCertificate))
+			r.Delete("/v1/certificates/{id}", s.handle(s.deleteCertificate))
+		}
 		r.Post("/v1/sites/{domain}/rollback", s.handle(s.rollback))
 		r.Get("/v1/status", s.handle(s.getStatus))
 		r.Get("/v1/status/preview", s.handle(s.getPreview))

@@ -5,44 +5,22 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sitefleet/sitefleet/state"
 )
 
-// Type is how a certificate was obtained.
-type Type string
+// Type is how a certificate was obtained (the state's certificate type).
+type Type = state.CertType
 
 // The certificate types.
 const (
-	TypeSelfSigned Type = "selfsigned"
-	TypeImported   Type = "imported"
-	TypeACME       Type = "acme"
+	TypeSelfSigned = state.CertSelfSigned
+	TypeImported   = state.CertImported
+	TypeACME       = state.CertACME
 )
 
-// Valid reports whether t is one of the known types.
-func (t Type) Valid() bool {
-	return t == TypeSelfSigned || t == TypeImported || t == TypeACME
-}
-
 // Certificate is the certificate record stored in the cluster state.
-type Certificate struct {
-	// ID is chosen by the user for imported certificates (see ValidateID)
-	// and is "<type>-<domain>" for self-signed and ACME ones (see AutoID).
-	ID   string `json:"id"`
-	Type Type   `json:"type"`
-	// Domains are the names it covers: the leaf's DNS SANs, lower-case, sorted.
-	Domains   []string  `json:"domains"`
-	NotBefore time.Time `json:"notBefore"`
-	NotAfter  time.Time `json:"notAfter"`
-	// Issuer is the issuer's common name, or its organisation.
-	Issuer string `json:"issuer"`
-	// Serial is the leaf's serial number in hex.
-	Serial string `json:"serial"`
-	// ChainPEM is the leaf first, then intermediates. It is public.
-	ChainPEM string `json:"chainPem"`
-	// KeySealed is the private key PEM sealed by a Sealer with ID as
-	// context; the clear key is never stored.
-	KeySealed string    `json:"keySealed"`
-	CreatedAt time.Time `json:"createdAt"`
-}
+type Certificate = state.Certificate
 
 // NewCertificate builds the record for a validated certificate, sealing its
 // private key with s under id.
@@ -75,7 +53,7 @@ func NewCertificate(id string, typ Type, p Parsed, s *Sealer, now time.Time) (Ce
 }
 
 // OpenKey returns the clear private key PEM of c.
-func (c Certificate) OpenKey(s *Sealer) ([]byte, error) {
+func OpenKey(c Certificate, s *Sealer) ([]byte, error) {
 	key, err := s.Open(c.KeySealed, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %q: opening key: %w", c.ID, err)

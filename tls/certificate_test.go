@@ -86,13 +86,13 @@ func TestNewCertificate(t *testing.T) {
 	if bytes.Contains([]byte(c.KeySealed), []byte("PRIVATE")) || c.ChainPEM != string(p.ChainPEM) {
 		t.Error("record holds a clear key or a different chain")
 	}
-	key, err := c.OpenKey(s)
+	key, err := OpenKey(c, s)
 	if err != nil || !bytes.Equal(key, p.KeyPEM) {
 		t.Fatalf("OpenKey = %v; want the key PEM", err)
 	}
 	moved := c
 	moved.ID = "imported-other"
-	if _, err := moved.OpenKey(s); !errors.Is(err, ErrCorrupt) {
+	if _, err := OpenKey(moved, s); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("OpenKey of a moved key = %v, want ErrCorrupt", err)
 	}
 	if _, err := NewCertificate(id, Type("bogus"), p, s, testNow); err == nil {

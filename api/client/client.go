@@ -285,3 +285,30 @@ func waitQuery(d time.Duration) string {
 	}
 	return "?wait=" + url.QueryEscape(d.String())
 }
+
+// ImportCertificate uploads a chain and key under an ID.
+func (c *Client) ImportCertificate(ctx context.Context, req CertImport) (CertificateInfo, error) {
+	var out CertificateInfo
+	_, err := c.do(ctx, http.MethodPost, "/v1/certificates", nil, req, &out)
+	return out, err
+}
+
+// ListCertificates lists the certificates (no key material).
+func (c *Client) ListCertificates(ctx context.Context) (CertificateList, error) {
+	var out CertificateList
+	_, err := c.do(ctx, http.MethodGet, "/v1/certificates", nil, nil, &out)
+	return out, err
+}
+
+// GetCertificate shows one certificate with its chain (no key material).
+func (c *Client) GetCertificate(ctx context.Context, id string) (CertificateInfo, error) {
+	var out CertificateInfo
+	_, err := c.do(ctx, http.MethodGet, "/v1/certificates/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// DeleteCertificate removes a certificate and its sealed key.
+func (c *Client) DeleteCertificate(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/certificates/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}

@@ -158,3 +158,34 @@ type DeployNodeWait struct {
 	Serving         bool   `json:"serving"`
 	Error           string `json:"error,omitempty"`
 }
+
+// CertImport is the body of POST /v1/certificates.
+type CertImport struct {
+	// ID names the certificate: lower-case letters, digits and '-'.
+	ID string `json:"id"`
+	// Chain is the PEM chain, leaf first; Key the PEM private key.
+	Chain string `json:"chain"`
+	Key   string `json:"key"`
+	// Domains, when given, must all be covered by the certificate.
+	Domains []string `json:"domains,omitempty"`
+}
+
+// CertificateInfo is the public view of a certificate: never key material.
+type CertificateInfo struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Domains   []string  `json:"domains"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	Issuer    string    `json:"issuer"`
+	Serial    string    `json:"serial"`
+	// Status is "valid", "expiring" (within 30 days), "expired" or
+	// "not yet valid".
+	Status   string `json:"status"`
+	ChainPEM string `json:"chainPem,omitempty"`
+}
+
+// CertificateList is the answer of GET /v1/certificates.
+type CertificateList struct {
+	Certificates []CertificateInfo `json:"certificates"`
+}

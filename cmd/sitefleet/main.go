@@ -44,7 +44,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	cf := &clientFlags{}
 	cf.register(root)
 	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
-		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf))
+		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf))
 	return root
 }
 

@@ -94,7 +94,8 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	if _, err := openSealer(ctx, cfg, store, log); err != nil {
+	sealer, err := openSealer(ctx, cfg, store, log)
+	if err != nil {
 		return nil, err
 	}
 	web, err := webserver.New(webOptions(cfg, log))
@@ -123,6 +124,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
+		Certificates: &certService{store: store, sealer: sealer},
 		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
 	})
 	if err != nil {

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// Certificates validates and seals imported certificates.
+type Certificates interface {
+	// Import checks a chain and key (and that they cover domains, if
+	// given), seals the key and stores the record under id.
+	Import(ctx context.Context, req client.CertImport) (state.Certificate, error)
+}
+
+// certStore is what the certificate endpoints need of the state store.
+type certStore interface {
+	GetCertificate(ctx context.Context, id string) (state.Certificate, error)
+	ListCertificates(ctx context.Context) ([]state.Certificate, error)
+	DeleteCertificate(ctx context.Context, id string) error
+}
+
+// expiringSoon is when a certificate's status turns to "expiring".
+const expiringSoon = 30 * 24 * time.Hour
+
+// certInfo is the public view of a record: never any key material.
+func certInfo(c state.Certificate, withChain bool, now time.Time) client.CertificateInfo {
+	status := "valid"
+	switch {
+	case now.After(c.NotAfter):
+		status = "expired"
+	case now.Before(c.NotBefore):
+		status = "not yet valid"
+	case c.NotAfter.Sub(now) < expiringSoon:
+		status = "expiring"
+	}
+	info := client.CertificateInfo{ID: c.ID, Type: string(c.Type), Domains: c.Domains, NotBefore: c.NotBefore,
+		NotAfter: c.NotAfter, Issuer: c.Issuer, Serial: c.Serial, Status: status}
+	if withChain {
+		info.ChainPEM = c.ChainPEM
+	}
+	return info
+}
+
+func (s *server) certStore() (certStore, error) {
+	cs, ok := s.opts.Store.(certStore)
+	if !ok {
+		return nil, httpError(http.StatusNotImplemented, "certificates are not available on this node")
+	}
+	return cs, nil
+}
+
+func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.certStore()
+	if err != nil {
+		return err
+	}
+	certs, err := cs.ListCertificates(r.Context())
+	if err != nil {
+		return err
+	}
+	out := client.CertificateList{Certificates: []client.CertificateInfo{}}
+	now := time.Now()
+	for _, c := range certs {
+		out.Certificates = append(out.Certificates, certInfo(c, false, now))
+	}
+	return writeJSON(w, http.StatusOK, 0, out)
+}
+
+func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.certStore()
+	if err != nil {
+		return err
+	}
+	c, err := cs.GetCertificate(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c.Revision, certInfo(c, true, time.Now()))
+}
+
+func (s *server) importCertificate(w http.ResponseWriter, r *http.Request) error {
+	var req client.CertImport
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	c, err := s.opts.Certificates.Import(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, c.Revision, certInfo(c, true, time.Now()))
+}
+
+func (s *server) deleteCertificate(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.certStore()
+	if err != nil {
+		return err
+	}
+	id := chi.URLParam(r, "id")
+	if err := cs.DeleteCertificate(r.Context(), id); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, 0, map[string]string{"deleted": id})
+}
