@@ -21,36 +21,12 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/deploy"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 	"github.com/sitefleet/sitefleet/state"
 )
 
 // tarGz builds a .tar.gz of the given files (path -> contents).
-func tarGz(t testing.TB, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[n])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+func tarGz(t testing.TB, files map[string]string) []byte { return testutil.TarGz(t, files) }
 
 func hexSHA(b []byte) string {
 	s := sha256.Sum256(b)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -28,7 +27,6 @@ type bundleService struct {
 	node   string
 	token  string
 	cfg    BundlesCfg
-	log    *slog.Logger
 }
 
 var _ api.Bundles = (*bundleService)(nil)

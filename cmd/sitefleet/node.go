@@ -111,7 +111,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	}
 	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), web: web,
 		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
-	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles, log: log}
+	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
 	if status.node, err = node.New(nodeOptions(cfg, store, web, local, bundles, placeholder, log)); err != nil {
 		return nil, err
 	}

@@ -1,9 +1,7 @@
 package cluster_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,27 +15,11 @@ import (
 	"time"
 
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 func bundle(t testing.TB, version string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	body := "<p>bundle " + version + "</p>\n"
-	if err := tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write([]byte(body)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testutil.TarGz(t, map[string]string{"index.html": "<p>bundle " + version + "</p>\n"})
 }
 
 // servesBody checks that the node answers host with body.
