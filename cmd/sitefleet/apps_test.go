@@ -87,6 +87,20 @@ func TestUploadDeployRollback(t *testing.T) {
 	}
 	n.upload(t, "web", "2", v2, "")
 
+	for _, bad := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/v1/sites/app.test/deployment?wait=forever", `{"app":"web","version":"1"}`, 400},
+		{"/v1/sites/app.test/deployment?wait=1h", `{"app":"web","version":"1"}`, 400},
+		{"/v1/sites/app.test/deployment", `{"app":"web","version":"1","force":true}`, 400},
+		{"/v1/sites/app.test/deployment", `{"app":"Web;","version":"1"}`, 422},
+		{"/v1/sites/app.test/deployment", `{"app":"web","version":"../1"}`, 422},
+	} {
+		if code, p := n.rawRequest(t, http.MethodPut, bad.path, bad.body, nil); code != bad.status {
+			t.Errorf("PUT %s %s: %d (%s), want %d", bad.path, bad.body, code, p.Detail, bad.status)
+		}
+	}
 	if _, err := n.api.Deploy(ctx, "app.test", "web", "9", 0, client.Precondition{}); client.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("deploy of an unknown version: %v, want 404", err)
 	}
@@ -118,6 +132,7 @@ func TestMaliciousUploadsChangeNothing(t *testing.T) {
 	e := etcdtest.New(t)
 	cfg := nodeConfig(t, e.Endpoint())
 	cfg.Bundles.MaxUnpackedBytes = 1 << 20
+	cfg.Bundles.MaxArchiveBytes = 2 << 20
 	n := startNode(t, cfg)
 	ctx := context.Background()
 	escape := func() []byte {
@@ -157,6 +172,7 @@ func TestMaliciousUploadsChangeNothing(t *testing.T) {
 		{"not an archive", []byte("\x89PNG\r\n\x1a\nnot a bundle"), "", 422, "invalid archive"},
 		{"hash mismatch", good, strings.Repeat("0", 64), 422, "sha"},
 		{"malformed hash header", good, "xyz", 422, "SHA-256"},
+		{"archive over the size limit", bytes.Repeat([]byte("x"), 3<<20), "", 413, "archive size"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

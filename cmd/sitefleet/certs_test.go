@@ -40,6 +40,7 @@ func TestCertificateImport(t *testing.T) {
 		{"expired", client.CertImport{ID: "c1", Chain: string(expiredChain), Key: string(expiredKey)}, "expired"},
 		{"wrong name", client.CertImport{ID: "c1", Chain: string(chain), Key: string(key), Domains: []string{"other.test"}}, "names"},
 		{"bad id", client.CertImport{ID: "Bad/ID", Chain: string(chain), Key: string(key)}, "certificate id"},
+		{"oversized chain", client.CertImport{ID: "c1", Chain: strings.Repeat(string(chain), 200), Key: string(key)}, "certificate refused"},
 		{"reserved id", client.CertImport{ID: "acme-shop.test", Chain: string(chain), Key: string(key)}, "certificate id"},
 	}
 	for _, tc := range cases {
