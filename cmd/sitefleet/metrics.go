@@ -9,36 +9,69 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sitefleet/sitefleet/api"
+	"github.com/sitefleet/sitefleet/api/client"
 )
 
 // metricsHandler serves the node's metrics from its own registry: Go and
 // process metrics, and gauges read from the node's status at scrape time.
 func metricsHandler(status api.StatusSource) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gauge := func(name, help string, f func() float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "sitefleet", Name: name, Help: help}, f))
-	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStatusCollector(status))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// statusGauge is one gauge derived from the node's status.
+type statusGauge struct {
+	desc  *prometheus.Desc
+	value func(client.NodeStatus) float64
+}
+
+// statusCollector reads the node's status once per scrape and derives
+// every gauge from that one reading.
+type statusCollector struct {
+	status api.StatusSource
+	gauges []statusGauge
+}
+
+func newStatusCollector(status api.StatusSource) *statusCollector {
 	b := func(v bool) float64 {
 		if v {
 			return 1
 		}
 		return 0
 	}
-	gauge("applied_revision", "State revision nginx serves.", func() float64 { return float64(status.NodeStatus().AppliedRevision) })
-	gauge("desired_revision", "Revision of the latest state read from etcd.", func() float64 { return float64(status.NodeStatus().DesiredRevision) })
-	gauge("ready", "1 while nginx serves an applied state.", func() float64 { return b(status.NodeStatus().Ready) })
-	gauge("etcd_reachable", "1 while etcd answers.", func() float64 { return b(status.NodeStatus().Etcd.Reachable) })
-	gauge("stale_seconds", "Seconds since etcd became unreachable; 0 while it is reachable.", func() float64 {
-		if s := status.NodeStatus().StaleSince; s != nil {
-			return time.Since(*s).Seconds()
-		}
-		return 0
-	})
-	gauge("nginx_running", "1 while nginx runs.", func() float64 { return b(status.NodeStatus().Nginx.Running) })
-	gauge("nginx_restarts", "Times nginx was restarted after it died.", func() float64 { return float64(status.NodeStatus().Nginx.Restarts) })
-	gauge("sites", "Sites applied.", func() float64 { return float64(status.NodeStatus().Sites) })
-	gauge("site_errors", "Sites whose latest state could not be applied.", func() float64 { return float64(len(status.NodeStatus().SiteErrors)) })
-	gauge("last_pass_failed", "1 when the latest reconcile pass failed.", func() float64 { return b(status.NodeStatus().LastError != "") })
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	g := func(name, help string, f func(client.NodeStatus) float64) statusGauge {
+		return statusGauge{prometheus.NewDesc("sitefleet_"+name, help, nil, nil), f}
+	}
+	return &statusCollector{status: status, gauges: []statusGauge{
+		g("applied_revision", "State revision nginx serves.", func(s client.NodeStatus) float64 { return float64(s.AppliedRevision) }),
+		g("desired_revision", "Revision of the latest state read from etcd.", func(s client.NodeStatus) float64 { return float64(s.DesiredRevision) }),
+		g("ready", "1 while nginx serves an applied state.", func(s client.NodeStatus) float64 { return b(s.Ready) }),
+		g("etcd_reachable", "1 while etcd answers.", func(s client.NodeStatus) float64 { return b(s.Etcd.Reachable) }),
+		g("stale_seconds", "Seconds since etcd became unreachable; 0 while it is reachable.", func(s client.NodeStatus) float64 {
+			if s.StaleSince != nil {
+				return time.Since(*s.StaleSince).Seconds()
+			}
+			return 0
+		}),
+		g("nginx_running", "1 while nginx runs.", func(s client.NodeStatus) float64 { return b(s.Nginx.Running) }),
+		g("nginx_restarts", "Times nginx was restarted after it died.", func(s client.NodeStatus) float64 { return float64(s.Nginx.Restarts) }),
+		g("sites", "Sites applied.", func(s client.NodeStatus) float64 { return float64(s.Sites) }),
+		g("site_errors", "Sites whose latest state could not be applied.", func(s client.NodeStatus) float64 { return float64(len(s.SiteErrors)) }),
+		g("last_pass_failed", "1 when the latest reconcile pass failed.", func(s client.NodeStatus) float64 { return b(s.LastError != "") }),
+		g("leader", "1 while this node leads the fleet.", func(s client.NodeStatus) float64 { return b(s.Leader) }),
+	}}
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range c.gauges {
+		ch <- g.desc
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status.NodeStatus()
+	for _, g := range c.gauges {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.value(st))
+	}
 }
