@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
@@ -99,9 +101,14 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("stale state set: %v %q, want a 412", err, out)
 	}
 
-	if out := mustCLI("status"); !strings.Contains(out, "ready:             true") || !strings.Contains(out, "sites:             2") {
-		t.Fatalf("status: %q", out)
-	}
+	// nginx may serve the new config a moment before the node records
+	// the pass as applied, so the status is checked until it catches up.
+	n.eventually("status shows two sites", 5*time.Second, func() error {
+		if out := mustCLI("status"); !strings.Contains(out, "ready:             true") || !strings.Contains(out, "sites:             2") {
+			return fmt.Errorf("status: %q", out)
+		}
+		return nil
+	})
 	if out := mustCLI("site", "rm", "cli.test"); !strings.Contains(out, "removed site cli.test") {
 		t.Fatalf("site rm: %q", out)
 	}
