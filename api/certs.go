@@ -11,18 +11,18 @@ import (
 	"github.com/sitefleet/sitefleet/state"
 )
 
-// Certificates validates and seals imported certificates.
+// Certificates validates, seals, lists and removes certificates.
 type Certificates interface {
 	// Import checks a chain and key (and that they cover domains, if
 	// given), seals the key and stores the record under id.
 	Import(ctx context.Context, req client.CertImport) (state.Certificate, error)
-}
-
-// certStore is what the certificate endpoints need of the state store.
-type certStore interface {
-	GetCertificate(ctx context.Context, id string) (state.Certificate, error)
-	ListCertificates(ctx context.Context) ([]state.Certificate, error)
-	DeleteCertificate(ctx context.Context, id string) error
+	Get(ctx context.Context, id string) (state.Certificate, error)
+	List(ctx context.Context) ([]state.Certificate, error)
+	// Delete refuses a certificate that a site serves.
+	Delete(ctx context.Context, id string) error
+	// CheckRecords checks the records of a state import against the
+	// cluster key.
+	CheckRecords(certs []state.Certificate) error
 }
 
 // expiringSoon is when a certificate's status turns to "expiring".
@@ -47,20 +47,8 @@ func certInfo(c state.Certificate, withChain bool, now time.Time) client.Certifi
 	return info
 }
 
-func (s *server) certStore() (certStore, error) {
-	cs, ok := s.opts.Store.(certStore)
-	if !ok {
-		return nil, httpError(http.StatusNotImplemented, "certificates are not available on this node")
-	}
-	return cs, nil
-}
-
 func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.certStore()
-	if err != nil {
-		return err
-	}
-	certs, err := cs.ListCertificates(r.Context())
+	certs, err := s.opts.Certificates.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -73,11 +61,7 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.certStore()
-	if err != nil {
-		return err
-	}
-	c, err := cs.GetCertificate(r.Context(), chi.URLParam(r, "id"))
+	c, err := s.opts.Certificates.Get(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		return err
 	}
@@ -97,12 +81,8 @@ func (s *server) importCertificate(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *server) deleteCertificate(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.certStore()
-	if err != nil {
-		return err
-	}
 	id := chi.URLParam(r, "id")
-	if err := cs.DeleteCertificate(r.Context(), id); err != nil {
+	if err := s.opts.Certificates.Delete(r.Context(), id); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, 0, map[string]string{"deleted": id})

@@ -139,6 +139,14 @@ func (s *server) putState(w http.ResponseWriter, r *http.Request) error {
 	if doc.Sites == nil {
 		return httpError(http.StatusUnprocessableEntity, "the document has no \"sites\" list; to remove every site, send \"sites\": []")
 	}
+	if len(doc.Certificates) > 0 {
+		if s.opts.Certificates == nil {
+			return httpError(http.StatusUnprocessableEntity, "this node cannot import certificates")
+		}
+		if err := s.opts.Certificates.CheckRecords(doc.Certificates); err != nil {
+			return err
+		}
+	}
 	res, err := s.opts.Store.Import(r.Context(), doc, dryRun)
 	if err != nil {
 		return err

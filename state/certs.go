@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -54,9 +56,29 @@ type Certificate struct {
 func (k Keys) Certs() string         { return k.Prefix + "/state/certs/" }
 func (k Keys) Cert(id string) string { return k.Certs() + id }
 
+// DHParams is the key of the leader's Diffie-Hellman parameters.
+func (k Keys) DHParams() string { return k.Prefix + "/state/dhparams" }
+
+// PutDHParams stores new Diffie-Hellman parameters; guard adds compares
+// (the leader's fence) that must hold, or the result is a Conflict *Error.
+func (s *Store) PutDHParams(ctx context.Context, p DHParams, guard ...clientv3.Cmp) error {
+	val, err := marshal(p)
+	if err != nil {
+		return err
+	}
+	_, ok, err := s.commit(ctx, "write dh parameters", guard, []clientv3.Op{clientv3.OpPut(s.keys.DHParams(), val)})
+	if err == nil && !ok {
+		err = Errorf(Conflict, "dh parameters: the write guard failed")
+	}
+	return err
+}
+
 // PutCertificate stores a certificate record; with pre.IfNoneMatch an
-// existing ID is an Exists *Error. The record must carry a sealed key.
-func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondition) (Certificate, error) {
+// existing ID is an Exists *Error, with pre.IfMatch a record at another
+// revision a Conflict *Error. The record must carry a sealed key. guard adds
+// compares (a leader's fence); when one fails the result is a Conflict
+// *Error.
+func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondition, guard ...clientv3.Cmp) (Certificate, error) {
 	if c.ID == "" || strings.ContainsAny(c.ID, "/ \t\n") || !c.Type.Valid() || c.KeySealed == "" || c.ChainPEM == "" {
 		return Certificate{}, Errorf(Invalid, "certificate record %q is incomplete or malformed", c.ID)
 	}
@@ -65,16 +87,23 @@ func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondit
 	if err != nil {
 		return Certificate{}, err
 	}
-	var cmps []clientv3.Cmp
+	cmps := slices.Clone(guard)
 	if pre.IfNoneMatch {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(c.ID)), "=", 0))
+	}
+	if pre.IfMatch != 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Cert(c.ID)), "=", pre.IfMatch))
 	}
 	rev, ok, err := s.commit(ctx, "write certificate", cmps, []clientv3.Op{clientv3.OpPut(s.keys.Cert(c.ID), val)})
 	if err != nil {
 		return Certificate{}, err
 	}
-	if !ok {
+	switch {
+	case ok:
+	case pre.IfNoneMatch && len(guard) == 0:
 		return Certificate{}, Errorf(Exists, "certificate %q exists already", c.ID)
+	default:
+		return Certificate{}, Errorf(Conflict, "certificate %q: it changed meanwhile or the write guard failed", c.ID)
 	}
 	c.Revision = rev
 	return c, nil
@@ -92,11 +121,15 @@ func (s *Store) GetCertificate(ctx context.Context, id string) (Certificate, err
 	if len(resp.Kvs) == 0 {
 		return Certificate{}, Errorf(NotFound, "certificate %q does not exist", id)
 	}
+	return decodeCert(resp.Kvs[0])
+}
+
+func decodeCert(kv *mvccpb.KeyValue) (Certificate, error) {
 	var c Certificate
-	if err := json.Unmarshal(resp.Kvs[0].Value, &c); err != nil {
-		return Certificate{}, fmt.Errorf("decode certificate %q: %w", id, err)
+	if err := json.Unmarshal(kv.Value, &c); err != nil {
+		return Certificate{}, fmt.Errorf("decode %s: %w", kv.Key, err)
 	}
-	c.Revision = resp.Kvs[0].ModRevision
+	c.Revision = kv.ModRevision
 	return c, nil
 }
 
@@ -110,23 +143,61 @@ func (s *Store) ListCertificates(ctx context.Context) ([]Certificate, error) {
 	}
 	out := make([]Certificate, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		var c Certificate
-		if err := json.Unmarshal(kv.Value, &c); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		c, err := decodeCert(kv)
+		if err != nil {
+			return nil, err
 		}
-		c.Revision = kv.ModRevision
 		out = append(out, c)
 	}
 	return out, nil
 }
 
 // DeleteCertificate removes a certificate record, and with it the sealed
-// key, from etcd; a missing one is a NotFound *Error.
-func (s *Store) DeleteCertificate(ctx context.Context, id string) error {
-	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(id)), ">", 0)}
-	_, ok, err := s.commit(ctx, "delete certificate", cmps, []clientv3.Op{clientv3.OpDelete(s.keys.Cert(id))})
-	if err == nil && !ok {
-		err = Errorf(NotFound, "certificate %q does not exist", id)
+// key, from etcd. A certificate that a site serves is an InUse *Error that
+// names the sites; a missing one is a NotFound *Error. guard adds compares
+// (a leader's fence) that must hold too.
+func (s *Store) DeleteCertificate(ctx context.Context, id string, guard ...clientv3.Cmp) error {
+	for range maxRetries {
+		rctx, cancel := s.ctx(ctx)
+		resp, err := s.cli.Txn(rctx).Then(
+			clientv3.OpGet(s.keys.Cert(id), clientv3.WithKeysOnly()),
+			clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
+			clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
+		).Commit()
+		cancel()
+		if err != nil {
+			return s.wrap(ctx, "read certificate users", err)
+		}
+		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return Errorf(NotFound, "certificate %q does not exist", id)
+		}
+		var sites []Site
+		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+			site, err := decodeSite(kv)
+			if err != nil {
+				return err
+			}
+			sites = append(sites, site)
+		}
+		if users := CertUsers(sites, id); len(users) > 0 {
+			return Errorf(InUse, "certificate %q is used by %s: change their tls setting first", id, strings.Join(users, ", "))
+		}
+		var metaRev int64
+		if m := resp.Responses[2].GetResponseRange().Kvs; len(m) > 0 {
+			metaRev = m[0].ModRevision
+		}
+		// No site may have started to use it since the read.
+		cmps := append([]clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", metaRev),
+			clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(id)), ">", 0),
+		}, guard...)
+		_, ok, err := s.commit(ctx, "delete certificate", cmps, []clientv3.Op{clientv3.OpDelete(s.keys.Cert(id))})
+		if err != nil || ok {
+			return err
+		}
+		if len(guard) > 0 {
+			return Errorf(Conflict, "certificate %q: the state changed or the write guard failed", id)
+		}
 	}
-	return err
+	return Errorf(Conflict, "certificate %q is being changed concurrently: retry", id)
 }

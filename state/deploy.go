@@ -51,7 +51,7 @@ func (s *Store) Rollback(ctx context.Context, domain string, pre Precondition) (
 // transaction; guardKeys must still exist.
 func (s *Store) changeDeployment(ctx context.Context, domain string, pre Precondition, change func(*Site) error, guardKeys ...string) (Site, error) {
 	for range maxRetries {
-		v, err := s.readSiteView(ctx, domain, nil)
+		v, err := s.readSiteView(ctx, domain, nil, "")
 		if err != nil {
 			return Site{}, err
 		}

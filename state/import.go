@@ -19,9 +19,9 @@ const maxTxnBytes = 1 << 20
 type Change struct {
 	// Action is "add", "update" or "remove".
 	Action string `json:"action"`
-	// Kind is the kind of object: "site".
+	// Kind is the kind of object: "site" or "certificate".
 	Kind string `json:"kind"`
-	// Name identifies the object: the site's domain.
+	// Name identifies the object: the site's domain, the certificate's ID.
 	Name string `json:"name"`
 }
 
@@ -45,7 +45,12 @@ func (s *Store) Export(ctx context.Context) (Document, error) {
 		site.Revision = 0
 		sites[i] = site
 	}
-	return Document{Revision: snap.Revision, Sites: sites}, nil
+	certs := make([]Certificate, len(snap.Certificates))
+	for i, c := range snap.Certificates {
+		c.Revision = 0
+		certs[i] = c
+	}
+	return Document{Revision: snap.Revision, Sites: sites, Certificates: certs}, nil
 }
 
 // storedState is the raw state under the prefix, as an import diffs it.
@@ -55,6 +60,7 @@ type storedState struct {
 	sites   map[string]Site
 	names   map[string]string
 	bundles map[string]string // app@version -> sha256
+	certs   map[string]Certificate
 }
 
 // checkDeployments refuses sites whose deployment or history names a
@@ -86,7 +92,7 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 	if err != nil {
 		return storedState{}, s.wrap(ctx, "read state", err)
 	}
-	st := storedState{sites: map[string]Site{}, names: map[string]string{}, bundles: map[string]string{}}
+	st := storedState{sites: map[string]Site{}, names: map[string]string{}, bundles: map[string]string{}, certs: map[string]Certificate{}}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -108,6 +114,12 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 				return storedState{}, err
 			}
 			st.bundles[b.Ref()] = b.SHA256
+		case strings.HasPrefix(key, s.keys.Certs()):
+			c, err := decodeCert(kv)
+			if err != nil {
+				return storedState{}, err
+			}
+			st.certs[c.ID] = c
 		}
 	}
 	return st, nil
@@ -129,6 +141,10 @@ func (s *Store) Import(ctx context.Context, doc Document, dryRun bool) (ImportRe
 	if err != nil {
 		return ImportResult{}, err
 	}
+	certs, err := validateCertRecords(doc.Certificates, sites)
+	if err != nil {
+		return ImportResult{}, err
+	}
 	st, err := s.readStored(ctx)
 	if err != nil {
 		return ImportResult{}, err
@@ -143,6 +159,11 @@ func (s *Store) Import(ctx context.Context, doc Document, dryRun bool) (ImportRe
 	if err != nil {
 		return ImportResult{}, err
 	}
+	certChanges, certOps, err := s.diffCerts(st, certs)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	changes, ops = append(changes, certChanges...), append(ops, certOps...)
 	res := ImportResult{Changes: changes, Revision: st.metaRev, DryRun: dryRun}
 	if dryRun || (len(ops) == 0 && !st.pending) {
 		return res, nil
@@ -193,6 +214,84 @@ func (s *Store) diff(st storedState, sites []Site) ([]Change, []clientv3.Op, err
 	for _, n := range sortedKeys(want) {
 		if st.names[n] != want[n] {
 			ops = append(ops, clientv3.OpPut(s.keys.Name(n), want[n]))
+		}
+	}
+	return changes, ops, nil
+}
+
+// validateCertRecords checks the certificate records of a document and
+// that every imported certificate a site names is among them and covers
+// the site. It returns the records by ID. The records' contents are
+// checked further, against the cluster key, above the store.
+func validateCertRecords(certs []Certificate, sites []Site) (map[string]Certificate, error) {
+	out := make(map[string]Certificate, len(certs))
+	for i, c := range certs {
+		field := fmt.Sprintf("certificates[%d]", i)
+		switch {
+		case !c.Type.Valid():
+			return nil, Errorf(Invalid, "%s: type %.30q is not one of selfsigned, imported, acme", field, c.Type)
+		case c.Type == CertImported:
+			if err := ValidateCertID(c.ID); err != nil {
+				return nil, withField(field, err)
+			}
+		default:
+			name, ok := strings.CutPrefix(c.ID, string(c.Type)+"-")
+			if _, err := NormalizeHostname(name); !ok || err != nil || len(c.ID) > 300 {
+				return nil, Errorf(Invalid, "%s: id %.80q is not %s-<host name>", field, c.ID, c.Type)
+			}
+		}
+		if c.ChainPEM == "" || c.KeySealed == "" {
+			return nil, Errorf(Invalid, "%s (%s): chainPem and keySealed are required", field, c.ID)
+		}
+		if _, dup := out[c.ID]; dup {
+			return nil, Errorf(Invalid, "%s: id %q is listed twice", field, c.ID)
+		}
+		c.Revision = 0
+		out[c.ID] = c
+	}
+	for i, site := range sites {
+		if id := importedCertID(site); id != "" {
+			var cert *Certificate
+			if c, ok := out[id]; ok {
+				cert = &c
+			}
+			if err := checkImportedCert(site, cert); err != nil {
+				return nil, withField(fmt.Sprintf("sites[%d] (%s)", i, site.Domain), err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// diffCerts returns the changes from the stored certificates to certs and
+// the operations that make them.
+func (s *Store) diffCerts(st storedState, certs map[string]Certificate) ([]Change, []clientv3.Op, error) {
+	var changes []Change
+	var ops []clientv3.Op
+	for _, id := range sortedKeys(certs) {
+		c := certs[id]
+		val, err := marshal(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		cur, exists := st.certs[id]
+		if exists {
+			cur.Revision = 0
+			if old, err := marshal(cur); err == nil && old == val {
+				continue
+			}
+		}
+		action := "add"
+		if exists {
+			action = "update"
+		}
+		changes = append(changes, Change{Action: action, Kind: "certificate", Name: id})
+		ops = append(ops, clientv3.OpPut(s.keys.Cert(id), val))
+	}
+	for _, id := range sortedKeys(st.certs) {
+		if _, keep := certs[id]; !keep {
+			changes = append(changes, Change{Action: "remove", Kind: "certificate", Name: id})
+			ops = append(ops, clientv3.OpDelete(s.keys.Cert(id)))
 		}
 	}
 	return changes, ops, nil

@@ -12,8 +12,7 @@ import (
 )
 
 // Site is one site served by every node: a primary domain, optional aliases
-// and options. TLS and deployments are added by later capabilities and are
-// carried through untouched by code that does not know them.
+// and options, its TLS configuration and its deployment.
 type Site struct {
 	// Domain is the primary host name: lower-case, RFC 1123, IDNs as punycode.
 	Domain string `json:"domain"`
@@ -21,6 +20,8 @@ type Site struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// Options change how the site is served.
 	Options SiteOptions `json:"options"`
+	// TLS is the site's HTTPS configuration; nil serves HTTP only.
+	TLS *SiteTLS `json:"tls,omitempty"`
 	// Deployment is the bundle the site serves; nil serves a placeholder.
 	Deployment *Deployment `json:"deployment,omitempty"`
 	// History holds earlier deployments, most recent first, for rollback.
@@ -49,7 +50,7 @@ func (s Site) Names() []string {
 // Equal reports whether two sites describe the same desired state, ignoring
 // their revisions.
 func (s Site) Equal(o Site) bool {
-	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options == o.Options &&
+	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options == o.Options && s.TLS.Equal(o.TLS) &&
 		s.Deployment.Equal(o.Deployment) && slices.EqualFunc(s.History, o.History, func(a, b Deployment) bool { return a.Equal(&b) })
 }
 
@@ -90,6 +91,12 @@ type Snapshot struct {
 	Sites []Site `json:"sites"`
 	// Bundles are every uploaded bundle, sorted by app and upload time.
 	Bundles []Bundle `json:"bundles,omitempty"`
+	// Certificates are every certificate record, sorted by ID, with their
+	// keys sealed.
+	Certificates []Certificate `json:"certificates,omitempty"`
+	// DHParams are the leader's Diffie-Hellman parameters; nil until the
+	// leader has generated them.
+	DHParams *DHParams `json:"dhParams,omitempty"`
 	// PendingImport is non-empty while an import that spans several etcd
 	// transactions has not completed: the state is then a mix of old and
 	// new, and nodes keep serving what they applied before.
@@ -126,6 +133,10 @@ type Document struct {
 	Revision int64 `json:"revision,omitempty"`
 	// Sites is the complete list of sites: sites not listed are removed.
 	Sites []Site `json:"sites"`
+	// Certificates is the complete list of certificate records, private
+	// keys sealed with the cluster key: certificates not listed are
+	// removed. Only a cluster with the same secrets.key can open them.
+	Certificates []Certificate `json:"certificates,omitempty"`
 }
 
 func sortedKeys[V any](m map[string]V) []string {

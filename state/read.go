@@ -26,6 +26,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		clientv3.OpGet(s.keys.Pending()),
 		clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(s.keys.Apps(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.keys.Certs(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.keys.DHParams()),
 	).Commit()
 	if err != nil {
 		return nil, s.wrap(ctx, "read state", err)
@@ -53,6 +55,20 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		snap.Bundles = append(snap.Bundles, b)
 	}
 	sortBundles(snap.Bundles)
+	for _, kv := range resp.Responses[4].GetResponseRange().Kvs {
+		c, err := decodeCert(kv)
+		if err != nil {
+			return nil, err
+		}
+		snap.Certificates = append(snap.Certificates, c)
+	}
+	if kvs := resp.Responses[5].GetResponseRange().Kvs; len(kvs) > 0 {
+		var p DHParams
+		if err := json.Unmarshal(kvs[0].Value, &p); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kvs[0].Key, err)
+		}
+		snap.DHParams = &p
+	}
 	return snap, nil
 }
 

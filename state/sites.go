@@ -26,12 +26,19 @@ type siteView struct {
 	curRev  int64
 	owners  map[string]string
 	pending bool
+	// cert is the imported certificate the new site names, if any.
+	cert *Certificate
 }
 
-func (s *Store) readSiteView(ctx context.Context, domain string, names []string) (siteView, error) {
+// readSiteView reads, at one revision, the site, the pending marker, the
+// owners of names and, when certID is not empty, that certificate.
+func (s *Store) readSiteView(ctx context.Context, domain string, names []string, certID string) (siteView, error) {
 	ops := []clientv3.Op{clientv3.OpGet(s.keys.Site(domain)), clientv3.OpGet(s.keys.Pending())}
 	for _, n := range names {
 		ops = append(ops, clientv3.OpGet(s.keys.Name(n)))
+	}
+	if certID != "" {
+		ops = append(ops, clientv3.OpGet(s.keys.Cert(certID)))
 	}
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -51,6 +58,15 @@ func (s *Store) readSiteView(ctx context.Context, domain string, names []string)
 	for i, n := range names {
 		if kvs := resp.Responses[2+i].GetResponseRange().Kvs; len(kvs) > 0 {
 			v.owners[n] = string(kvs[0].Value)
+		}
+	}
+	if certID != "" {
+		if kvs := resp.Responses[2+len(names)].GetResponseRange().Kvs; len(kvs) > 0 {
+			c, err := decodeCert(kvs[0])
+			if err != nil {
+				return siteView{}, err
+			}
+			v.cert = &c
 		}
 	}
 	return v, nil
@@ -87,11 +103,14 @@ func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site,
 		return Site{}, err
 	}
 	for range maxRetries {
-		v, err := s.readSiteView(ctx, site.Domain, site.Names())
+		v, err := s.readSiteView(ctx, site.Domain, site.Names(), importedCertID(site))
 		if err != nil {
 			return Site{}, err
 		}
 		if err := v.check(site.Domain, pre); err != nil {
+			return Site{}, err
+		}
+		if err := checkImportedCert(site, v.cert); err != nil {
 			return Site{}, err
 		}
 		if v.cur != nil {
@@ -121,6 +140,10 @@ func (s *Store) commitSite(ctx context.Context, site Site, v siteView) (int64, b
 	cmps := []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(s.keys.Site(site.Domain)), "=", v.curRev),
 		clientv3.Compare(clientv3.CreateRevision(s.keys.Pending()), "=", 0),
+	}
+	if v.cert != nil {
+		// The certificate must not change or go while the site is written.
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Cert(v.cert.ID)), "=", v.cert.Revision))
 	}
 	ops := []clientv3.Op{clientv3.OpPut(s.keys.Site(site.Domain), val)}
 	for _, n := range site.Names() {
@@ -163,7 +186,7 @@ func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, op
 // the write. Errors: NotFound, Conflict, Busy, Unavailable (*Error).
 func (s *Store) DeleteSite(ctx context.Context, domain string, pre Precondition) (int64, error) {
 	for range maxRetries {
-		v, err := s.readSiteView(ctx, domain, nil)
+		v, err := s.readSiteView(ctx, domain, nil, "")
 		if err != nil {
 			return 0, err
 		}
@@ -187,4 +210,12 @@ func (s *Store) DeleteSite(ctx context.Context, domain string, pre Precondition)
 		}
 	}
 	return 0, Errorf(Conflict, "site %q is being changed concurrently: retry", domain)
+}
+
+// importedCertID is the ID of the site's imported certificate, or "".
+func importedCertID(site Site) string {
+	if site.ModeOf() == TLSImported {
+		return site.TLS.Certificate
+	}
+	return ""
 }

@@ -135,9 +135,14 @@ func (s Site) Normalize() (Site, error) {
 			return Site{}, withField(fmt.Sprintf("history[%d]", i), err)
 		}
 	}
+	tlsCfg, err := s.TLS.normalize()
+	if err != nil {
+		return Site{}, err
+	}
 	out := s
 	out.Domain = domain
 	out.Aliases = aliases
+	out.TLS = tlsCfg
 	if len(out.Aliases) == 0 {
 		out.Aliases = nil
 	}

@@ -63,27 +63,13 @@ func OpenKey(c Certificate, s *Sealer) ([]byte, error) {
 
 // AutoID returns the ID of a self-signed or ACME certificate for domain.
 func AutoID(typ Type, domain string) string {
-	return string(typ) + "-" + strings.ToLower(domain)
+	return state.AutoCertID(typ, strings.ToLower(domain))
 }
 
 // ValidateID checks a user-chosen ID for an imported certificate:
 // [a-z0-9][a-z0-9-]{0,62}, not starting with a prefix AutoID uses.
 func ValidateID(id string) error {
-	if id == "" || len(id) > 63 {
-		return fmt.Errorf("certificate id %q: must be 1 to 63 characters", id)
-	}
-	for i, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' && i > 0
-		if !ok {
-			return fmt.Errorf("certificate id %q: use lower-case letters, digits and '-' (not first)", id)
-		}
-	}
-	for _, t := range []Type{TypeSelfSigned, TypeACME} {
-		if strings.HasPrefix(id, string(t)+"-") {
-			return fmt.Errorf("certificate id %q: prefix %q is reserved for %s certificates", id, string(t)+"-", t)
-		}
-	}
-	return nil
+	return state.ValidateCertID(id)
 }
 
 // NeedsRenewal reports whether c is within window of its expiry at now
@@ -99,4 +85,34 @@ func normalizeDomains(names []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// CheckRecord checks a certificate record read from outside (a state
+// import): its key must open with s (the same cluster key), and the chain
+// and key must parse, match and be in order, and the record's names must be
+// the leaf's. Expiry is not checked: an expired certificate in a backup is
+// restored as it was, and shows as expired.
+func CheckRecord(c Certificate, s *Sealer) error {
+	keyPEM, err := OpenKey(c, s)
+	if err != nil {
+		return err
+	}
+	chain, err := parseChain([]byte(c.ChainPEM))
+	if err != nil {
+		return err
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return err
+	}
+	p := Parsed{Leaf: chain[0], Chain: chain, Key: key}
+	for _, check := range []func(Parsed) error{checkKeyType, checkKeyMatch, checkChainOrder} {
+		if err := check(p); err != nil {
+			return err
+		}
+	}
+	if !slices.Equal(p.Domains(), c.Domains) {
+		return fmt.Errorf("certificate %q: the record lists %v but the certificate covers %v", c.ID, c.Domains, p.Domains())
+	}
+	return nil
 }

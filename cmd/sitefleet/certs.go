@@ -49,3 +49,33 @@ func (c *certService) Import(ctx context.Context, req client.CertImport) (state.
 	}
 	return c.store.PutCertificate(ctx, cert, state.Precondition{})
 }
+
+// Get reads one certificate record.
+func (c *certService) Get(ctx context.Context, id string) (state.Certificate, error) {
+	return c.store.GetCertificate(ctx, id)
+}
+
+// List reads every certificate record.
+func (c *certService) List(ctx context.Context) ([]state.Certificate, error) {
+	return c.store.ListCertificates(ctx)
+}
+
+// Delete removes a certificate no site serves.
+func (c *certService) Delete(ctx context.Context, id string) error {
+	return c.store.DeleteCertificate(ctx, id)
+}
+
+// CheckRecords checks certificate records of a state document before it
+// is imported: each key must open with this cluster's key.
+func (c *certService) CheckRecords(certs []state.Certificate) error {
+	for i, cert := range certs {
+		if err := sftls.CheckRecord(cert, c.sealer); err != nil {
+			msg := err.Error()
+			if errors.Is(err, sftls.ErrWrongKey) {
+				msg = "its key was sealed with another cluster key; restore it into a cluster whose secrets.key is the one it was exported from"
+			}
+			return state.Errorf(state.Invalid, "certificates[%d] (%.80s): %s", i, cert.ID, msg)
+		}
+	}
+	return nil
+}

@@ -24,6 +24,7 @@ func newSiteCmd(cf *clientFlags) *cobra.Command {
 func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 	var aliases []string
 	var redirect, redirectHTML bool
+	var tlsFlags siteTLSFlags
 	cmd := &cobra.Command{
 		Use:   "add DOMAIN",
 		Short: "Add a site (fails if it exists)",
@@ -34,6 +35,9 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			site := state.Site{Domain: args[0], Aliases: aliases, Options: state.SiteOptions{RedirectAliases: redirect, RedirectHTML: redirectHTML}}
+			if err := tlsFlags.apply(cmd, &site); err != nil {
+				return err
+			}
 			got, err := c.PutSite(cmd.Context(), site, client.Precondition{Create: true})
 			if err != nil {
 				return err
@@ -46,6 +50,7 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "alias host name (repeatable or comma-separated)")
 	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
 	cmd.Flags().BoolVar(&redirectHTML, "redirect-html", false, "answer /page.html with a 301 to /page")
+	tlsFlags.register(cmd)
 	cf.addOutputFlag(cmd)
 	return cmd
 }
@@ -53,8 +58,9 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 func newSiteSetCmd(cf *clientFlags) *cobra.Command {
 	var aliases []string
 	var redirect, redirectHTML bool
+	var tlsFlags siteTLSFlags
 	cmd := &cobra.Command{
-		Use:   "set DOMAIN [--alias A]... [--redirect-aliases=BOOL] [--redirect-html=BOOL]",
+		Use:   "set DOMAIN [--alias A]... [--redirect-aliases=BOOL] [--redirect-html=BOOL] [--tls MODE] [--https-redirect=BOOL] [--hsts-max-age D]",
 		Short: "Change a site's aliases or options (flags not given keep their value)",
 		Long: `Change a site: read it, apply the flags given, and write it back guarded by
 the revision read, so a concurrent change is never overwritten (the command
@@ -85,6 +91,9 @@ alias list; --alias "" removes every alias.`,
 			if f.Changed("redirect-html") {
 				site.Options.RedirectHTML = redirectHTML
 			}
+			if err := tlsFlags.apply(cmd, &site); err != nil {
+				return err
+			}
 			got, err := c.PutSite(cmd.Context(), site, client.Precondition{IfMatch: site.Revision})
 			if err != nil {
 				return err
@@ -97,6 +106,7 @@ alias list; --alias "" removes every alias.`,
 	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "the site's aliases (replaces the list; repeatable or comma-separated)")
 	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
 	cmd.Flags().BoolVar(&redirectHTML, "redirect-html", false, "answer /page.html with a 301 to /page")
+	tlsFlags.register(cmd)
 	cf.addOutputFlag(cmd)
 	return cmd
 }
@@ -116,9 +126,9 @@ func newSiteListCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			return cf.print(cmd.OutOrStdout(), list, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "DOMAIN\tALIASES\tREDIRECT ALIASES\tREVISION")
+				fmt.Fprintln(w, "DOMAIN\tALIASES\tREDIRECT ALIASES\tTLS\tREVISION")
 				for _, s := range list.Sites {
-					fmt.Fprintf(w, "%s\t%s\t%t\t%d\n", s.Domain, dashIfEmpty(strings.Join(s.Aliases, ",")), s.Options.RedirectAliases, s.Revision)
+					fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%d\n", s.Domain, dashIfEmpty(strings.Join(s.Aliases, ",")), s.Options.RedirectAliases, s.ModeOf(), s.Revision)
 				}
 			})
 		},
@@ -142,8 +152,8 @@ func newSiteGetCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			return cf.print(cmd.OutOrStdout(), s, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nrevision:\t%d\n",
-					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, s.Revision)
+				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\ntls:\t%s\nrevision:\t%d\n",
+					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, describeTLS(s.TLS), s.Revision)
 			})
 		},
 	}
