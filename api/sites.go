@@ -16,6 +16,7 @@ type siteBody struct {
 	Domain  string            `json:"domain,omitempty"`
 	Aliases []string          `json:"aliases,omitempty"`
 	Options state.SiteOptions `json:"options"`
+	TLS     *state.SiteTLS    `json:"tls,omitempty"`
 	// Revision, when set, acts as If-Match: the write fails with 412 if the
 	// site changed since.
 	Revision int64 `json:"revision,omitempty"`
@@ -99,7 +100,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) error {
 		}
 		pre.IfMatch = body.Revision
 	}
-	site, err := s.opts.Store.PutSite(r.Context(), state.Site{Domain: domain, Aliases: body.Aliases, Options: body.Options}, pre)
+	site, err := s.opts.Store.PutSite(r.Context(), state.Site{Domain: domain, Aliases: body.Aliases, Options: body.Options, TLS: body.TLS}, pre)
 	if err != nil {
 		return err
 	}

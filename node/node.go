@@ -17,6 +17,7 @@ import (
 	"github.com/sitefleet/sitefleet/internal/ctxutil"
 
 	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
 	"github.com/sitefleet/sitefleet/webserver"
 )
 
@@ -57,6 +58,15 @@ type Options struct {
 	Cache state.Cache
 	// HTTPListen is nginx's HTTP listen address.
 	HTTPListen string
+	// HTTPSListen is nginx's HTTPS listen address; "" serves no HTTPS.
+	HTTPSListen string
+	// Sealer opens certificate keys, which are written in clear into
+	// TLSDir for nginx. Both are required with HTTPSListen.
+	Sealer *sftls.Sealer
+	TLSDir string
+	// KeyGroup, when positive, is the group nginx workers run as; it may
+	// read the key files.
+	KeyGroup int
 	// PlaceholderRoot is served by sites with nothing deployed.
 	PlaceholderRoot string
 	// Bundles is the local bundle store and Peers the way to fill it; with
@@ -91,6 +101,8 @@ type Node struct {
 	waitingForBundles bool                   // the last apply lacked a bundle
 	rules             map[string]cachedRules // bundle sha -> its serving rules
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
+	tls               *tlsFiles              // nil without HTTPS
+	prevTLSFiles      []string               // files the previous applied plan named
 }
 
 // New returns a Node. It starts nothing.
@@ -116,6 +128,12 @@ func New(opts Options) (*Node, error) {
 	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}, rules: map[string]cachedRules{}}
 	if opts.Bundles != nil && opts.Peers != nil {
 		n.fetch = newFetcher(n)
+	}
+	if opts.HTTPSListen != "" {
+		if opts.Sealer == nil || opts.TLSDir == "" {
+			return nil, errors.New("node: HTTPS needs a Sealer and a TLSDir")
+		}
+		n.tls = &tlsFiles{dir: opts.TLSDir, sealer: opts.Sealer, gid: opts.KeyGroup, written: map[string]webserver.CertFiles{}}
 	}
 	return n, nil
 }

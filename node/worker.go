@@ -120,18 +120,51 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	sites, siteErrs := n.usableSites(snap)
 	sites, siteErrs = n.resolveBundles(sites, siteErrs)
 	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot}
+	siteErr := func(domain string, err error) {
+		if siteErrs == nil {
+			siteErrs = map[string]string{}
+		}
+		if prev := siteErrs[domain]; prev != "" {
+			siteErrs[domain] = prev + "; " + err.Error()
+			return
+		}
+		siteErrs[domain] = err.Error()
+	}
+	var certs map[string]state.Certificate
+	if n.tls != nil {
+		dh, warning, err := n.tls.dhParams(snap.DHParams)
+		if err != nil {
+			return fmt.Errorf("https: %w", err)
+		}
+		if warning != nil && n.tls.warned != warning.Error() {
+			n.log.Warn("dh parameters", "problem", warning)
+		}
+		n.tls.warned = ""
+		if warning != nil {
+			n.tls.warned = warning.Error()
+		}
+		plan.HTTPSListen, plan.DHParams = n.opts.HTTPSListen, dh
+		certs = make(map[string]state.Certificate, len(snap.Certificates))
+		for _, c := range snap.Certificates {
+			certs[c.ID] = c
+		}
+	}
 	for _, s := range sites {
 		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
 		if s.Deployment != nil {
 			ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
 			rules, err := n.rulesFor(s.Deployment.SHA256)
 			if err != nil {
-				if siteErrs == nil {
-					siteErrs = map[string]string{}
-				}
-				siteErrs[s.Domain] = err.Error()
+				siteErr(s.Domain, err)
 			}
 			ws.Rules = rules
+		}
+		if n.tls != nil {
+			tlsCfg, err := n.tls.siteTLS(s, certs)
+			if err != nil {
+				siteErr(s.Domain, err)
+			}
+			ws.TLS = tlsCfg
 		}
 		plan.Sites = append(plan.Sites, ws)
 	}
@@ -139,7 +172,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
 	}
 	now := time.Now()
-	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites}
+	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites, Certificates: snap.Certificates, DHParams: snap.DHParams}
 	n.applied.Store(applied)
 	n.status.update(func(s *Status) {
 		s.Applied, s.AppliedRevision, s.AppliedAt, s.Sites = true, snap.Revision, now, len(sites)
@@ -148,6 +181,17 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	})
 	if err := n.opts.Cache.Save(applied, now); err != nil {
 		n.log.Warn("could not cache the applied state", "err", err)
+	}
+	if n.tls != nil {
+		files := planFiles(plan)
+		keep := map[string]bool{}
+		for _, f := range append(files, n.prevTLSFiles...) {
+			keep[f] = true
+		}
+		if err := n.tls.prune(keep); err != nil {
+			n.log.Warn("could not remove old certificate files", "err", err)
+		}
+		n.prevTLSFiles = files
 	}
 	n.removeUnused(ctx, snap, applied)
 	return nil

@@ -74,3 +74,22 @@ func encodeDHParams(p *big.Int) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: pemDHParams, Bytes: der}), nil
 }
+
+// MinServedDHBits is the smallest DH prime nodes give nginx: OpenSSL's
+// default security level on Debian refuses smaller ones, and an nginx
+// config it refuses would stop every change from being applied.
+const MinServedDHBits = 2048
+
+// DHParamsBits returns the size in bits of the prime of a PEM "DH
+// PARAMETERS" block.
+func DHParamsBits(pemBytes []byte) (int, error) {
+	b, _ := pem.Decode(pemBytes)
+	if b == nil || b.Type != pemDHParams {
+		return 0, fmt.Errorf("dhparams: no %q PEM block", pemDHParams)
+	}
+	var p dhParameter
+	if rest, err := asn1.Unmarshal(b.Bytes, &p); err != nil || len(rest) > 0 || p.Prime == nil || p.Prime.Sign() <= 0 {
+		return 0, fmt.Errorf("dhparams: malformed DHParameter")
+	}
+	return p.Prime.BitLen(), nil
+}

@@ -262,3 +262,26 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
 }
+
+// WorkerGID returns the group nginx workers run as when this process is
+// root (Options.User; its group, or the user's primary group), so files
+// only workers must read can be given to that group. It returns -1 when
+// workers run as this process's own user.
+func (s *Server) WorkerGID() (int, error) {
+	if os.Geteuid() != 0 {
+		return -1, nil
+	}
+	name, group, hasGroup := strings.Cut(s.opts.User, " ")
+	if hasGroup {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return -1, fmt.Errorf("nginx worker group %q: %w", group, err)
+		}
+		return strconv.Atoi(g.Gid)
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return -1, fmt.Errorf("nginx worker user %q: %w", name, err)
+	}
+	return strconv.Atoi(u.Gid)
+}

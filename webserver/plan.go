@@ -27,6 +27,32 @@ type Plan struct {
 	// PlaceholderRoot is an absolute directory containing index.html, served
 	// for sites whose Root is "". Required only when such a site exists.
 	PlaceholderRoot string
+	// HTTPSListen is the host:port nginx listens on for HTTPS; "" serves
+	// no HTTPS (and sites' TLS settings are ignored).
+	HTTPSListen string
+	// DHParams is the absolute path of the DH parameters (PEM) for the
+	// DHE cipher suites; required with HTTPSListen.
+	DHParams string
+}
+
+// SiteTLS is how a site is served over HTTPS.
+type SiteTLS struct {
+	// Certificates serve the names they list. A name of the site that no
+	// certificate lists is not served over HTTPS (its handshake fails).
+	Certificates []CertFiles
+	// RedirectHTTP answers plain HTTP with a 301 to HTTPS, except for
+	// ACME HTTP-01 challenges.
+	RedirectHTTP bool
+	// HSTS is the Strict-Transport-Security value sent over HTTPS;
+	// "" sends none. It must match max-age=N[; includeSubDomains][; preload].
+	HSTS string
+}
+
+// CertFiles is a certificate chain and its key, as PEM files.
+type CertFiles struct {
+	Names []string
+	// Chain and Key are absolute paths.
+	Chain, Key string
 }
 
 // Site is one static site.
@@ -46,6 +72,8 @@ type Site struct {
 	RedirectHTML bool
 	// Rules, when not empty, give the site a server block of its own.
 	Rules *Rules
+	// TLS, when set, serves the site over HTTPS too.
+	TLS *SiteTLS
 }
 
 // validateName checks a hostname against

@@ -55,7 +55,7 @@ func (r *Rules) Check() error {
 		return nil
 	}
 	var maps strings.Builder
-	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, &maps)
+	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, &maps)
 	return err
 }
 
@@ -141,15 +141,22 @@ func (r Redirect) target(names []string, splat bool) (string, error) {
 // renderRulesServer renders the server block of a site with rules; index
 // numbers the site for unique variable names. Header maps go to maps (http
 // level), the server block to the returned string.
-func renderRulesServer(site Site, root string, index int, listen listenAddr, maps *strings.Builder) (string, error) {
+func renderRulesServer(site Site, root string, index int, listen listenAddr, https *listenAddr, maps *strings.Builder) (string, error) {
 	var b strings.Builder
-	names := []string{site.Domain}
-	if !site.RedirectAliases {
-		names = append(names, site.Aliases...)
+	names := site.ownServerNames()
+	fmt.Fprintf(&b, "\n# Site %s: its own server, for the rules of its bundle.\nserver {\n    listen %s;\n", site.Domain, listen.directive())
+	port := ""
+	if https != nil {
+		port = httpsPortSuffix(https.port)
+		if hasAny(site.certNames(), names) {
+			fmt.Fprintf(&b, "    listen %s ssl http2;\n    ssl_certificate $sf_cert;\n    ssl_certificate_key $sf_key;\n", https.directive())
+		}
 	}
-	fmt.Fprintf(&b, "\n# Site %s: its own server, for the rules of its bundle.\nserver {\n    listen %s;\n    server_name %s;\n", site.Domain, listen.directive(), strings.Join(names, " "))
+	fmt.Fprintf(&b, "    server_name %s;\n", strings.Join(names, " "))
 	fmt.Fprintf(&b, "    root %s;\n    index index.html;\n    set $sf_404_page /404.html;\n    error_page 404 $sf_404_page;\n", root)
+	fmt.Fprintf(&b, "    if ($sf_to_https) {\n        return 301 https://$host%s$request_uri;\n    }\n", port)
 	b.WriteString("    if ($sf_html_redirect) {\n        return 301 $sf_html_redirect;\n    }\n")
+	b.WriteString("    add_header Strict-Transport-Security $sf_hsts always;\n")
 	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
 		return "", err
 	}

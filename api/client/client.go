@@ -141,6 +141,9 @@ func (p Precondition) header() http.Header {
 // PutSite creates or replaces a site and returns it as stored.
 func (c *Client) PutSite(ctx context.Context, site state.Site, pre Precondition) (state.Site, error) {
 	body := map[string]any{"aliases": site.Aliases, "options": site.Options}
+	if site.TLS != nil {
+		body["tls"] = site.TLS
+	}
 	var out state.Site
 	_, err := c.do(ctx, http.MethodPut, sitePath(site.Domain), pre.header(), body, &out)
 	return out, err

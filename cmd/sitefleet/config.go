@@ -40,6 +40,7 @@ type Config struct {
 	Cluster            ClusterCfg   `mapstructure:"cluster"`
 	Bundles            BundlesCfg   `mapstructure:"bundles"`
 	Secrets            SecretsCfg   `mapstructure:"secrets"`
+	TLS                CertsCfg     `mapstructure:"tls"`
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
 	Log                LogConfig    `mapstructure:"log"`
 }
@@ -114,6 +115,27 @@ type SecretsCfg struct {
 	Key string `mapstructure:"key"`
 }
 
+// CertsCfg configures the certificates the leader obtains and the DH
+// parameters it generates.
+type CertsCfg struct {
+	SelfSignedValidity time.Duration `mapstructure:"selfSignedValidity"`
+	RenewBefore        time.Duration `mapstructure:"renewBefore"`
+	DHParamBits        int           `mapstructure:"dhParamBits"`
+	DHParamMaxAge      time.Duration `mapstructure:"dhParamMaxAge"`
+	ACME               ACMECfg       `mapstructure:"acme"`
+}
+
+// ACMECfg configures the ACME CA the leader obtains certificates from.
+type ACMECfg struct {
+	DirectoryURL string `mapstructure:"directoryURL"`
+	Email        string `mapstructure:"email"`
+	// CACertificates is a PEM file of roots trusted for the directory's
+	// HTTPS, beside the system's (for a private CA).
+	CACertificates string        `mapstructure:"caCertificates"`
+	RetryMin       time.Duration `mapstructure:"retryMin"`
+	RetryMax       time.Duration `mapstructure:"retryMax"`
+}
+
 // BundlesCfg configures app bundles.
 type BundlesCfg struct {
 	RequireSignature   bool          `mapstructure:"requireSignature"`
@@ -171,6 +193,17 @@ func defaultConfig() Config {
 			MaxPathLength:      1024,
 			KeepVersions:       5,
 			GCInterval:         time.Minute,
+		},
+		TLS: CertsCfg{
+			SelfSignedValidity: 365 * 24 * time.Hour,
+			RenewBefore:        30 * 24 * time.Hour,
+			DHParamBits:        sftls.DefaultDHBits,
+			DHParamMaxAge:      30 * 24 * time.Hour,
+			ACME: ACMECfg{
+				DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory",
+				RetryMin:     time.Minute,
+				RetryMax:     24 * time.Hour,
+			},
 		},
 		Reconcile: ReconcileCfg{Quiescence: 20, Resync: 300000},
 		Log:       LogConfig{Level: "info", Format: "text"},
@@ -286,6 +319,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("state.etcd.timeout must be a positive number of milliseconds, not %d", c.State.Etcd.Timeout))
 	}
 	for key, addr := range map[string]string{"api.listen": c.API.Listen, "web.httpListen": c.Web.HTTPListen, "web.httpsListen": c.Web.HTTPSListen} {
+		if key == "web.httpsListen" && addr == "" {
+			continue // HTTPS off
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q must be host:port: %w", key, addr, err))
 		}
@@ -311,6 +347,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("secrets.key: %w", err))
 		}
 	}
+	errs = append(errs, c.TLS.check()...)
 	if c.Reconcile.Quiescence <= 0 || c.Reconcile.Resync <= 0 {
 		errs = append(errs, errors.New("reconcile.quiescence and reconcile.resync must be positive"))
 	}
@@ -383,3 +420,27 @@ func (c *Config) secretsKeyPath() string { return filepath.Join(c.DataDir, "secr
 
 // tokenPath is where the node keeps its generated admin token.
 func (c *Config) tokenPath() string { return filepath.Join(c.DataDir, "admin.token") }
+
+func (t CertsCfg) check() []error {
+	var errs []error
+	if t.SelfSignedValidity < time.Hour || t.RenewBefore <= 0 || t.RenewBefore >= t.SelfSignedValidity {
+		errs = append(errs, fmt.Errorf("tls: selfSignedValidity (%s) must be at least 1h and renewBefore (%s) positive and shorter", t.SelfSignedValidity, t.RenewBefore))
+	}
+	if t.DHParamBits < sftls.MinDHBits || t.DHParamBits > sftls.MaxDHBits {
+		errs = append(errs, fmt.Errorf("tls.dhParamBits %d: must be %d..%d", t.DHParamBits, sftls.MinDHBits, sftls.MaxDHBits))
+	}
+	if t.DHParamMaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("tls.dhParamMaxAge %s: must be at least 1m", t.DHParamMaxAge))
+	}
+	a := t.ACME
+	if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("tls.acme.directoryURL %q: must be an https:// URL", a.DirectoryURL))
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t\r\n<>")) {
+		errs = append(errs, fmt.Errorf("tls.acme.email %q: not an e-mail address", a.Email))
+	}
+	if a.RetryMin <= 0 || a.RetryMax < a.RetryMin {
+		errs = append(errs, fmt.Errorf("tls.acme: retryMin (%s) must be positive and retryMax (%s) at least as long", a.RetryMin, a.RetryMax))
+	}
+	return errs
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
 	"github.com/sitefleet/sitefleet/webserver"
 )
 
@@ -112,10 +113,14 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), web: web,
 		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
 	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
-	if status.node, err = node.New(nodeOptions(cfg, store, web, local, bundles, placeholder, log)); err != nil {
+	nopts := nodeOptions(cfg, store, web, local, bundles, placeholder, sealer, log)
+	if nopts.KeyGroup, err = web.WorkerGID(); err != nil {
 		return nil, err
 	}
-	if status.member, err = newMember(cfg, etcd, store, status, log); err != nil {
+	if status.node, err = node.New(nopts); err != nil {
+		return nil, err
+	}
+	if status.member, err = newMember(cfg, etcd, store, status, sealer, log); err != nil {
 		return nil, err
 	}
 	if err := status.member.CheckName(ctx); err != nil {
@@ -134,12 +139,15 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	return &parts{cfg: cfg, log: log, token: token, store: store, web: web, node: status.node, auth: auth, member: status.member, srv: srv}, nil
 }
 
-func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, log *slog.Logger) node.Options {
+func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
 	return node.Options{
 		Source:          store,
 		Web:             web,
 		Cache:           state.Cache{Path: filepath.Join(cfg.DataDir, "state-cache.json"), Prefix: cfg.State.Etcd.KeyPrefix},
 		HTTPListen:      cfg.Web.HTTPListen,
+		HTTPSListen:     cfg.Web.HTTPSListen,
+		Sealer:          sealer,
+		TLSDir:          filepath.Join(cfg.DataDir, "tls"),
 		PlaceholderRoot: placeholder,
 		Bundles:         local,
 		Peers:           peers,
@@ -161,7 +169,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, sealer *sftls.Sealer, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
@@ -178,10 +186,21 @@ func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statu
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, etcd.Client, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
+			sftls.SelfSignedIssuer(tlsLeaderOptions(cfg, etcd, store, sealer, log)),
+			sftls.DHParamsGenerator(tlsLeaderOptions(cfg, etcd, store, sealer, log)),
 		},
 		Timeout: store.Timeout(),
 		Logger:  log.With("component", "cluster"),
 	})
+}
+
+func tlsLeaderOptions(cfg Config, etcd *cluster.Etcd, store *state.Store, sealer *sftls.Sealer, log *slog.Logger) sftls.LeaderOptions {
+	return sftls.LeaderOptions{
+		Store: store, Client: etcd.Client, Sealer: sealer,
+		SelfSignedValidity: cfg.TLS.SelfSignedValidity, RenewBefore: cfg.TLS.RenewBefore,
+		DHBits: cfg.TLS.DHParamBits, DHMaxAge: cfg.TLS.DHParamMaxAge,
+		Logger: log.With("component", "tls"),
+	}
 }
 
 // ensureNodeID returns the identity of this data directory, generating it

@@ -232,6 +232,8 @@ web:
   httpsListen: %s
 secrets:
   key: "c2l0ZWZsZWV0LXRlc3QtY2x1c3Rlci1rZXktMzJieXQ="
+tls:
+  dhParamBits: 512
 cluster:
   leaseTTL: %s
   publishInterval: 200ms

@@ -1,0 +1,198 @@
+package tls
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// LeaderOptions configure the leader's certificate work.
+type LeaderOptions struct {
+	Store  *state.Store
+	Client *clientv3.Client
+	Sealer *Sealer
+	// SelfSignedValidity is how long a self-signed certificate is valid.
+	SelfSignedValidity time.Duration
+	// RenewBefore is how long before expiry a certificate is replaced.
+	RenewBefore time.Duration
+	// DHBits and DHMaxAge: the size of the DH parameters and when they are
+	// generated again.
+	DHBits   int
+	DHMaxAge time.Duration
+	// Recheck is how often the leader looks at every certificate even
+	// when the state did not change (for renewals); default 10 minutes.
+	Recheck time.Duration
+	Logger  *slog.Logger
+}
+
+func (o *LeaderOptions) recheck() time.Duration {
+	if o.Recheck > 0 {
+		return o.Recheck
+	}
+	return 10 * time.Minute
+}
+
+// SelfSignedIssuer returns the leader task that keeps one self-signed
+// certificate per site in mode selfsigned, covering its domain and
+// aliases, renewed RenewBefore its expiry, and removes the self-signed
+// certificates no site uses any more. It acts on every state change and
+// every Recheck. Writes are fenced by the leadership.
+func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
+	return func(ctx context.Context, f cluster.Fence) error {
+		return onStateChange(ctx, o.Client, o.Store.Keys(), o.recheck(), func() error {
+			return syncSelfSigned(ctx, o, f)
+		})
+	}
+}
+
+func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) error {
+	snap, err := o.Store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("self-signed certificates: %w", err)
+	}
+	if snap.PendingImport != "" {
+		return nil
+	}
+	certs := map[string]state.Certificate{}
+	for _, c := range snap.Certificates {
+		certs[c.ID] = c
+	}
+	now := time.Now()
+	wanted := map[string]bool{}
+	for _, site := range snap.Sites {
+		if site.ModeOf() != state.TLSSelfSigned {
+			continue
+		}
+		id := state.AutoCertID(state.CertSelfSigned, site.Domain)
+		wanted[id] = true
+		names := slices.Sorted(slices.Values(site.Names()))
+		cur, ok := certs[id]
+		if ok && slices.Equal(cur.Domains, names) && !NeedsRenewal(cur, now, o.RenewBefore) {
+			continue
+		}
+		c, err := newSelfSigned(id, site, o, now)
+		if err != nil {
+			return err
+		}
+		pre := state.Precondition{IfNoneMatch: !ok, IfMatch: cur.Revision}
+		if _, err := o.Store.PutCertificate(ctx, c, pre, f.Cmp()); err != nil {
+			if state.ErrorCode(err) == state.Conflict || state.ErrorCode(err) == state.Exists {
+				continue // deposed, or changed meanwhile: the next pass sees it
+			}
+			return fmt.Errorf("self-signed certificate for %s: %w", site.Domain, err)
+		}
+		o.Logger.Info("issued self-signed certificate", "site", site.Domain, "names", names, "serial", c.Serial, "notAfter", c.NotAfter)
+	}
+	for id, c := range certs {
+		if c.Type == state.CertSelfSigned && !wanted[id] {
+			removeUnused(ctx, o, id, f)
+		}
+	}
+	return nil
+}
+
+func newSelfSigned(id string, site state.Site, o LeaderOptions, now time.Time) (state.Certificate, error) {
+	chain, key, err := SelfSigned(site.Names(), o.SelfSignedValidity, now)
+	if err != nil {
+		return state.Certificate{}, err
+	}
+	p, err := ValidateImport(chain, key, site.Names(), now)
+	if err != nil {
+		return state.Certificate{}, fmt.Errorf("self-signed certificate for %s: %w", site.Domain, err)
+	}
+	return NewCertificate(id, TypeSelfSigned, p, o.Sealer, now)
+}
+
+// removeUnused deletes a certificate the leader made that no site uses;
+// a site that took it up meanwhile keeps it (the delete is refused).
+func removeUnused(ctx context.Context, o LeaderOptions, id string, f cluster.Fence) {
+	err := o.Store.DeleteCertificate(ctx, id, f.Cmp())
+	switch {
+	case err == nil:
+		o.Logger.Info("removed certificate no site uses", "certificate", id)
+	case ctx.Err() == nil && state.ErrorCode(err) != state.InUse && state.ErrorCode(err) != state.Conflict && state.ErrorCode(err) != state.NotFound:
+		o.Logger.Warn("could not remove unused certificate", "certificate", id, "error", err)
+	}
+}
+
+// DHParamsGenerator returns the leader task that generates DH parameters
+// of DHBits bits when there are none, when they are older than DHMaxAge or
+// of another size, and stores them; until then nginx uses ffdhe2048.
+func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
+	return func(ctx context.Context, f cluster.Fence) error {
+		for {
+			snap, err := o.Store.Snapshot(ctx)
+			if err != nil {
+				return fmt.Errorf("dh parameters: %w", err)
+			}
+			next := time.Minute
+			if p := snap.DHParams; p == nil || p.Bits != o.DHBits || time.Since(p.CreatedAt) >= o.DHMaxAge {
+				start := time.Now()
+				o.Logger.Info("generating DH parameters", "bits", o.DHBits)
+				pemBytes, err := GenerateDHParams(ctx, o.DHBits)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("dh parameters: %w", err)
+				}
+				err = o.Store.PutDHParams(ctx, state.DHParams{PEM: string(pemBytes), Bits: o.DHBits, CreatedAt: time.Now().UTC()}, f.Cmp())
+				if err != nil {
+					if ctx.Err() != nil || state.ErrorCode(err) == state.Conflict {
+						return nil
+					}
+					return fmt.Errorf("dh parameters: %w", err)
+				}
+				o.Logger.Info("stored new DH parameters", "bits", o.DHBits, "took", time.Since(start).Round(time.Millisecond))
+			} else {
+				next = min(max(time.Until(p.CreatedAt.Add(o.DHMaxAge)), time.Second), time.Hour)
+			}
+			if !ctxutil.Sleep(ctx, next) {
+				return nil
+			}
+		}
+	}
+}
+
+// onStateChange runs pass now, then again whenever the state changes
+// (after a short settling delay) and every recheck, until ctx ends. A
+// failing pass ends it with the error (the leader restarts the task).
+func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, recheck time.Duration, pass func() error) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes := cli.Watch(clientv3.WithRequireLeader(wctx), keys.Meta())
+	for {
+		if err := pass(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		t := time.NewTimer(recheck)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case resp, ok := <-changes:
+			t.Stop()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !ok || resp.Err() != nil {
+				return fmt.Errorf("watch state: %v", resp.Err())
+			}
+			if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
+				return nil
+			}
+		case <-t.C:
+		}
+	}
+}
