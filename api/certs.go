@@ -20,6 +20,9 @@ type Certificates interface {
 	List(ctx context.Context) ([]state.Certificate, error)
 	// Delete refuses a certificate that a site serves.
 	Delete(ctx context.Context, id string) error
+	// Pending describes the ACME certificates being obtained that are not
+	// among certs yet, and annotates failing renewals.
+	Pending(ctx context.Context, certs []state.Certificate) ([]client.CertificateInfo, error)
 	// CheckRecords checks the records of a state import against the
 	// cluster key.
 	CheckRecords(certs []state.Certificate) error
@@ -57,6 +60,11 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) error 
 	for _, c := range certs {
 		out.Certificates = append(out.Certificates, certInfo(c, false, now))
 	}
+	pending, err := s.opts.Certificates.Pending(r.Context(), certs)
+	if err != nil {
+		return err
+	}
+	out.Certificates = append(out.Certificates, pending...)
 	return writeJSON(w, http.StatusOK, 0, out)
 }
 

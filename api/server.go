@@ -64,6 +64,9 @@ type Options struct {
 	// Certificates imports certificates; without it those endpoints do
 	// not exist.
 	Certificates Certificates
+	// ACMEChallenge, when set, answers /.well-known/acme-challenge/ without
+	// authentication: nginx passes those requests to the node.
+	ACMEChallenge http.Handler
 	// Metrics, when set, is served at /metrics (with authentication, like
 	// everything but the health checks).
 	Metrics http.Handler
@@ -92,6 +95,9 @@ func NewHandler(opts Options) (http.Handler, error) {
 	r.Use(middleware.Recoverer, s.nodeHeader)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	if opts.ACMEChallenge != nil {
+		r.Handle("/.well-known/acme-challenge/*", opts.ACMEChallenge)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(opts.Auth.Middleware(s.writeError))
 		if opts.Bundles != nil {

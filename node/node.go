@@ -64,6 +64,9 @@ type Options struct {
 	// TLSDir for nginx. Both are required with HTTPSListen.
 	Sealer *sftls.Sealer
 	TLSDir string
+	// ACMEUpstream is the node API's address, which nginx passes ACME
+	// HTTP-01 challenges to; "" answers them with 404.
+	ACMEUpstream string
 	// KeyGroup, when positive, is the group nginx workers run as; it may
 	// read the key files.
 	KeyGroup int

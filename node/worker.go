@@ -119,7 +119,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	}
 	sites, siteErrs := n.usableSites(snap)
 	sites, siteErrs = n.resolveBundles(sites, siteErrs)
-	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot}
+	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot, ACMEChallengeUpstream: n.opts.ACMEUpstream}
 	siteErr := func(domain string, err error) {
 		if siteErrs == nil {
 			siteErrs = map[string]string{}

@@ -47,8 +47,8 @@ func (o *LeaderOptions) recheck() time.Duration {
 // every Recheck. Writes are fenced by the leadership.
 func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
-		return onStateChange(ctx, o.Client, o.Store.Keys(), o.recheck(), func() error {
-			return syncSelfSigned(ctx, o, f)
+		return onStateChange(ctx, o.Client, o.Store.Keys(), o.recheck(), func() (time.Duration, error) {
+			return 0, syncSelfSigned(ctx, o, f)
 		})
 	}
 }
@@ -163,20 +163,25 @@ func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
 }
 
 // onStateChange runs pass now, then again whenever the state changes
-// (after a short settling delay) and every recheck, until ctx ends. A
-// failing pass ends it with the error (the leader restarts the task).
-func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, recheck time.Duration, pass func() error) error {
+// (after a short settling delay) and every recheck, or sooner when pass
+// asks for it with a positive duration, until ctx ends. A failing pass
+// ends it with the error (the leader restarts the task).
+func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, recheck time.Duration, pass func() (time.Duration, error)) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	changes := cli.Watch(clientv3.WithRequireLeader(wctx), keys.Meta())
 	for {
-		if err := pass(); err != nil {
+		wait, err := pass()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		t := time.NewTimer(recheck)
+		if wait <= 0 || wait > recheck {
+			wait = recheck
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

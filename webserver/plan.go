@@ -33,6 +33,10 @@ type Plan struct {
 	// DHParams is the absolute path of the DH parameters (PEM) for the
 	// DHE cipher suites; required with HTTPSListen.
 	DHParams string
+	// ACMEChallengeUpstream is the host:port (the node's API) that
+	// /.well-known/acme-challenge/ requests are passed to, on every site;
+	// "" answers them with 404.
+	ACMEChallengeUpstream string
 }
 
 // SiteTLS is how a site is served over HTTPS.

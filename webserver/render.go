@@ -82,12 +82,20 @@ func render(plan Plan, opts Options) (generation, error) {
 			sites[i].TLS = nil // no HTTPS on this node
 		}
 	}
+	var acme *listenAddr
+	if plan.ACMEChallengeUpstream != "" {
+		l, err := parseListen(plan.ACMEChallengeUpstream)
+		if err != nil {
+			return generation{}, fmt.Errorf("render: plan: acme challenge upstream: %w", err)
+		}
+		acme = &l
+	}
 	files := map[string][]byte{
 		mimeFile:  renderMimeTypes(),
 		sitesFile: renderSites(sites, plan.PlaceholderRoot),
 		tlsFile:   renderTLSMaps(sites, https != nil),
 	}
-	rules, err := renderRules(sites, plan.PlaceholderRoot, listen, https)
+	rules, err := renderRules(sites, plan.PlaceholderRoot, listen, https, acme)
 	if err != nil {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
@@ -98,7 +106,7 @@ func render(plan Plan, opts Options) (generation, error) {
 	if err != nil {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
-	files[mainFile] = renderMain(o, mainParts{listen: listen, https: https, dhparams: plan.DHParams, sites: sites,
+	files[mainFile] = renderMain(o, mainParts{listen: listen, https: https, acme: acme, dhparams: plan.DHParams, sites: sites,
 		hs: hashSizesFor(sites), extras: extraNames, hasRules: rules != nil})
 	id := generationID(files)
 	files[probeFile] = renderProbe(listen, id)
@@ -212,6 +220,7 @@ func hashSizesFor(sites []Site) hashSizes {
 type mainParts struct {
 	listen   listenAddr
 	https    *listenAddr // nil: no HTTPS
+	acme     *listenAddr // nil: ACME challenges are not passed on
 	dhparams string
 	sites    []Site
 	hs       hashSizes
@@ -251,9 +260,9 @@ func renderMain(o Options, m mainParts) []byte {
 	for _, e := range m.extras {
 		b.WriteString("\n    # Operator configuration, copied into this generation.\n    include " + e + ";\n")
 	}
-	b.WriteString(serverBody(catchAllServer, m.listen, m.https))
+	b.WriteString(serverBody(catchAllServer, m.listen, m.https, m.acme))
 	if m.https != nil {
-		b.WriteString(serverBody(renderHTTPSServers(*m.https, catchAllTLSNames(m.sites)), m.listen, m.https))
+		b.WriteString(serverBody(renderHTTPSServers(*m.https, catchAllTLSNames(m.sites)), m.listen, m.https, m.acme))
 	}
 	b.WriteString("\n    include " + probeFile + ";\n")
 	if m.hasRules {
@@ -315,6 +324,21 @@ const requestMaps = `    # For hosts that ask for it ($sf_strip_html), the clean
         "~^1(?<sf_hp>[^?]*/)index\.html(?<sf_hq>\?.*)?$" "$sf_hp$sf_hq";
         "~^1(?<sf_hp>[^?]*)\.html(?<sf_hq>\?.*)?$" "$sf_hp$sf_hq";
     }
+    # Redirecting aliases still answer ACME challenges themselves.
+    map "$uri" $sf_acme_challenge {
+        default "";
+        "~^/\.well-known/acme-challenge/" "1";
+    }
+    map "$sf_acme_challenge:$sf_redirect" $sf_alias_redirect {
+        default "";
+        "~^:(?<sf_alias_target>.+)$" "$sf_alias_target";
+    }
+    # Unknown hosts, except for ACME challenges, which any node answers
+    # for any name (the token decides) even before it applied a new site.
+    map "$sf_acme_challenge:$sf_root" $sf_unknown_host {
+        default "";
+        ":" "1";
+    }
     # ":<port>" when the client's Host header carried one; kept by redirects.
     map $http_host $sf_port {
         default "";
@@ -323,12 +347,25 @@ const requestMaps = `    # For hosts that ask for it ($sf_strip_html), the clean
 `
 
 // serverBody fills in the placeholders of a server template.
-func serverBody(tmpl string, listen listenAddr, https *listenAddr) string {
+func serverBody(tmpl string, listen listenAddr, https *listenAddr, acme *listenAddr) string {
 	port := ""
 	if https != nil {
 		port = httpsPortSuffix(https.port)
 	}
-	return strings.NewReplacer("@LISTEN@", listen.directive(), "@HTTPSPORT@", port).Replace(tmpl)
+	return strings.NewReplacer("@LISTEN@", listen.directive(), "@HTTPSPORT@", port, "@ACME@", acmeLocationBody(acme)).Replace(tmpl)
+}
+
+// acmeLocationBody passes ACME HTTP-01 challenges to the node, which
+// answers them from etcd, whichever node the CA reaches; without an
+// upstream they get 404.
+func acmeLocationBody(acme *listenAddr) string {
+	if acme == nil {
+		return "            return 404;\n"
+	}
+	return "            proxy_pass http://" + acme.dialAddr() + ";\n" +
+		"            proxy_set_header Host $host;\n" +
+		"            proxy_connect_timeout 5s;\n" +
+		"            proxy_read_timeout 30s;\n"
 }
 
 // catchAllServer serves every site over HTTP: $sf_redirect and $sf_root
@@ -347,10 +384,10 @@ const catchAllBody = `        error_page 418 = @sf_unknown_host;
         if ($sf_to_https) {
             return 301 https://$host@HTTPSPORT@$request_uri;
         }
-        if ($sf_redirect != "") {
-            return 301 $scheme://$sf_redirect$sf_port$request_uri;
+        if ($sf_alias_redirect != "") {
+            return 301 $scheme://$sf_alias_redirect$sf_port$request_uri;
         }
-        if ($sf_root = "") {
+        if ($sf_unknown_host) {
             return 418;
         }
         if ($sf_html_redirect) {
@@ -368,6 +405,8 @@ const catchAllBody = `        error_page 418 = @sf_unknown_host;
             # Clean URLs: /about serves about.html.
             try_files $uri $uri.html $uri/ =404;
         }
+        location ^~ /.well-known/acme-challenge/ {
+@ACME@        }
         location @sf_unknown_host {
             types { }
             default_type text/plain;
@@ -414,14 +453,14 @@ func generationID(files map[string][]byte) string {
 
 // renderRules renders the servers of the sites that have rules of their
 // own, and the header maps they use; nil when no site has rules.
-func renderRules(sites []Site, placeholder string, listen listenAddr, https *listenAddr) ([]byte, error) {
+func renderRules(sites []Site, placeholder string, listen listenAddr, https, acme *listenAddr) ([]byte, error) {
 	var maps, servers strings.Builder
 	n := 0
 	for _, s := range sites {
 		if s.Rules.Empty() {
 			continue
 		}
-		srv, err := renderRulesServer(s, cmp.Or(s.Root, placeholder), n, listen, https, &maps)
+		srv, err := renderRulesServer(s, cmp.Or(s.Root, placeholder), n, listen, https, acme, &maps)
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", s.Domain, err)
 		}

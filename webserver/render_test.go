@@ -74,7 +74,7 @@ func TestRenderContents(t *testing.T) {
 			"client_body_temp_path /var/lib/sitefleet/nginx/tmp/client_body;",
 			"uwsgi_temp_path /var/lib/sitefleet/nginx/tmp/uwsgi;",
 			"listen 127.0.0.1:8080 default_server;",
-			"return 301 $scheme://$sf_redirect$sf_port$request_uri;",
+			"return 301 $scheme://$sf_alias_redirect$sf_port$request_uri;",
 			`return 404 "sitefleet: no site is configured for this host\n";`,
 			"root $sf_root;",
 			"try_files $uri $uri.html $uri/ =404;",

@@ -55,7 +55,7 @@ func (r *Rules) Check() error {
 		return nil
 	}
 	var maps strings.Builder
-	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, &maps)
+	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, nil, &maps)
 	return err
 }
 
@@ -141,7 +141,7 @@ func (r Redirect) target(names []string, splat bool) (string, error) {
 // renderRulesServer renders the server block of a site with rules; index
 // numbers the site for unique variable names. Header maps go to maps (http
 // level), the server block to the returned string.
-func renderRulesServer(site Site, root string, index int, listen listenAddr, https *listenAddr, maps *strings.Builder) (string, error) {
+func renderRulesServer(site Site, root string, index int, listen listenAddr, https, acme *listenAddr, maps *strings.Builder) (string, error) {
 	var b strings.Builder
 	names := site.ownServerNames()
 	fmt.Fprintf(&b, "\n# Site %s: its own server, for the rules of its bundle.\nserver {\n    listen %s;\n", site.Domain, listen.directive())
@@ -166,6 +166,7 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 			return "", fmt.Errorf("redirect rule %d: %w", i+1, err)
 		}
 	}
+	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + strings.ReplaceAll(acmeLocationBody(acme), "            ", "        ") + "    }\n")
 	b.WriteString("    location / {\n        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
 	b.WriteString("    location @sf_rules {\n" + named.String() + "        return 404;\n    }\n}\n")
 	return b.String(), nil

@@ -180,9 +180,14 @@ type CertificateInfo struct {
 	Issuer    string    `json:"issuer"`
 	Serial    string    `json:"serial"`
 	// Status is "valid", "expiring" (within 30 days), "expired" or
-	// "not yet valid".
-	Status   string `json:"status"`
-	ChainPEM string `json:"chainPem,omitempty"`
+	// "not yet valid"; for an ACME certificate not obtained yet,
+	// "pending" or "failed".
+	Status string `json:"status"`
+	// Error is the last ACME failure for this name, NextAttempt when the
+	// leader asks the CA again.
+	Error       string     `json:"error,omitempty"`
+	NextAttempt *time.Time `json:"nextAttempt,omitempty"`
+	ChainPEM    string     `json:"chainPem,omitempty"`
 }
 
 // CertificateList is the answer of GET /v1/certificates.

@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/api/client"
@@ -16,6 +20,7 @@ import (
 type certService struct {
 	store  *state.Store
 	sealer *sftls.Sealer
+	cli    *clientv3.Client
 }
 
 var _ api.Certificates = (*certService)(nil)
@@ -78,4 +83,37 @@ func (c *certService) CheckRecords(certs []state.Certificate) error {
 		}
 	}
 	return nil
+}
+
+// Pending lists the ACME names the leader is working on that have no
+// certificate yet, with their last error.
+func (c *certService) Pending(ctx context.Context, certs []state.Certificate) ([]client.CertificateInfo, error) {
+	if c.cli == nil {
+		return nil, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.store.Timeout())
+	defer cancel()
+	statuses, err := sftls.ACMEStatuses(rctx, c.cli, c.store.Keys())
+	if err != nil {
+		return nil, &state.Error{Code: state.Unavailable, Message: "the state store (etcd) is unreachable: " + err.Error(), Err: err}
+	}
+	have := map[string]bool{}
+	for _, cert := range certs {
+		have[cert.ID] = true
+	}
+	var out []client.CertificateInfo
+	for _, name := range slices.Sorted(maps.Keys(statuses)) {
+		st := statuses[name]
+		id := state.AutoCertID(state.CertACME, name)
+		if have[id] || st.State == "issued" {
+			continue
+		}
+		info := client.CertificateInfo{ID: id, Type: string(state.CertACME), Domains: []string{name}, Status: st.State, Error: st.Error}
+		if !st.NextAttempt.IsZero() {
+			next := st.NextAttempt
+			info.NextAttempt = &next
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }

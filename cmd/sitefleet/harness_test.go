@@ -187,3 +187,17 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // testClusterKey is the cluster key of every test node, so that nodes of
 // one test share a fleet.
 const testClusterKey = "c2l0ZWZsZWV0LXRlc3QtY2x1c3Rlci1rZXktMzJieXQ="
+
+// waitLeaderSettled waits until the leader's own first writes to the state
+// (its DH parameters) are done, for tests that compare state revisions.
+func (n *testNode) waitLeaderSettled(e *etcdtest.Server) {
+	n.t.Helper()
+	store := n.etcdStore(n.t.(*testing.T), e)
+	n.eventually("the leader stores DH parameters", 60*time.Second, func() error {
+		snap, err := store.Snapshot(context.Background())
+		if err == nil && snap.DHParams == nil {
+			err = fmt.Errorf("none yet")
+		}
+		return err
+	})
+}

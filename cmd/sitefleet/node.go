@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -120,7 +122,11 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if status.node, err = node.New(nopts); err != nil {
 		return nil, err
 	}
-	if status.member, err = newMember(cfg, etcd, store, status, sealer, log); err != nil {
+	acmeClient, err := acmeHTTPClient(cfg.TLS.ACME.CACertificates)
+	if err != nil {
+		return nil, err
+	}
+	if status.member, err = newMember(cfg, etcd, store, status, sealer, acmeClient, log); err != nil {
 		return nil, err
 	}
 	if err := status.member.CheckName(ctx); err != nil {
@@ -129,8 +135,9 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
-		Certificates: &certService{store: store, sealer: sealer},
-		MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
+		Certificates:  &certService{store: store, sealer: sealer, cli: etcd.Client},
+		ACMEChallenge: sftls.ChallengeHandler(etcd.Client, store.Keys(), sealer, store.Timeout()),
+		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
@@ -148,6 +155,7 @@ func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *d
 		HTTPSListen:     cfg.Web.HTTPSListen,
 		Sealer:          sealer,
 		TLSDir:          filepath.Join(cfg.DataDir, "tls"),
+		ACMEUpstream:    cfg.API.Listen,
 		PlaceholderRoot: placeholder,
 		Bundles:         local,
 		Peers:           peers,
@@ -169,7 +177,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, sealer *sftls.Sealer, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, sealer *sftls.Sealer, acmeClient *http.Client, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
@@ -188,6 +196,10 @@ func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statu
 			cluster.BundleCollector(store, etcd.Client, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
 			sftls.SelfSignedIssuer(tlsLeaderOptions(cfg, etcd, store, sealer, log)),
 			sftls.DHParamsGenerator(tlsLeaderOptions(cfg, etcd, store, sealer, log)),
+			sftls.ACMEIssuer(tlsLeaderOptions(cfg, etcd, store, sealer, log), sftls.ACMEOptions{
+				DirectoryURL: cfg.TLS.ACME.DirectoryURL, Email: cfg.TLS.ACME.Email, HTTPClient: acmeClient,
+				RetryMin: cfg.TLS.ACME.RetryMin, RetryMax: cfg.TLS.ACME.RetryMax,
+			}),
 		},
 		Timeout: store.Timeout(),
 		Logger:  log.With("component", "cluster"),
@@ -201,6 +213,27 @@ func tlsLeaderOptions(cfg Config, etcd *cluster.Etcd, store *state.Store, sealer
 		DHBits: cfg.TLS.DHParamBits, DHMaxAge: cfg.TLS.DHParamMaxAge,
 		Logger: log.With("component", "tls"),
 	}
+}
+
+// acmeHTTPClient is the client the leader talks to the ACME CA with: the
+// system's roots, plus those of caFile when set.
+func acmeHTTPClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pemBytes, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.caCertificates: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("tls.acme.caCertificates: no PEM certificate in %s", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
 }
 
 // ensureNodeID returns the identity of this data directory, generating it

@@ -70,6 +70,7 @@ func TestInvalidInputIsRefusedAndChangesNothing(t *testing.T) {
 	if _, err := n.api.PutSite(ctx, state.Site{Domain: "taken.test", Aliases: []string{"alias.test"}}, client.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
+	n.waitLeaderSettled(e)
 	before, err := n.api.GetState(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,475 @@
+package tls
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// ACMEOptions configure the ACME CA the leader obtains certificates from.
+type ACMEOptions struct {
+	DirectoryURL string
+	Email        string
+	// HTTPClient talks to the CA; nil uses http.DefaultClient's transport.
+	HTTPClient *http.Client
+	// RetryMin and RetryMax bound the back-off after a failed issuance for
+	// a name: RetryMin, doubling per failure up to RetryMax.
+	RetryMin, RetryMax time.Duration
+}
+
+// ACME keys in etcd: the autocert cache (account key, certificates,
+// challenge tokens), every value sealed with the cluster key, and the
+// issuance status of each name.
+func acmeCachePrefix(k state.Keys) string  { return k.Prefix + "/acme/cache/" }
+func acmeStatusPrefix(k state.Keys) string { return k.Prefix + "/acme/status/" }
+
+// ACMEStatus is the leader's record of its work on one name.
+type ACMEStatus struct {
+	Name string `json:"name"`
+	// State is "pending" (being obtained), "failed" (waiting to retry) or
+	// "issued".
+	State       string    `json:"state"`
+	Error       string    `json:"error,omitempty"`
+	Failures    int       `json:"failures,omitempty"`
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// ACMEStatuses reads the issuance status of every ACME name.
+func ACMEStatuses(ctx context.Context, cli *clientv3.Client, keys state.Keys) (map[string]ACMEStatus, error) {
+	resp, err := cli.Get(ctx, acmeStatusPrefix(keys), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read acme status: %w", err)
+	}
+	out := make(map[string]ACMEStatus, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var s ACMEStatus
+		if json.Unmarshal(kv.Value, &s) == nil {
+			out[s.Name] = s
+		}
+	}
+	return out, nil
+}
+
+// etcdCache is autocert's cache kept in etcd, sealed with the cluster key.
+// Every node reads it (to answer HTTP-01 challenges); only the leader
+// writes, fenced by its leadership.
+type etcdCache struct {
+	cli     *clientv3.Client
+	prefix  string
+	sealer  *Sealer
+	fence   *cluster.Fence // nil: read-only
+	timeout time.Duration
+}
+
+var _ autocert.Cache = (*etcdCache)(nil)
+
+func (c *etcdCache) key(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || len(name) > 512 {
+		return "", fmt.Errorf("acme cache: invalid key %.60q", name)
+	}
+	return c.prefix + name, nil
+}
+
+// Get returns the opened value, or autocert.ErrCacheMiss.
+func (c *etcdCache) Get(ctx context.Context, name string) ([]byte, error) {
+	k, err := c.key(name)
+	if err != nil {
+		return nil, autocert.ErrCacheMiss
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("acme cache: read %s: %w", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, autocert.ErrCacheMiss
+	}
+	v, err := c.sealer.Open(string(resp.Kvs[0].Value), "acme/"+name)
+	if err != nil {
+		return nil, fmt.Errorf("acme cache: %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// Put seals and stores a value; only while the leadership lasts.
+func (c *etcdCache) Put(ctx context.Context, name string, data []byte) error {
+	k, err := c.key(name)
+	if err != nil {
+		return err
+	}
+	if c.fence == nil {
+		return errors.New("acme cache: read-only on this node")
+	}
+	sealed, err := c.sealer.Seal(data, "acme/"+name)
+	if err != nil {
+		return fmt.Errorf("acme cache: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := c.fence.Txn(ctx, nil, clientv3.OpPut(k, sealed)); err != nil {
+		return fmt.Errorf("acme cache: write %s: %w", name, err)
+	}
+	return nil
+}
+
+// Delete removes a value; only while the leadership lasts.
+func (c *etcdCache) Delete(ctx context.Context, name string) error {
+	k, err := c.key(name)
+	if err != nil {
+		return err
+	}
+	if c.fence == nil {
+		return errors.New("acme cache: read-only on this node")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := c.fence.Txn(ctx, nil, clientv3.OpDelete(k)); err != nil {
+		return fmt.Errorf("acme cache: delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// ChallengeHandler answers ACME HTTP-01 challenges on any node from the
+// tokens the leader put in etcd; other paths get 404.
+func ChallengeHandler(cli *clientv3.Client, keys state.Keys, sealer *Sealer, timeout time.Duration) http.Handler {
+	m := &autocert.Manager{Cache: &etcdCache{cli: cli, prefix: acmeCachePrefix(keys), sealer: sealer, timeout: timeout}}
+	return m.HTTPHandler(http.NotFoundHandler())
+}
+
+// termTransport refuses every request once the leadership has ended, and
+// ends requests in flight with it, so a deposed leader never completes an
+// issuance the new leader will also make.
+type termTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
+}
+
+func (t termTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := t.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("acme: leadership ended: %w", err)
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(t.ctx, cancel)
+	resp, err := t.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, done: func() { stop(); cancel() }}
+	return onlyHTTP01(resp)
+}
+
+// onlyHTTP01 removes the challenges other than http-01 from an ACME
+// authorization. Nodes answer http-01 only (nginx passes the requests to
+// them), and autocert tries tls-alpn-01 first when the CA offers it: each
+// such attempt would be a failed validation, which CAs rate-limit.
+func onlyHTTP01(resp *http.Response) (*http.Response, error) {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || resp.StatusCode != http.StatusOK {
+		return resp, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("acme: read response: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var authz map[string]json.RawMessage
+	if json.Unmarshal(body, &authz) != nil || authz["challenges"] == nil || authz["identifier"] == nil {
+		return resp, nil
+	}
+	var challenges []map[string]any
+	if json.Unmarshal(authz["challenges"], &challenges) != nil {
+		return resp, nil
+	}
+	kept := challenges[:0]
+	for _, c := range challenges {
+		if c["type"] == "http-01" {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == len(challenges) {
+		return resp, nil
+	}
+	authz["challenges"], _ = json.Marshal(kept)
+	out, err := json.Marshal(authz)
+	if err != nil {
+		return resp, nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return resp, nil
+}
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	done func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.done()
+	return err
+}
+
+// ACMEIssuer returns the leader task that obtains and renews a certificate
+// for every name of every site in mode acme, through autocert with its
+// cache in etcd: a new leader finds what the last one obtained and does not
+// ask the CA again. Each certificate is copied into the state as
+// "acme-<name>" for the nodes to serve; certificates no site uses are
+// removed. A failed name is retried after RetryMin, doubling up to
+// RetryMax; its status is kept in etcd for `cert list`.
+func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
+	return func(ctx context.Context, f cluster.Fence) error {
+		base := http.DefaultTransport
+		if a.HTTPClient != nil && a.HTTPClient.Transport != nil {
+			base = a.HTTPClient.Transport
+		}
+		cache := &etcdCache{cli: o.Client, prefix: acmeCachePrefix(o.Store.Keys()), sealer: o.Sealer, fence: &f, timeout: o.Store.Timeout()}
+		client := &http.Client{Transport: termTransport{ctx: ctx, base: base}, Timeout: 2 * time.Minute}
+		w := &acmeWork{o: o, a: a, f: f, backoff: map[string]ACMEStatus{}, newManager: func() *autocert.Manager {
+			m := &autocert.Manager{
+				Prompt: autocert.AcceptTOS,
+				Cache:  renewingCache{cache, o.RenewBefore},
+				// The leader renews RenewBefore expiry itself (see
+				// renewingCache); autocert's own timer, which outlives
+				// the Manager, comes a minute before expiry and then
+				// finds the renewed certificate in the cache.
+				RenewBefore: time.Minute,
+				Email:       a.Email,
+				Client:      &acme.Client{DirectoryURL: a.DirectoryURL, HTTPClient: client, UserAgent: "sitefleet"},
+				HostPolicy:  func(context.Context, string) error { return nil }, // names come from the state only
+			}
+			// HTTPHandler is what turns on http-01 in autocert; the handler
+			// itself is not needed here (every node serves ChallengeHandler).
+			_ = m.HTTPHandler(nil)
+			return m
+		}}
+		return onStateChange(ctx, o.Client, o.Store.Keys(), min(o.recheck(), time.Minute), func() (time.Duration, error) { return w.pass(ctx) })
+	}
+}
+
+type acmeWork struct {
+	o LeaderOptions
+	a ACMEOptions
+	f cluster.Fence
+	// newManager returns a fresh autocert.Manager for one name: a Manager
+	// remembers a failure for a minute and keeps what it loaded.
+	newManager func() *autocert.Manager
+	backoff    map[string]ACMEStatus // failed names, by name
+}
+
+// renewingCache hides from autocert a cached certificate that is due for
+// renewal, so that asking for it obtains a new one. A certificate another
+// leader renewed already is not hidden: it is not due.
+type renewingCache struct {
+	*etcdCache
+	window time.Duration
+}
+
+func (c renewingCache) Get(ctx context.Context, name string) ([]byte, error) {
+	data, err := c.etcdCache.Get(ctx, name)
+	if err != nil || strings.Contains(name, "+") || strings.Contains(name, "_") {
+		return data, err // not a certificate entry
+	}
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return data, nil
+		}
+		if b.Type != pemCertificate {
+			continue
+		}
+		leaf, err := x509.ParseCertificate(b.Bytes)
+		if err == nil && !leaf.NotAfter.Add(-c.window).After(time.Now()) {
+			return nil, autocert.ErrCacheMiss
+		}
+		return data, nil
+	}
+}
+
+// pass obtains what is missing or due; it returns how soon it wants to
+// run again (the earliest retry of a failed name), 0 for no preference.
+func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
+	snap, err := w.o.Store.Snapshot(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("acme: %w", err)
+	}
+	if snap.PendingImport != "" {
+		return 0, nil
+	}
+	certs := map[string]state.Certificate{}
+	for _, c := range snap.Certificates {
+		certs[c.ID] = c
+	}
+	wanted := map[string]bool{}
+	var names []string
+	for _, s := range snap.Sites {
+		if s.ModeOf() == state.TLSACME {
+			names = append(names, s.Names()...)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		id := state.AutoCertID(state.CertACME, name)
+		wanted[id] = true
+		if b, ok := w.backoff[name]; ok && time.Now().Before(b.NextAttempt) {
+			continue
+		}
+		cur, have := certs[id]
+		if have && !NeedsRenewal(cur, time.Now(), w.o.RenewBefore) {
+			continue
+		}
+		if err := w.ensure(ctx, name, cur, have); err != nil {
+			if ctx.Err() != nil {
+				return 0, nil
+			}
+			w.fail(ctx, name, err)
+			continue
+		}
+		if _, failed := w.backoff[name]; failed || !have {
+			delete(w.backoff, name)
+			w.putStatus(ctx, ACMEStatus{Name: name, State: "issued", UpdatedAt: time.Now().UTC()})
+		}
+	}
+	for id, c := range certs {
+		if c.Type == state.CertACME && !wanted[id] {
+			removeUnused(ctx, w.o, id, w.f)
+			name := strings.TrimPrefix(id, string(state.CertACME)+"-")
+			w.deleteStatus(ctx, name)
+		}
+	}
+	var next time.Duration
+	for _, b := range w.backoff {
+		if d := max(time.Until(b.NextAttempt), 10*time.Millisecond); next == 0 || d < next {
+			next = d
+		}
+	}
+	return next, nil
+}
+
+// ensure gets the certificate for name from autocert (its memory, the
+// etcd cache, or the CA) and records it in the state when it differs from
+// the record there.
+func (w *acmeWork) ensure(ctx context.Context, name string, cur state.Certificate, have bool) error {
+	if !have {
+		w.putStatus(ctx, ACMEStatus{Name: name, State: "pending", Failures: w.backoff[name].Failures, UpdatedAt: time.Now().UTC()})
+	}
+	tc, err := w.newManager().GetCertificate(&tls.ClientHelloInfo{
+		ServerName:       name,
+		SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+		SupportedCurves:  []tls.CurveID{tls.CurveP256},
+		CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+	})
+	if err != nil {
+		return err
+	}
+	if have && cur.Serial == fmt.Sprintf("%x", tc.Leaf.SerialNumber) {
+		return nil
+	}
+	chainPEM, keyPEM, err := encodeTLSCert(tc)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	p, err := ValidateImport(chainPEM, keyPEM, []string{name}, now)
+	if err != nil {
+		return fmt.Errorf("certificate from the CA: %w", err)
+	}
+	id := state.AutoCertID(state.CertACME, name)
+	c, err := NewCertificate(id, TypeACME, p, w.o.Sealer, now)
+	if err != nil {
+		return err
+	}
+	pre := state.Precondition{IfNoneMatch: !have, IfMatch: cur.Revision}
+	if _, err := w.o.Store.PutCertificate(ctx, c, pre, w.f.Cmp()); err != nil {
+		return fmt.Errorf("record certificate: %w", err)
+	}
+	w.o.Logger.Info("obtained ACME certificate", "name", name, "serial", c.Serial, "notAfter", c.NotAfter, "issuer", c.Issuer)
+	return nil
+}
+
+func (w *acmeWork) fail(ctx context.Context, name string, err error) {
+	st := w.backoff[name]
+	st.Name, st.State, st.Error = name, "failed", err.Error()
+	st.Failures++
+	delay := w.a.RetryMin
+	for i := 1; i < st.Failures && delay < w.a.RetryMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, w.a.RetryMax)
+	st.NextAttempt = time.Now().Add(delay).UTC()
+	st.UpdatedAt = time.Now().UTC()
+	w.backoff[name] = st
+	w.o.Logger.Warn("could not obtain ACME certificate", "name", name, "error", err, "failures", st.Failures, "retryIn", delay)
+	w.putStatus(ctx, st)
+}
+
+func (w *acmeWork) putStatus(ctx context.Context, st ACMEStatus) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	k := acmeStatusPrefix(w.o.Store.Keys()) + st.Name
+	if err := w.f.Txn(ctx, nil, clientv3.OpPut(k, string(b))); err != nil && ctx.Err() == nil {
+		w.o.Logger.Debug("could not record ACME status", "name", st.Name, "error", err)
+	}
+}
+
+func (w *acmeWork) deleteStatus(ctx context.Context, name string) {
+	k := acmeStatusPrefix(w.o.Store.Keys()) + name
+	_ = w.f.Txn(ctx, nil, clientv3.OpDelete(k))
+	delete(w.backoff, name)
+}
+
+// encodeTLSCert returns the chain and the key of a tls.Certificate as PEM.
+func encodeTLSCert(tc *tls.Certificate) (chainPEM, keyPEM []byte, err error) {
+	for _, der := range tc.Certificate {
+		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: pemCertificate, Bytes: der})...)
+	}
+	signer, ok := tc.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, nil, errors.New("acme: certificate key cannot sign")
+	}
+	switch signer.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey:
+	default:
+		return nil, nil, fmt.Errorf("acme: unsupported key type %T", signer)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("acme: encoding key: %w", err)
+	}
+	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
