@@ -283,6 +283,7 @@ type acmeWork struct {
 	// remembers a failure for a minute and keeps what it loaded.
 	newManager func() *autocert.Manager
 	backoff    map[string]ACMEStatus // failed names, by name
+	next       time.Duration         // how soon this pass wants the next
 }
 
 // renewingCache hides from autocert a cached certificate that is due for
@@ -349,6 +350,7 @@ func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
 		}
 		cur, have := certs[id]
 		if have && !NeedsRenewal(cur, time.Now(), w.o.RenewBefore) {
+			w.due(cur.NotAfter)
 			continue
 		}
 		if err := w.ensure(ctx, name, cur, have); err != nil {
@@ -370,13 +372,21 @@ func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
 			w.deleteStatus(ctx, name)
 		}
 	}
-	var next time.Duration
 	for _, b := range w.backoff {
-		if d := max(time.Until(b.NextAttempt), 10*time.Millisecond); next == 0 || d < next {
-			next = d
-		}
+		w.wake(b.NextAttempt)
 	}
+	next := w.next
+	w.next = 0
 	return next, nil
+}
+
+// due notes a certificate's renewal time as a time to run again.
+func (w *acmeWork) due(notAfter time.Time) { w.wake(notAfter.Add(-w.o.RenewBefore)) }
+
+func (w *acmeWork) wake(at time.Time) {
+	if d := max(time.Until(at), 10*time.Millisecond); w.next == 0 || d < w.next {
+		w.next = d
+	}
 }
 
 // ensure gets the certificate for name from autocert (its memory, the
@@ -417,6 +427,7 @@ func (w *acmeWork) ensure(ctx context.Context, name string, cur state.Certificat
 		return fmt.Errorf("record certificate: %w", err)
 	}
 	w.o.Logger.Info("obtained ACME certificate", "name", name, "serial", c.Serial, "notAfter", c.NotAfter, "issuer", c.Issuer)
+	w.due(c.NotAfter)
 	return nil
 }
 

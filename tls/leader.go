@@ -48,18 +48,26 @@ func (o *LeaderOptions) recheck() time.Duration {
 func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
 		return onStateChange(ctx, o.Client, o.Store.Keys(), o.recheck(), func() (time.Duration, error) {
-			return 0, syncSelfSigned(ctx, o, f)
+			return syncSelfSigned(ctx, o, f)
 		})
 	}
 }
 
-func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) error {
+// syncSelfSigned issues what is missing or due; it returns how long until
+// the next certificate is due (0 when none is).
+func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time.Duration, error) {
 	snap, err := o.Store.Snapshot(ctx)
 	if err != nil {
-		return fmt.Errorf("self-signed certificates: %w", err)
+		return 0, fmt.Errorf("self-signed certificates: %w", err)
 	}
 	if snap.PendingImport != "" {
-		return nil
+		return 0, nil
+	}
+	var next time.Duration
+	due := func(c state.Certificate) {
+		if d := max(time.Until(c.NotAfter.Add(-o.RenewBefore)), 10*time.Millisecond); next == 0 || d < next {
+			next = d
+		}
 	}
 	certs := map[string]state.Certificate{}
 	for _, c := range snap.Certificates {
@@ -76,19 +84,21 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) error
 		names := slices.Sorted(slices.Values(site.Names()))
 		cur, ok := certs[id]
 		if ok && slices.Equal(cur.Domains, names) && !NeedsRenewal(cur, now, o.RenewBefore) {
+			due(cur)
 			continue
 		}
 		c, err := newSelfSigned(id, site, o, now)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		pre := state.Precondition{IfNoneMatch: !ok, IfMatch: cur.Revision}
 		if _, err := o.Store.PutCertificate(ctx, c, pre, f.Cmp()); err != nil {
 			if state.ErrorCode(err) == state.Conflict || state.ErrorCode(err) == state.Exists {
 				continue // deposed, or changed meanwhile: the next pass sees it
 			}
-			return fmt.Errorf("self-signed certificate for %s: %w", site.Domain, err)
+			return 0, fmt.Errorf("self-signed certificate for %s: %w", site.Domain, err)
 		}
+		due(c)
 		o.Logger.Info("issued self-signed certificate", "site", site.Domain, "names", names, "serial", c.Serial, "notAfter", c.NotAfter)
 	}
 	for id, c := range certs {
@@ -96,7 +106,7 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) error
 			removeUnused(ctx, o, id, f)
 		}
 	}
-	return nil
+	return next, nil
 }
 
 func newSelfSigned(id string, site state.Site, o LeaderOptions, now time.Time) (state.Certificate, error) {

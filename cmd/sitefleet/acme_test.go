@@ -42,7 +42,9 @@ type testCA struct {
 	orders    atomic.Int64 // orders created
 }
 
-func startTestCA(t *testing.T, httpTarget string) *testCA {
+// startTestCA starts the CA; validity is the lifetime of the certificates
+// it issues, in seconds (0: pebble's default of 90 days).
+func startTestCA(t *testing.T, httpTarget string, validity uint64) *testCA {
 	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
@@ -78,7 +80,7 @@ func startTestCA(t *testing.T, httpTarget string) *testCA {
 
 	logger := log.New(io.Discard, "", 0)
 	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: validity}})
 	validator := va.New(logger, port, 0, false, ln.Addr().String(), store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
 	acmeHandler := front.Handler()
@@ -153,7 +155,7 @@ func TestACMEWithPebble(t *testing.T) {
 	prefix := "/acme-fleet"
 	// The CA's validation requests go to node b's nginx.
 	bHTTP := etcdtest.FreeAddr(t)
-	c := startTestCA(t, bHTTP)
+	c := startTestCA(t, bHTTP, 0)
 
 	a := startNode(t, acmeNodeConfig(t, e.Endpoint(), prefix, c))
 	a.eventually("node a leads", 20*time.Second, func() error {
@@ -252,5 +254,57 @@ func TestACMEWithPebble(t *testing.T) {
 	time.Sleep(2 * time.Second) // anything the old leader had in flight has landed by now
 	if got := c.finalized.Load() - issued; got != 1 {
 		t.Fatalf("the CA issued %d certificates for mid.test, want 1", got)
+	}
+
+	// No key the nodes serve appears in either node's log.
+	keys, _ := filepath.Glob(filepath.Join(bcfg.DataDir, "tls", "*.key"))
+	if len(keys) < 4 {
+		t.Fatalf("key files on b: %v, want one per name", keys)
+	}
+	for _, k := range keys {
+		pemKey, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Split(string(pemKey), "\n")[1]
+		for _, n := range []*testNode{a, b} {
+			if strings.Contains(n.logs.String(), line) {
+				t.Fatalf("a node logged the key of %s", k)
+			}
+		}
+	}
+}
+
+// TestACMERenewal: a certificate due for renewal is replaced by a new one
+// from the CA, which every node then serves.
+func TestACMERenewal(t *testing.T) {
+	e := etcdtest.New(t)
+	httpAddr := etcdtest.FreeAddr(t)
+	c := startTestCA(t, httpAddr, 3600)
+	cfg := acmeNodeConfig(t, e.Endpoint(), "/acme-renewal", c)
+	cfg.Web.HTTPListen = httpAddr
+	cfg.TLS.RenewBefore = time.Hour - 3*time.Second // due three seconds after issuance
+	n := startNode(t, cfg)
+	n.waitUnknown("renew.test")
+	if out, err := n.cli("site", "add", "renew.test", "--tls", "acme"); err != nil {
+		t.Fatalf("site add: %v\n%s", err, out)
+	}
+	var first client.CertificateInfo
+	n.eventually("first certificate", 30*time.Second, func() error {
+		var ok bool
+		if first, ok = n.certStatus("acme-renew.test"); !ok || first.Serial == "" {
+			return fmt.Errorf("%+v", first)
+		}
+		return nil
+	})
+	n.eventually("renewed certificate served", 30*time.Second, func() error {
+		leaf, err := n.handshake("renew.test", c.roots)
+		if err == nil && fmt.Sprintf("%x", leaf.SerialNumber) == first.Serial {
+			err = fmt.Errorf("still serving serial %s", first.Serial)
+		}
+		return err
+	})
+	if got := c.finalized.Load(); got < 2 {
+		t.Fatalf("the CA issued %d certificates, want a renewal", got)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +27,26 @@ type testNode struct {
 	cancel context.CancelFunc
 	done   chan error
 	api    *client.Client
+	// logs holds everything the node logged, debug level included.
+	logs *lockedBuffer
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // nodeConfig returns a configuration for a test node using etcd at endpoint.
@@ -53,8 +75,11 @@ func nodeConfig(t testing.TB, endpoint string) Config {
 func startNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: testLogLevel}))
+	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}
+	log := slog.New(slog.NewMultiHandler(
+		slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: testLogLevel}),
+		slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
+	))
 	go func() { n.done <- runNode(ctx, cfg, log) }()
 	t.Cleanup(n.stop)
 	n.api = client.New("http://"+cfg.API.Listen, n.waitToken())

@@ -199,6 +199,9 @@ func TestHTTPSImportedAndKeysStaySealed(t *testing.T) {
 	if err != nil || strings.Contains(out, "PRIVATE") || strings.Contains(out, secret) {
 		t.Fatalf("cert get: %v, leaks the key: %s", err, out)
 	}
+	if logs := n.logs.String(); strings.Contains(logs, secret) || strings.Contains(logs, "PRIVATE KEY") {
+		t.Fatalf("the node logged the private key:\n%s", logs)
+	}
 
 	// The export restores into a cluster with the same key, and is
 	// refused whole by a cluster with another key.
@@ -280,4 +283,37 @@ func (n *testNode) servedDHParams(want string) error {
 		}
 	}
 	return fmt.Errorf("no ssl_dhparam in nginx.conf")
+}
+
+// TestSelfSignedRenewal: a self-signed certificate due for renewal is
+// replaced, with a new serial, and served.
+func TestSelfSignedRenewal(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	cfg.TLS.SelfSignedValidity = 2 * time.Hour
+	cfg.TLS.RenewBefore = 2*time.Hour - 3*time.Second // due three seconds after issuance
+	n := startNode(t, cfg)
+	if out, err := n.cli("site", "add", "renew.test", "--tls", "selfsigned"); err != nil {
+		t.Fatalf("site add: %v\n%s", err, out)
+	}
+	var first client.CertificateInfo
+	n.eventually("first certificate", 20*time.Second, func() error {
+		var err error
+		first, err = n.api.GetCertificate(context.Background(), "selfsigned-renew.test")
+		return err
+	})
+	n.eventually("renewed certificate served", 30*time.Second, func() error {
+		c, err := n.api.GetCertificate(context.Background(), "selfsigned-renew.test")
+		if err != nil {
+			return err
+		}
+		if c.Serial == first.Serial {
+			return fmt.Errorf("not renewed yet")
+		}
+		leaf, err := n.handshake("renew.test", poolOf(t, c.ChainPEM))
+		if err == nil && fmt.Sprintf("%x", leaf.SerialNumber) != c.Serial {
+			err = fmt.Errorf("serving %x, want %s", leaf.SerialNumber, c.Serial)
+		}
+		return err
+	})
 }
