@@ -326,6 +326,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q must be host:port: %w", key, addr, err))
 		}
 	}
+	if c.Web.HTTPSListen != "" && c.Web.HTTPSListen == c.Web.HTTPListen {
+		errs = append(errs, fmt.Errorf("web.httpsListen %q is also web.httpListen: give HTTPS a port of its own (or \"\" to turn it off)", c.Web.HTTPSListen))
+	}
 	if c.Cluster.LeaseTTL < time.Second || c.Cluster.LeaseTTL%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("cluster.leaseTTL %s must be a whole number of seconds, at least 1s", c.Cluster.LeaseTTL))
 	}

@@ -91,6 +91,12 @@ func TestInvalidConfigValues(t *testing.T) {
 		"mixed schemes":               "state:\n  store: etcd\n  etcd:\n    address: http://a:2379,https://b:2379\n",
 		"lease ttl not whole seconds": "cluster:\n  leaseTTL: 1500ms\n",
 		"publish slower than ttl":     "cluster:\n  leaseTTL: 2s\n  publishInterval: 3s\n",
+		"https on the http port":      "web:\n  httpListen: \":9000\"\n  httpsListen: \":9000\"\n",
+		"renewal longer than life":    "tls:\n  selfSignedValidity: 24h\n  renewBefore: 48h\n",
+		"dh params too small":         "tls:\n  dhParamBits: 64\n",
+		"acme directory not https":    "tls:\n  acme:\n    directoryURL: http://ca.example/dir\n",
+		"acme email":                  "tls:\n  acme:\n    email: not-an-address\n",
+		"acme retry":                  "tls:\n  acme:\n    retryMin: 1h\n    retryMax: 1m\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
