@@ -64,6 +64,8 @@ type Options struct {
 	// TLSDir for nginx. Both are required with HTTPSListen.
 	Sealer *sftls.Sealer
 	TLSDir string
+	// Resolvers are the DNS servers nginx asks for OCSP responders.
+	Resolvers []string
 	// ACMEUpstream is the node API's address, which nginx passes ACME
 	// HTTP-01 challenges to; "" answers them with 404.
 	ACMEUpstream string

@@ -2,7 +2,9 @@ package node
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -77,8 +79,25 @@ func (t *tlsFiles) files(c state.Certificate) (webserver.CertFiles, error) {
 			return webserver.CertFiles{}, fmt.Errorf("key of certificate %s: %w", c.ID, err)
 		}
 	}
+	f.Staple = staplable([]byte(c.ChainPEM))
 	t.written[hash] = f
 	return f, nil
+}
+
+// staplable reports whether nginx can staple OCSP for a chain: the leaf
+// names an OCSP responder and the chain holds its issuer.
+func staplable(chainPEM []byte) bool {
+	var certs []*x509.Certificate
+	for rest := chainPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+			certs = append(certs, c)
+		}
+	}
+	return len(certs) >= 2 && len(certs[0].OCSPServer) > 0 && certs[0].CheckSignatureFrom(certs[1]) == nil
 }
 
 // dhParams writes the DH parameters (the leader's, or ffdhe2048 until

@@ -143,7 +143,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		if warning != nil {
 			n.tls.warned = warning.Error()
 		}
-		plan.HTTPSListen, plan.DHParams = n.opts.HTTPSListen, dh
+		plan.HTTPSListen, plan.DHParams, plan.Resolvers = n.opts.HTTPSListen, dh, n.opts.Resolvers
 		certs = make(map[string]state.Certificate, len(snap.Certificates))
 		for _, c := range snap.Certificates {
 			certs[c.ID] = c

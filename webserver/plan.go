@@ -33,6 +33,9 @@ type Plan struct {
 	// DHParams is the absolute path of the DH parameters (PEM) for the
 	// DHE cipher suites; required with HTTPSListen.
 	DHParams string
+	// Resolvers are the DNS servers (IP addresses) nginx asks for the
+	// OCSP responders of stapled certificates.
+	Resolvers []string
 	// ACMEChallengeUpstream is the host:port (the node's API) that
 	// /.well-known/acme-challenge/ requests are passed to, on every site;
 	// "" answers them with 404.
@@ -57,6 +60,11 @@ type CertFiles struct {
 	Names []string
 	// Chain and Key are absolute paths.
 	Chain, Key string
+	// Staple serves the certificate with OCSP stapling: its chain names an
+	// OCSP responder and holds the issuer. Such a certificate gets a
+	// server block of its own (nginx staples only certificates it loads
+	// with the config); it is ignored for sites with rules of their own.
+	Staple bool
 }
 
 // Site is one static site.

@@ -106,7 +106,7 @@ func render(plan Plan, opts Options) (generation, error) {
 	if err != nil {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
-	files[mainFile] = renderMain(o, mainParts{listen: listen, https: https, acme: acme, dhparams: plan.DHParams, sites: sites,
+	files[mainFile] = renderMain(o, mainParts{listen: listen, https: https, acme: acme, dhparams: plan.DHParams, resolvers: plan.Resolvers, sites: sites,
 		hs: hashSizesFor(sites), extras: extraNames, hasRules: rules != nil})
 	id := generationID(files)
 	files[probeFile] = renderProbe(listen, id)
@@ -218,14 +218,15 @@ func hashSizesFor(sites []Site) hashSizes {
 
 // mainParts is what nginx.conf is made of besides the options.
 type mainParts struct {
-	listen   listenAddr
-	https    *listenAddr // nil: no HTTPS
-	acme     *listenAddr // nil: ACME challenges are not passed on
-	dhparams string
-	sites    []Site
-	hs       hashSizes
-	extras   []string
-	hasRules bool
+	listen    listenAddr
+	https     *listenAddr // nil: no HTTPS
+	acme      *listenAddr // nil: ACME challenges are not passed on
+	dhparams  string
+	resolvers []string
+	sites     []Site
+	hs        hashSizes
+	extras    []string
+	hasRules  bool
 }
 
 // renderMain renders nginx.conf.
@@ -252,7 +253,7 @@ func renderMain(o Options, m mainParts) []byte {
 	b.WriteString("http {\n")
 	writeHTTPSettings(&b, o, m.hs)
 	if m.https != nil {
-		writeTLSSettings(&b, m.dhparams)
+		writeTLSSettings(&b, m.dhparams, m.resolvers)
 	}
 	b.WriteString("\n    include " + sitesFile + ";\n    include " + tlsFile + ";\n\n")
 	b.WriteString(requestMaps)
@@ -263,6 +264,7 @@ func renderMain(o Options, m mainParts) []byte {
 	b.WriteString(serverBody(catchAllServer, m.listen, m.https, m.acme))
 	if m.https != nil {
 		b.WriteString(serverBody(renderHTTPSServers(*m.https, catchAllTLSNames(m.sites)), m.listen, m.https, m.acme))
+		b.WriteString(serverBody(renderStapledServers(m.sites, *m.https), m.listen, m.https, m.acme))
 	}
 	b.WriteString("\n    include " + probeFile + ";\n")
 	if m.hasRules {

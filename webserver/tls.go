@@ -2,6 +2,7 @@ package webserver
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -32,6 +33,9 @@ var hstsRE = regexp.MustCompile(`^max-age=[0-9]{1,9}(; includeSubDomains)?(; pre
 func validateTLS(plan Plan, sites []Site) error {
 	if err := validatePath(plan.DHParams); err != nil {
 		return fmt.Errorf("dh parameters: %w", err)
+	}
+	if err := validateResolvers(plan.Resolvers); err != nil {
+		return err
 	}
 	for _, s := range sites {
 		if s.TLS == nil {
@@ -137,18 +141,61 @@ func (s Site) ownServerNames() []string {
 }
 
 // catchAllTLSNames are the names with a certificate that the catch-all
-// HTTPS server answers, sorted.
+// HTTPS server answers, sorted: not those of a site with rules of its
+// own, nor those of stapled certificates.
 func catchAllTLSNames(sites []Site) []string {
 	var out []string
 	for _, s := range sites {
-		for _, n := range s.certNames() {
-			if s.Rules.Empty() || !slices.Contains(s.ownServerNames(), n) {
-				out = append(out, n)
+		if s.TLS == nil {
+			continue
+		}
+		for _, c := range s.TLS.Certificates {
+			if s.Rules.Empty() && c.Staple {
+				continue
+			}
+			for _, n := range c.Names {
+				if s.Rules.Empty() || !slices.Contains(s.ownServerNames(), n) {
+					out = append(out, n)
+				}
 			}
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// renderStapledServers renders a server of its own for each stapled
+// certificate of a site without rules: nginx loads it with the config and
+// staples its OCSP response. The body is the catch-all's.
+func renderStapledServers(sites []Site, https listenAddr) string {
+	var b strings.Builder
+	for _, s := range sites {
+		if s.TLS == nil || !s.Rules.Empty() {
+			continue
+		}
+		for _, c := range s.TLS.Certificates {
+			if !c.Staple {
+				continue
+			}
+			b.WriteString("\n    # " + s.Domain + ": a stapled certificate, loaded with the config.\n")
+			b.WriteString("    server {\n        listen " + https.directive() + " ssl http2;\n")
+			b.WriteString("        server_name " + strings.Join(c.Names, " ") + ";\n")
+			b.WriteString("        ssl_certificate " + c.Chain + ";\n        ssl_certificate_key " + c.Key + ";\n")
+			b.WriteString("        ssl_stapling on;\n        ssl_stapling_verify on;\n        ssl_trusted_certificate " + c.Chain + ";\n")
+			b.WriteString(catchAllBody)
+		}
+	}
+	return b.String()
+}
+
+// validateResolvers checks that every resolver is an IP address.
+func validateResolvers(rs []string) error {
+	for _, r := range rs {
+		if net.ParseIP(r) == nil {
+			return fmt.Errorf("resolver %.60q is not an IP address", r)
+		}
+	}
+	return nil
 }
 
 func hasAny(a, b []string) bool {
@@ -177,7 +224,17 @@ const httpsMaps = `    map "$scheme:$sf_https_redirect:$request_uri" $sf_to_http
 // writeTLSSettings writes the http{}-level TLS directives: Mozilla's
 // intermediate profile. They must be at http level: nginx negotiates the
 // protocol version with the default server's settings.
-func writeTLSSettings(b *strings.Builder, dhparams string) {
+func writeTLSSettings(b *strings.Builder, dhparams string, resolvers []string) {
+	if len(resolvers) > 0 {
+		rs := make([]string, len(resolvers))
+		for i, r := range resolvers {
+			rs[i] = r
+			if ip := net.ParseIP(r); ip.To4() == nil {
+				rs[i] = "[" + r + "]"
+			}
+		}
+		b.WriteString("    resolver " + strings.Join(rs, " ") + " valid=300s;\n    resolver_timeout 5s;\n")
+	}
 	b.WriteString("    ssl_protocols " + strings.Join(sftls.IntermediateProtocols(), " ") + ";\n" +
 		"    ssl_ciphers " + sftls.IntermediateCiphers + ";\n" +
 		"    ssl_prefer_server_ciphers off;\n" +

@@ -2,17 +2,29 @@ package webserver
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	sftls "github.com/sitefleet/sitefleet/tls"
 )
@@ -162,5 +174,99 @@ func TestHTTPSServing(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), "[error]") || strings.Contains(f.logs.String(), "[emerg]") {
 		t.Errorf("nginx logged errors:\n%s", f.logs.String())
+	}
+}
+
+// TestOCSPStapling: a certificate whose chain names an OCSP responder and
+// holds its issuer is stapled with the responder's answer.
+func TestOCSPStapling(t *testing.T) {
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	dir := filepath.Join(f.dir, "certs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A CA, and an OCSP responder on loopback that says "good".
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	var served atomic.Int64
+	responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var der []byte
+		if r.Method == http.MethodPost {
+			der, _ = io.ReadAll(r.Body)
+		} else {
+			p, _ := url.PathUnescape(strings.TrimPrefix(r.URL.Path, "/"))
+			der, _ = base64.StdEncoding.DecodeString(p)
+		}
+		req, err := ocsp.ParseRequest(der)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		resp, err := ocsp.CreateResponse(ca, ca, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, caKey)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		served.Add(1)
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write(resp)
+	}))
+	t.Cleanup(responder.Close)
+
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "staple.test"}, DNSNames: []string{"staple.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), OCSPServer: []string{responder.URL + "/"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, _ := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(leafKey)
+	files := CertFiles{Names: []string{"staple.test"}, Chain: filepath.Join(dir, "staple.crt"), Key: filepath.Join(dir, "staple.key"), Staple: true}
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
+	if err := os.WriteFile(files.Chain, chain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other, otherRoots := certFiles(t, s, dir, "other.test")
+	dh := filepath.Join(f.dir, "dh.pem")
+	if err := os.WriteFile(dh, sftls.FFDHE2048(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	mustApply(t, s, Plan{HTTPListen: f.listen, HTTPSListen: httpsAddr, DHParams: dh, PlaceholderRoot: f.placeholder, Sites: []Site{
+		{Domain: "staple.test", TLS: &SiteTLS{Certificates: []CertFiles{files}}},
+		{Domain: "other.test", TLS: &SiteTLS{Certificates: []CertFiles{other}}},
+	}}, true)
+	run(t, s)
+	waitServing(t, f.listen, "staple.test", "/", 200, "placeholder\n")
+
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	waitFor(t, 10*time.Second, "a stapled OCSP response", func() bool {
+		conn, err := tls.Dial("tcp", httpsAddr, &tls.Config{ServerName: "staple.test", RootCAs: roots})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		st := conn.ConnectionState()
+		if len(st.OCSPResponse) == 0 {
+			return false
+		}
+		r, err := ocsp.ParseResponseForCert(st.OCSPResponse, st.PeerCertificates[0], ca)
+		return err == nil && r.Status == ocsp.Good
+	})
+	// The other site is still served, per handshake, without stapling.
+	conn, err := tls.Dial("tcp", httpsAddr, &tls.Config{ServerName: "other.test", RootCAs: otherRoots})
+	if err != nil {
+		t.Fatalf("other.test: %v", err)
+	}
+	conn.Close()
+	if served.Load() == 0 {
+		t.Fatal("the responder was never asked")
 	}
 }

@@ -698,7 +698,7 @@ func writeBareTLSConfig(b *testing.B, s *Server, prefix, listen, root, dhparams 
 	fmt.Fprintf(&w, "worker_processes 1;\npid %s;\nerror_log stderr warn;\ndaemon off;\n"+
 		"events {\n    worker_connections %d;\n}\nhttp {\n    access_log off;\n",
 		filepath.Join(prefix, "nginx.pid"), workerConnections)
-	writeTLSSettings(&w, dhparams)
+	writeTLSSettings(&w, dhparams, nil)
 	fmt.Fprintf(&w, "    server {\n        listen %s ssl http2;\n        ssl_certificate %s;\n"+
 		"        ssl_certificate_key %s;\n        root %s;\n    }\n}\n", listen, c.crt(0), c.key(0), root)
 	conf := filepath.Join(prefix, mainFile)

@@ -29,6 +29,7 @@ func (n *testNode) cli(args ...string) (string, error) {
 func TestCLI(t *testing.T) {
 	e := etcdtest.New(t)
 	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	n.waitLeaderSettled(e) // its writes would make the exported state stale
 
 	mustCLI := func(args ...string) string {
 		t.Helper()

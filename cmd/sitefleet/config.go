@@ -88,6 +88,7 @@ type APIConfig struct {
 type WebConfig struct {
 	HTTPListen  string      `mapstructure:"httpListen"`
 	HTTPSListen string      `mapstructure:"httpsListen"`
+	Resolvers   []string    `mapstructure:"resolvers"`
 	Nginx       NginxConfig `mapstructure:"nginx"`
 }
 
@@ -324,6 +325,11 @@ func (c *Config) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q must be host:port: %w", key, addr, err))
+		}
+	}
+	for _, r := range c.Web.Resolvers {
+		if net.ParseIP(r) == nil {
+			errs = append(errs, fmt.Errorf("web.resolvers: %q is not an IP address", r))
 		}
 	}
 	if c.Web.HTTPSListen != "" && c.Web.HTTPSListen == c.Web.HTTPListen {

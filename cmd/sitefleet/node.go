@@ -156,6 +156,7 @@ func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *d
 		Sealer:          sealer,
 		TLSDir:          filepath.Join(cfg.DataDir, "tls"),
 		ACMEUpstream:    cfg.API.Listen,
+		Resolvers:       resolvers(cfg.Web.Resolvers),
 		PlaceholderRoot: placeholder,
 		Bundles:         local,
 		Peers:           peers,
@@ -213,6 +214,26 @@ func tlsLeaderOptions(cfg Config, etcd *cluster.Etcd, store *state.Store, sealer
 		DHBits: cfg.TLS.DHParamBits, DHMaxAge: cfg.TLS.DHParamMaxAge,
 		Logger: log.With("component", "tls"),
 	}
+}
+
+// resolvers returns the configured DNS servers for nginx, or those of
+// /etc/resolv.conf.
+func resolvers(configured []string) []string {
+	if len(configured) > 0 {
+		return configured
+	}
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" && net.ParseIP(f[1]) != nil {
+			out = append(out, f[1])
+		}
+	}
+	return out
 }
 
 // acmeHTTPClient is the client the leader talks to the ACME CA with: the

@@ -219,6 +219,7 @@ func TestStaleWriteIs412(t *testing.T) {
 func TestStateExportImportDryRun(t *testing.T) {
 	e := etcdtest.New(t)
 	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	n.waitLeaderSettled(e)
 	ctx := context.Background()
 	for _, d := range []string{"a.test", "b.test"} {
 		if _, err := n.api.PutSite(ctx, state.Site{Domain: d}, client.Precondition{}); err != nil {
