@@ -2,126 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
-
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/acmetest"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
-	"github.com/sitefleet/sitefleet/internal/faultproxy"
 )
 
-// testCA is pebble, the ACME test server, run in the test process on
-// loopback. Its validation authority resolves every name to 127.0.0.1
-// through a DNS server of the test's, and connects for HTTP-01 to the
-// port of a fault proxy that the test points at one node's nginx.
-type testCA struct {
-	url       string // directory URL
-	caFile    string // PEM of the directory's HTTPS certificate
-	roots     *x509.CertPool
-	proxy     *faultproxy.Proxy
-	finalized atomic.Int64 // certificates issued
-	orders    atomic.Int64 // orders created
-}
-
-// startTestCA starts the CA; validity is the lifetime of the certificates
-// it issues, in seconds (0: pebble's default of 90 days).
-func startTestCA(t *testing.T, httpTarget string, validity uint64) *testCA {
-	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	t.Setenv("PEBBLE_AUTHZREUSE", "100")
-	c := &testCA{}
-
-	// DNS: every A question gets 127.0.0.1; nothing else has answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsSrv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		for _, q := range r.Question {
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
-			}
-		}
-		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = dnsSrv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = dnsSrv.Shutdown() })
-
-	proxy, err := faultproxy.Start(httpTarget)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	c.proxy = proxy
-	_, portStr, _ := net.SplitHostPort(proxy.Addr())
-	port, _ := strconv.Atoi(portStr)
-
-	logger := log.New(io.Discard, "", 0)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: validity}})
-	validator := va.New(logger, port, 0, false, ln.Addr().String(), store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
-	acmeHandler := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w, status: 200}
-		acmeHandler.ServeHTTP(rec, r)
-		if r.Method == http.MethodPost && rec.status < 300 {
-			switch {
-			case strings.HasPrefix(r.URL.Path, "/finalize-order/"):
-				c.finalized.Add(1)
-			case r.URL.Path == "/order-plz":
-				c.orders.Add(1)
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	c.url = srv.URL + wfe.DirectoryPath
-	c.caFile = filepath.Join(t.TempDir(), "pebble-https.pem")
-	if err := os.WriteFile(c.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.roots = x509.NewCertPool()
-	c.roots.AddCert(authority.GetRootCert(0).Cert)
-	return c
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func acmeNodeConfig(t *testing.T, endpoint, prefix string, c *testCA) Config {
+func acmeNodeConfig(t *testing.T, endpoint, prefix string, c *acmetest.CA) Config {
 	cfg := nodeConfig(t, endpoint)
 	cfg.State.Etcd.KeyPrefix = prefix
-	cfg.TLS.ACME.DirectoryURL = c.url
-	cfg.TLS.ACME.CACertificates = c.caFile
+	cfg.TLS.ACME.DirectoryURL = c.URL
+	cfg.TLS.ACME.CACertificates = c.CAFile
 	cfg.TLS.ACME.Email = "ops@example.test"
 	cfg.TLS.ACME.RetryMin = time.Second
 	cfg.TLS.ACME.RetryMax = 2 * time.Second
@@ -155,7 +52,7 @@ func TestACMEWithPebble(t *testing.T) {
 	prefix := "/acme-fleet"
 	// The CA's validation requests go to node b's nginx.
 	bHTTP := etcdtest.FreeAddr(t)
-	c := startTestCA(t, bHTTP, 0)
+	c := acmetest.Start(t, bHTTP, 0)
 
 	a := startNode(t, acmeNodeConfig(t, e.Endpoint(), prefix, c))
 	a.eventually("node a leads", 20*time.Second, func() error {
@@ -188,7 +85,7 @@ func TestACMEWithPebble(t *testing.T) {
 	for _, n := range []*testNode{a, b} {
 		for _, name := range []string{"acme.test", "www.acme.test"} {
 			n.eventually("HTTPS for "+name+" verified against the CA's root", 10*time.Second, func() error {
-				leaf, err := n.handshake(name, c.roots)
+				leaf, err := n.handshake(name, c.Roots)
 				if err == nil && (len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != name) {
 					err = fmt.Errorf("served a certificate for %v", leaf.DNSNames)
 				}
@@ -196,13 +93,13 @@ func TestACMEWithPebble(t *testing.T) {
 			})
 		}
 	}
-	if got := c.finalized.Load(); got != 2 {
+	if got := c.Finalized.Load(); got != 2 {
 		t.Fatalf("the CA issued %d certificates for two names, want 2", got)
 	}
 
 	// A failed validation: the name is marked failed, with its error and
 	// next attempt, and obtained once the CA can reach the fleet again.
-	c.proxy.Cut()
+	c.Proxy.Cut()
 	if out, err := a.cli("site", "add", "late.test", "--tls", "acme"); err != nil {
 		t.Fatalf("site add: %v\n%s", err, out)
 	}
@@ -213,25 +110,25 @@ func TestACMEWithPebble(t *testing.T) {
 		}
 		return nil
 	})
-	c.proxy.Restore()
+	c.Proxy.Restore()
 	a.eventually("late.test obtained after the back-off", 60*time.Second, func() error {
 		if cert, ok := a.certStatus("acme-late.test"); !ok || cert.Status != "valid" {
 			return fmt.Errorf("%+v", cert)
 		}
 		return nil
 	})
-	issued := c.finalized.Load()
+	issued := c.Finalized.Load()
 
 	// The leader stops while the CA validates: node b takes over, finds
 	// no certificate in the shared cache, and obtains it; the CA issues
 	// one certificate for the name, not two.
-	c.proxy.SetDelay(3 * time.Second)
-	orders := c.orders.Load()
+	c.Proxy.SetDelay(3 * time.Second)
+	orders := c.Orders.Load()
 	if out, err := a.cli("site", "add", "mid.test", "--tls", "acme"); err != nil {
 		t.Fatalf("site add: %v\n%s", err, out)
 	}
 	a.eventually("the leader ordered mid.test", 30*time.Second, func() error {
-		if c.orders.Load() == orders {
+		if c.Orders.Load() == orders {
 			return fmt.Errorf("no order yet")
 		}
 		return nil
@@ -240,7 +137,7 @@ func TestACMEWithPebble(t *testing.T) {
 		t.Errorf("mid.test during issuance: %+v, want pending", cert)
 	}
 	a.stop()
-	c.proxy.SetDelay(0)
+	c.Proxy.SetDelay(0)
 	b.eventually("node b leads", 20*time.Second, func() error {
 		if !b.isLeader() {
 			return fmt.Errorf("not yet")
@@ -248,11 +145,11 @@ func TestACMEWithPebble(t *testing.T) {
 		return nil
 	})
 	b.eventually("node b completes mid.test", 60*time.Second, func() error {
-		_, err := b.handshake("mid.test", c.roots)
+		_, err := b.handshake("mid.test", c.Roots)
 		return err
 	})
 	time.Sleep(2 * time.Second) // anything the old leader had in flight has landed by now
-	if got := c.finalized.Load() - issued; got != 1 {
+	if got := c.Finalized.Load() - issued; got != 1 {
 		t.Fatalf("the CA issued %d certificates for mid.test, want 1", got)
 	}
 
@@ -280,7 +177,7 @@ func TestACMEWithPebble(t *testing.T) {
 func TestACMERenewal(t *testing.T) {
 	e := etcdtest.New(t)
 	httpAddr := etcdtest.FreeAddr(t)
-	c := startTestCA(t, httpAddr, 3600)
+	c := acmetest.Start(t, httpAddr, 3600)
 	cfg := acmeNodeConfig(t, e.Endpoint(), "/acme-renewal", c)
 	cfg.Web.HTTPListen = httpAddr
 	cfg.TLS.RenewBefore = time.Hour - 3*time.Second // due three seconds after issuance
@@ -298,13 +195,13 @@ func TestACMERenewal(t *testing.T) {
 		return nil
 	})
 	n.eventually("renewed certificate served", 30*time.Second, func() error {
-		leaf, err := n.handshake("renew.test", c.roots)
+		leaf, err := n.handshake("renew.test", c.Roots)
 		if err == nil && fmt.Sprintf("%x", leaf.SerialNumber) == first.Serial {
 			err = fmt.Errorf("still serving serial %s", first.Serial)
 		}
 		return err
 	})
-	if got := c.finalized.Load(); got < 2 {
+	if got := c.Finalized.Load(); got < 2 {
 		t.Fatalf("the CA issued %d certificates, want a renewal", got)
 	}
 }

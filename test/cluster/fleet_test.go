@@ -141,10 +141,10 @@ func (m *etcdMember) start(t testing.TB, state string) {
 
 // node is one sitefleet node process, with a proxy to each etcd member.
 type node struct {
-	name, dir, config, api, http, log string
-	proxies                           []*faultproxy.Proxy
-	p                                 *proc
-	token                             string
+	name, dir, config, api, http, https, log string
+	proxies                                  []*faultproxy.Proxy
+	p                                        *proc
+	token                                    string
 }
 
 // fleet is three etcd members and three nodes.
@@ -154,13 +154,29 @@ type fleet struct {
 	tls     tlsFiles
 	members []*etcdMember
 	nodes   []*node
+	opts    fleetOptions
+}
+
+// fleetOptions adjust the nodes of a fleet.
+type fleetOptions struct {
+	// http gives node i's HTTP listen address; "" (or missing) picks one.
+	http []string
+	// extra, when set, returns YAML appended to node i's configuration;
+	// tls, lines (indented two spaces) for its tls block.
+	extra, tls func(i int) string
 }
 
 // newFleet starts a three-member etcd and three nodes, and waits until
 // every node is ready and registered.
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
-	f := &fleet{t: t, dir: testutil.WorldReadableTempDir(t)}
+	return newFleetWith(t, fleetOptions{})
+}
+
+// newFleetWith is newFleet with options for the nodes.
+func newFleetWith(t testing.TB, opts fleetOptions) *fleet {
+	t.Helper()
+	f := &fleet{t: t, dir: testutil.WorldReadableTempDir(t), opts: opts}
 	ca := etcdtest.NewCA(t)
 	server, cl := ca.ServerCert(t), ca.ClientCert(t, "sitefleet-node")
 	f.tls = tlsFiles{ca: ca.CertFile, serverCert: server.CertFile, serverKey: server.KeyFile, clientCert: cl.CertFile, clientKey: cl.KeyFile}
@@ -204,7 +220,10 @@ func newFleet(t testing.TB) *fleet {
 func (f *fleet) newNode(i int) *node {
 	t := f.t
 	n := &node{name: fmt.Sprintf("node%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("node%d", i+1)),
-		api: testutil.FreeAddr(t), http: testutil.FreeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("node%d.log", i+1))}
+		api: testutil.FreeAddr(t), http: testutil.FreeAddr(t), https: testutil.FreeAddr(t), log: filepath.Join(f.dir, fmt.Sprintf("node%d.log", i+1))}
+	if i < len(f.opts.http) && f.opts.http[i] != "" {
+		n.http = f.opts.http[i]
+	}
 	var endpoints []string
 	for _, m := range f.members {
 		p, err := faultproxy.Start(m.client)
@@ -234,7 +253,7 @@ secrets:
   key: "c2l0ZWZsZWV0LXRlc3QtY2x1c3Rlci1rZXktMzJieXQ="
 tls:
   dhParamBits: 512
-cluster:
+%scluster:
   leaseTTL: %s
   publishInterval: 200ms
   memberRetention: 1s
@@ -242,12 +261,22 @@ reconcile:
   quiescence: 10
 log:
   level: debug
-`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, n.http, testutil.FreeAddr(t), leaseTTL)
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, n.http, n.https, f.nodeTLS(i), leaseTTL)
+	if f.opts.extra != nil {
+		cfg += f.opts.extra(i)
+	}
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n.token = "fleet-test-token"
 	return n
+}
+
+func (f *fleet) nodeTLS(i int) string {
+	if f.opts.tls == nil {
+		return ""
+	}
+	return f.opts.tls(i)
 }
 
 func (f *fleet) startNode(n *node) {
