@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -164,8 +165,34 @@ func ChallengeHandler(cli *clientv3.Client, keys state.Keys, sealer *Sealer, tim
 // ends requests in flight with it, so a deposed leader never completes an
 // issuance the new leader will also make.
 type termTransport struct {
-	ctx  context.Context
-	base http.RoundTripper
+	ctx     context.Context
+	base    http.RoundTripper
+	reasons *failureReasons
+}
+
+// failureReasons keeps, per name, the CA's last reason for a failed
+// http-01 validation, as seen in authorizations: autocert hides it.
+type failureReasons struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (f *failureReasons) set(name, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]string{}
+	}
+	f.m[name] = reason
+}
+
+// take returns and forgets the reason for name.
+func (f *failureReasons) take(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.m[name]
+	delete(f.m, name)
+	return r
 }
 
 func (t termTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -181,14 +208,14 @@ func (t termTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, done: func() { stop(); cancel() }}
-	return onlyHTTP01(resp)
+	return onlyHTTP01(resp, t.reasons)
 }
 
 // onlyHTTP01 removes the challenges other than http-01 from an ACME
 // authorization. Nodes answer http-01 only (nginx passes the requests to
 // them), and autocert tries tls-alpn-01 first when the CA offers it: each
 // such attempt would be a failed validation, which CAs rate-limit.
-func onlyHTTP01(resp *http.Response) (*http.Response, error) {
+func onlyHTTP01(resp *http.Response, reasons *failureReasons) (*http.Response, error) {
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || resp.StatusCode != http.StatusOK {
 		return resp, nil
 	}
@@ -206,10 +233,15 @@ func onlyHTTP01(resp *http.Response) (*http.Response, error) {
 	if json.Unmarshal(authz["challenges"], &challenges) != nil {
 		return resp, nil
 	}
+	var ident struct{ Value string }
+	_ = json.Unmarshal(authz["identifier"], &ident)
 	kept := challenges[:0]
 	for _, c := range challenges {
 		if c["type"] == "http-01" {
 			kept = append(kept, c)
+			if p, ok := c["error"].(map[string]any); ok && reasons != nil && ident.Value != "" {
+				reasons.set(ident.Value, fmt.Sprint(p["detail"]))
+			}
 		}
 	}
 	if len(kept) == len(challenges) {
@@ -252,8 +284,9 @@ func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
 			base = a.HTTPClient.Transport
 		}
 		cache := &etcdCache{cli: o.Client, prefix: acmeCachePrefix(o.Store.Keys()), sealer: o.Sealer, fence: &f, timeout: o.Store.Timeout()}
-		client := &http.Client{Transport: termTransport{ctx: ctx, base: base}, Timeout: 2 * time.Minute}
-		w := &acmeWork{o: o, a: a, f: f, backoff: map[string]ACMEStatus{}, newManager: func() *autocert.Manager {
+		reasons := &failureReasons{}
+		client := &http.Client{Transport: termTransport{ctx: ctx, base: base, reasons: reasons}, Timeout: 2 * time.Minute}
+		w := &acmeWork{o: o, a: a, f: f, reasons: reasons, backoff: map[string]ACMEStatus{}, newManager: func() *autocert.Manager {
 			m := &autocert.Manager{
 				Prompt: autocert.AcceptTOS,
 				Cache:  renewingCache{cache, o.RenewBefore},
@@ -279,6 +312,8 @@ type acmeWork struct {
 	o LeaderOptions
 	a ACMEOptions
 	f cluster.Fence
+	// reasons holds the CA's reasons for failed validations.
+	reasons *failureReasons
 	// newManager returns a fresh autocert.Manager for one name: a Manager
 	// remembers a failure for a minute and keeps what it loaded.
 	newManager func() *autocert.Manager
@@ -432,6 +467,10 @@ func (w *acmeWork) ensure(ctx context.Context, name string, cur state.Certificat
 }
 
 func (w *acmeWork) fail(ctx context.Context, name string, err error) {
+	if reason := w.reasons.take(name); reason != "" && strings.Contains(err.Error(), "no viable challenge type") {
+		// autocert gave up after a failed validation; say why.
+		err = fmt.Errorf("the CA could not validate %s over http-01: %s", name, reason)
+	}
 	st := w.backoff[name]
 	st.Name, st.State, st.Error = name, "failed", err.Error()
 	st.Failures++
