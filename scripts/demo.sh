@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${SITEFLEET_DEMO_DIR:-/tmp/sitefleet-demo}
+# sitefleet refuses SITEFLEET_* variables it does not know: this one is
+# the script's own.
+unset SITEFLEET_DEMO_DIR
 PIDFILE="$DATA/node.pid"
 export SITEFLEET_DATA_DIR="$DATA"
 
