@@ -146,6 +146,15 @@ func New(opts Options) (*Node, error) {
 // Status returns a copy of the node's current status.
 func (n *Node) Status() Status { return n.status.get() }
 
+// AppliedCertificates returns the certificate records of the state nginx
+// serves (keys sealed); nil before the first pass.
+func (n *Node) AppliedCertificates() []state.Certificate {
+	if a := n.applied.Load(); a != nil {
+		return a.Certificates
+	}
+	return nil
+}
+
 // Trigger asks for a pass soon; bursts of triggers coalesce into one.
 func (n *Node) Trigger() {
 	select {

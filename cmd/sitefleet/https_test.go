@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,11 @@ func TestHTTPSSelfSigned(t *testing.T) {
 			}
 			return err
 		})
+	}
+	want := `sitefleet_certificate_expiry_timestamp_seconds{id="selfsigned-self.test",type="selfsigned"} ` +
+		strconv.FormatFloat(float64(cert.NotAfter.Unix()), 'g', -1, 64)
+	if m := n.metrics(); !strings.Contains(m, want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 	// A name nobody configured: the handshake is refused.
 	if _, err := n.handshake("other.test", nil); err == nil || !strings.Contains(err.Error(), "unrecognized name") {

@@ -10,14 +10,31 @@ import (
 
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/state"
 )
 
 // metricsHandler serves the node's metrics from its own registry: Go and
 // process metrics, and gauges read from the node's status at scrape time.
-func metricsHandler(status api.StatusSource) http.Handler {
+func metricsHandler(status api.StatusSource, certs func() []state.Certificate) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStatusCollector(status))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStatusCollector(status), certCollector{certs})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// certExpiry is the expiry of each certificate the node serves, for
+// alerts on certificates that renewal did not replace.
+var certExpiry = prometheus.NewDesc("sitefleet_certificate_expiry_timestamp_seconds",
+	"When a certificate of the applied state expires (Unix time).", []string{"id", "type"}, nil)
+
+type certCollector struct{ certs func() []state.Certificate }
+
+func (c certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiry }
+
+func (c certCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cert := range c.certs() {
+		ch <- prometheus.MustNewConstMetric(certExpiry, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), cert.ID, string(cert.Type))
+	}
 }
 
 // statusGauge is one gauge derived from the node's status.

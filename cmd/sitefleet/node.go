@@ -137,7 +137,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &certService{store: store, sealer: sealer, cli: etcd.Client},
 		ACMEChallenge: sftls.ChallengeHandler(etcd.Client, store.Keys(), sealer, store.Timeout()),
-		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status), Logger: log.With("component", "api"),
+		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, status.node.AppliedCertificates), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err

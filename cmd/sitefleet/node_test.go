@@ -303,17 +303,24 @@ func TestMetrics(t *testing.T) {
 	if code, _ := n.rawRequest(t, http.MethodGet, "/metrics", "", http.Header{"Authorization": {""}}); code != http.StatusUnauthorized {
 		t.Fatalf("/metrics without a token: %d, want 401", code)
 	}
+	b := n.metrics()
+	for _, want := range []string{"sitefleet_sites 1", "sitefleet_ready 1", "sitefleet_etcd_reachable 1", "sitefleet_nginx_running 1", "go_goroutines"} {
+		if !strings.Contains(b, want+"\n") && !strings.Contains(b, want+" ") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// metrics returns what the node's /metrics answers.
+func (n *testNode) metrics() string {
+	n.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+n.cfg.API.Listen+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+n.waitToken())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		n.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"sitefleet_sites 1", "sitefleet_ready 1", "sitefleet_etcd_reachable 1", "sitefleet_nginx_running 1", "go_goroutines"} {
-		if !strings.Contains(string(b), want+"\n") && !strings.Contains(string(b), want+" ") {
-			t.Errorf("/metrics lacks %q", want)
-		}
-	}
+	return string(b)
 }
