@@ -87,26 +87,74 @@ func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondit
 	if err != nil {
 		return Certificate{}, err
 	}
-	cmps := slices.Clone(guard)
-	if pre.IfNoneMatch {
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(c.ID)), "=", 0))
+	for range maxRetries {
+		cmps := slices.Clone(guard)
+		if pre.IfNoneMatch {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(c.ID)), "=", 0))
+		}
+		if pre.IfMatch != 0 {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Cert(c.ID)), "=", pre.IfMatch))
+		}
+		if c.Type == CertImported {
+			// A replacement must still cover the sites that serve it.
+			users, metaRev, _, err := s.certUsers(ctx, c.ID)
+			if err != nil {
+				return Certificate{}, err
+			}
+			for _, site := range users {
+				if missing := c.Uncovered(site.Names()); len(missing) > 0 {
+					return Certificate{}, Errorf(Invalid, "certificate %q is served by site %s, and this one does not cover %s", c.ID, site.Domain, strings.Join(missing, ", "))
+				}
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", metaRev))
+		}
+		rev, ok, err := s.commit(ctx, "write certificate", cmps, []clientv3.Op{clientv3.OpPut(s.keys.Cert(c.ID), val)})
+		if err != nil {
+			return Certificate{}, err
+		}
+		switch {
+		case ok:
+			c.Revision = rev
+			return c, nil
+		case c.Type == CertImported && len(guard) == 0 && !pre.IfNoneMatch && pre.IfMatch == 0:
+			continue // the state changed between the read and the write
+		case pre.IfNoneMatch && len(guard) == 0:
+			return Certificate{}, Errorf(Exists, "certificate %q exists already", c.ID)
+		default:
+			return Certificate{}, Errorf(Conflict, "certificate %q: it changed meanwhile or the write guard failed", c.ID)
+		}
 	}
-	if pre.IfMatch != 0 {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Cert(c.ID)), "=", pre.IfMatch))
-	}
-	rev, ok, err := s.commit(ctx, "write certificate", cmps, []clientv3.Op{clientv3.OpPut(s.keys.Cert(c.ID), val)})
+	return Certificate{}, Errorf(Conflict, "certificate %q is being changed concurrently: retry", c.ID)
+}
+
+// certUsers reads, at one revision, the sites that serve certificate id,
+// the meta key's revision and whether the certificate exists.
+func (s *Store) certUsers(ctx context.Context, id string) ([]Site, int64, bool, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).Then(
+		clientv3.OpGet(s.keys.Cert(id), clientv3.WithKeysOnly()),
+		clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
+	).Commit()
 	if err != nil {
-		return Certificate{}, err
+		return nil, 0, false, s.wrap(ctx, "read certificate users", err)
 	}
-	switch {
-	case ok:
-	case pre.IfNoneMatch && len(guard) == 0:
-		return Certificate{}, Errorf(Exists, "certificate %q exists already", c.ID)
-	default:
-		return Certificate{}, Errorf(Conflict, "certificate %q: it changed meanwhile or the write guard failed", c.ID)
+	var users []Site
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		site, err := decodeSite(kv)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if slices.Contains(site.CertIDs(), id) {
+			users = append(users, site)
+		}
 	}
-	c.Revision = rev
-	return c, nil
+	var metaRev int64
+	if m := resp.Responses[2].GetResponseRange().Kvs; len(m) > 0 {
+		metaRev = m[0].ModRevision
+	}
+	return users, metaRev, len(resp.Responses[0].GetResponseRange().Kvs) > 0, nil
 }
 
 // GetCertificate reads one certificate record; a missing one is a
@@ -158,33 +206,19 @@ func (s *Store) ListCertificates(ctx context.Context) ([]Certificate, error) {
 // (a leader's fence) that must hold too.
 func (s *Store) DeleteCertificate(ctx context.Context, id string, guard ...clientv3.Cmp) error {
 	for range maxRetries {
-		rctx, cancel := s.ctx(ctx)
-		resp, err := s.cli.Txn(rctx).Then(
-			clientv3.OpGet(s.keys.Cert(id), clientv3.WithKeysOnly()),
-			clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
-			clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
-		).Commit()
-		cancel()
+		users, metaRev, exists, err := s.certUsers(ctx, id)
 		if err != nil {
-			return s.wrap(ctx, "read certificate users", err)
+			return err
 		}
-		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		if !exists {
 			return Errorf(NotFound, "certificate %q does not exist", id)
 		}
-		var sites []Site
-		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-			site, err := decodeSite(kv)
-			if err != nil {
-				return err
+		if len(users) > 0 {
+			domains := make([]string, len(users))
+			for i, u := range users {
+				domains[i] = u.Domain
 			}
-			sites = append(sites, site)
-		}
-		if users := CertUsers(sites, id); len(users) > 0 {
-			return Errorf(InUse, "certificate %q is used by %s: change their tls setting first", id, strings.Join(users, ", "))
-		}
-		var metaRev int64
-		if m := resp.Responses[2].GetResponseRange().Kvs; len(m) > 0 {
-			metaRev = m[0].ModRevision
+			return Errorf(InUse, "certificate %q is used by %s: change their tls setting first", id, strings.Join(domains, ", "))
 		}
 		// No site may have started to use it since the read.
 		cmps := append([]clientv3.Cmp{

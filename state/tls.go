@@ -174,22 +174,6 @@ func (c Certificate) Uncovered(names []string) []string {
 	return out
 }
 
-// CertUsers returns the domains of the sites that serve the certificate id:
-// imported ones that name it, and the sites whose self-signed or ACME
-// certificate it is.
-func CertUsers(sites []Site, id string) []string {
-	var out []string
-	for _, s := range sites {
-		for _, u := range s.CertIDs() {
-			if u == id {
-				out = append(out, s.Domain)
-				break
-			}
-		}
-	}
-	return out
-}
-
 // CertIDs returns the IDs of the certificates the site serves.
 func (s Site) CertIDs() []string {
 	switch s.ModeOf() {

@@ -82,6 +82,16 @@ func TestImportedCertificateMustExistAndCover(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPut(t, s, site)
+	// A replacement must still cover the site that serves it.
+	if _, err := s.PutCertificate(ctx, certRecord("shop", state.CertImported, "shop.test", "*.shop.test"), state.Precondition{}); state.ErrorCode(err) != state.Invalid || !strings.Contains(err.Error(), "does not cover a.cdn.test") {
+		t.Fatalf("replacing the certificate with one that does not cover the site: %v, want Invalid", err)
+	}
+	if c, _ := s.GetCertificate(ctx, "shop"); len(c.Domains) != 3 {
+		t.Fatalf("a refused replacement was stored: %+v", c.Domains)
+	}
+	if _, err := s.PutCertificate(ctx, certRecord("shop", state.CertImported, "*.shop.test", "shop.test", "a.cdn.test"), state.Precondition{}); err != nil {
+		t.Fatalf("replacing the certificate with one that covers the site: %v", err)
+	}
 	deep := site
 	deep.Domain, deep.Aliases = "b.a.shop.test", nil
 	if _, err := s.PutSite(ctx, deep, state.Precondition{}); state.ErrorCode(err) != state.Invalid {
