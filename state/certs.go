@@ -59,6 +59,28 @@ func (k Keys) Cert(id string) string { return k.Certs() + id }
 // DHParams is the key of the leader's Diffie-Hellman parameters.
 func (k Keys) DHParams() string { return k.Prefix + "/state/dhparams" }
 
+// GetDHParams reads the fleet's DH parameters; nil when there are none.
+func (s *Store) GetDHParams(ctx context.Context) (*DHParams, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.DHParams())
+	if err != nil {
+		return nil, s.wrap(ctx, "read dh parameters", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return decodeDHParams(resp.Kvs[0])
+}
+
+func decodeDHParams(kv *mvccpb.KeyValue) (*DHParams, error) {
+	var p DHParams
+	if err := json.Unmarshal(kv.Value, &p); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return &p, nil
+}
+
 // PutDHParams stores new Diffie-Hellman parameters; guard adds compares
 // (the leader's fence) that must hold, or the result is a Conflict *Error.
 func (s *Store) PutDHParams(ctx context.Context, p DHParams, guard ...clientv3.Cmp) error {

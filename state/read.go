@@ -63,11 +63,9 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		snap.Certificates = append(snap.Certificates, c)
 	}
 	if kvs := resp.Responses[5].GetResponseRange().Kvs; len(kvs) > 0 {
-		var p DHParams
-		if err := json.Unmarshal(kvs[0].Value, &p); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kvs[0].Key, err)
+		if snap.DHParams, err = decodeDHParams(kvs[0]); err != nil {
+			return nil, err
 		}
-		snap.DHParams = &p
 	}
 	return snap, nil
 }

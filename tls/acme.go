@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -219,11 +217,21 @@ func onlyHTTP01(resp *http.Response, reasons *failureReasons) (*http.Response, e
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || resp.StatusCode != http.StatusOK {
 		return resp, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	// Authorizations are small; a larger body is passed on untouched.
+	const maxAuthz = 1 << 20
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAuthz+1))
 	if err != nil {
+		resp.Body.Close()
 		return nil, fmt.Errorf("acme: read response: %w", err)
 	}
+	if len(body) > maxAuthz {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return resp, nil
+	}
+	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	var authz map[string]json.RawMessage
 	if json.Unmarshal(body, &authz) != nil || authz["challenges"] == nil || authz["identifier"] == nil {
@@ -304,7 +312,7 @@ func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
 			_ = m.HTTPHandler(nil)
 			return m
 		}}
-		return onStateChange(ctx, o.Client, o.Store.Keys(), min(o.recheck(), time.Minute), func() (time.Duration, error) { return w.pass(ctx) })
+		return onStateChange(ctx, o.Client, o.Store.Keys(), time.Minute, func() (time.Duration, error) { return w.pass(ctx) })
 	}
 }
 
@@ -318,7 +326,7 @@ type acmeWork struct {
 	// remembers a failure for a minute and keeps what it loaded.
 	newManager func() *autocert.Manager
 	backoff    map[string]ACMEStatus // failed names, by name
-	next       time.Duration         // how soon this pass wants the next
+	next       wakeAt                // how soon this pass wants the next
 }
 
 // renewingCache hides from autocert a cached certificate that is due for
@@ -345,7 +353,7 @@ func (c renewingCache) Get(ctx context.Context, name string) ([]byte, error) {
 			continue
 		}
 		leaf, err := x509.ParseCertificate(b.Bytes)
-		if err == nil && !leaf.NotAfter.Add(-c.window).After(time.Now()) {
+		if err == nil && renewalDue(leaf.NotAfter, time.Now(), c.window) {
 			return nil, autocert.ErrCacheMiss
 		}
 		return data, nil
@@ -403,24 +411,38 @@ func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
 	for id, c := range certs {
 		if c.Type == state.CertACME && !wanted[id] {
 			removeUnused(ctx, w.o, id, w.f)
-			name := strings.TrimPrefix(id, string(state.CertACME)+"-")
-			w.deleteStatus(ctx, name)
 		}
 	}
+	w.forgetUnwanted(ctx, wanted)
 	for _, b := range w.backoff {
-		w.wake(b.NextAttempt)
+		w.next.at(b.NextAttempt)
 	}
-	next := w.next
-	w.next = 0
+	next := w.next.d
+	w.next = wakeAt{}
 	return next, nil
 }
 
 // due notes a certificate's renewal time as a time to run again.
-func (w *acmeWork) due(notAfter time.Time) { w.wake(notAfter.Add(-w.o.RenewBefore)) }
+func (w *acmeWork) due(notAfter time.Time) { w.next.at(notAfter.Add(-w.o.RenewBefore)) }
 
-func (w *acmeWork) wake(at time.Time) {
-	if d := max(time.Until(at), 10*time.Millisecond); w.next == 0 || d < w.next {
-		w.next = d
+// forgetUnwanted drops the back-off and the status of every name no site
+// in mode acme has any more, whether or not it ever got a certificate.
+func (w *acmeWork) forgetUnwanted(ctx context.Context, wanted map[string]bool) {
+	unwanted := func(name string) bool { return !wanted[state.AutoCertID(state.CertACME, name)] }
+	for name := range w.backoff {
+		if unwanted(name) {
+			delete(w.backoff, name)
+		}
+	}
+	prefix := acmeStatusPrefix(w.o.Store.Keys())
+	resp, err := w.o.Client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return // the next pass tries again
+	}
+	for _, kv := range resp.Kvs {
+		if name := strings.TrimPrefix(string(kv.Key), prefix); unwanted(name) {
+			_ = w.f.Txn(ctx, nil, clientv3.OpDelete(string(kv.Key)))
+		}
 	}
 }
 
@@ -497,13 +519,8 @@ func (w *acmeWork) putStatus(ctx context.Context, st ACMEStatus) {
 	}
 }
 
-func (w *acmeWork) deleteStatus(ctx context.Context, name string) {
-	k := acmeStatusPrefix(w.o.Store.Keys()) + name
-	_ = w.f.Txn(ctx, nil, clientv3.OpDelete(k))
-	delete(w.backoff, name)
-}
-
-// encodeTLSCert returns the chain and the key of a tls.Certificate as PEM.
+// encodeTLSCert returns the chain and the key of a tls.Certificate as PEM;
+// ValidateImport checks them after.
 func encodeTLSCert(tc *tls.Certificate) (chainPEM, keyPEM []byte, err error) {
 	for _, der := range tc.Certificate {
 		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: pemCertificate, Bytes: der})...)
@@ -512,14 +529,6 @@ func encodeTLSCert(tc *tls.Certificate) (chainPEM, keyPEM []byte, err error) {
 	if !ok {
 		return nil, nil, errors.New("acme: certificate key cannot sign")
 	}
-	switch signer.(type) {
-	case *ecdsa.PrivateKey, *rsa.PrivateKey:
-	default:
-		return nil, nil, fmt.Errorf("acme: unsupported key type %T", signer)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(signer)
-	if err != nil {
-		return nil, nil, fmt.Errorf("acme: encoding key: %w", err)
-	}
-	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	keyPEM, err = encodeKey(signer)
+	return chainPEM, keyPEM, err
 }

@@ -75,7 +75,11 @@ func ValidateID(id string) error {
 // NeedsRenewal reports whether c is within window of its expiry at now
 // (NotAfter - window <= now).
 func NeedsRenewal(c Certificate, now time.Time, window time.Duration) bool {
-	return !c.NotAfter.Add(-window).After(now)
+	return renewalDue(c.NotAfter, now, window)
+}
+
+func renewalDue(notAfter, now time.Time, window time.Duration) bool {
+	return !notAfter.Add(-window).After(now)
 }
 
 func normalizeDomains(names []string) []string {

@@ -27,17 +27,21 @@ type LeaderOptions struct {
 	// generated again.
 	DHBits   int
 	DHMaxAge time.Duration
-	// Recheck is how often the leader looks at every certificate even
-	// when the state did not change (for renewals); default 10 minutes.
-	Recheck time.Duration
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 }
 
-func (o *LeaderOptions) recheck() time.Duration {
-	if o.Recheck > 0 {
-		return o.Recheck
+// recheck is how often the leader looks at every certificate even when
+// the state did not change and nothing is due sooner.
+const recheck = 10 * time.Minute
+
+// wakeAt keeps the earliest time a leader task wants to run again.
+type wakeAt struct{ d time.Duration }
+
+// at notes t (in the past: at once).
+func (w *wakeAt) at(t time.Time) {
+	if d := max(time.Until(t), 10*time.Millisecond); w.d == 0 || d < w.d {
+		w.d = d
 	}
-	return 10 * time.Minute
 }
 
 // SelfSignedIssuer returns the leader task that keeps one self-signed
@@ -47,7 +51,7 @@ func (o *LeaderOptions) recheck() time.Duration {
 // every Recheck. Writes are fenced by the leadership.
 func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
-		return onStateChange(ctx, o.Client, o.Store.Keys(), o.recheck(), func() (time.Duration, error) {
+		return onStateChange(ctx, o.Client, o.Store.Keys(), recheck, func() (time.Duration, error) {
 			return syncSelfSigned(ctx, o, f)
 		})
 	}
@@ -63,12 +67,8 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time
 	if snap.PendingImport != "" {
 		return 0, nil
 	}
-	var next time.Duration
-	due := func(c state.Certificate) {
-		if d := max(time.Until(c.NotAfter.Add(-o.RenewBefore)), 10*time.Millisecond); next == 0 || d < next {
-			next = d
-		}
-	}
+	var next wakeAt
+	due := func(c state.Certificate) { next.at(c.NotAfter.Add(-o.RenewBefore)) }
 	certs := map[string]state.Certificate{}
 	for _, c := range snap.Certificates {
 		certs[c.ID] = c
@@ -106,7 +106,7 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time
 			removeUnused(ctx, o, id, f)
 		}
 	}
-	return next, nil
+	return next.d, nil
 }
 
 func newSelfSigned(id string, site state.Site, o LeaderOptions, now time.Time) (state.Certificate, error) {
@@ -139,12 +139,12 @@ func removeUnused(ctx context.Context, o LeaderOptions, id string, f cluster.Fen
 func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
 		for {
-			snap, err := o.Store.Snapshot(ctx)
+			p, err := o.Store.GetDHParams(ctx)
 			if err != nil {
 				return fmt.Errorf("dh parameters: %w", err)
 			}
 			next := time.Minute
-			if p := snap.DHParams; p == nil || p.Bits != o.DHBits || time.Since(p.CreatedAt) >= o.DHMaxAge {
+			if p == nil || p.Bits != o.DHBits || time.Since(p.CreatedAt) >= o.DHMaxAge {
 				start := time.Now()
 				o.Logger.Info("generating DH parameters", "bits", o.DHBits)
 				pemBytes, err := GenerateDHParams(ctx, o.DHBits)
@@ -206,6 +206,18 @@ func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, r
 			}
 			if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
 				return nil
+			}
+			// One pass covers every change so far, this task's own writes
+			// included.
+			for drained := false; !drained; {
+				select {
+				case resp, ok := <-changes:
+					if !ok || resp.Err() != nil {
+						return fmt.Errorf("watch state: %v", resp.Err())
+					}
+				default:
+					drained = true
+				}
 			}
 		case <-t.C:
 		}

@@ -110,6 +110,26 @@ func TestACMEWithPebble(t *testing.T) {
 		}
 		return nil
 	})
+	// A failed name whose site goes away is forgotten: no status, and no
+	// more attempts.
+	if out, err := a.cli("site", "add", "gone.test", "--tls", "acme"); err != nil {
+		t.Fatalf("site add: %v\n%s", err, out)
+	}
+	a.eventually("gone.test marked failed", 60*time.Second, func() error {
+		if cert, ok := a.certStatus("acme-gone.test"); !ok || cert.Status != "failed" {
+			return fmt.Errorf("%+v", cert)
+		}
+		return nil
+	})
+	if out, err := a.cli("site", "rm", "gone.test"); err != nil {
+		t.Fatalf("site rm: %v\n%s", err, out)
+	}
+	a.eventually("gone.test forgotten", 10*time.Second, func() error {
+		if cert, ok := a.certStatus("acme-gone.test"); ok {
+			return fmt.Errorf("still listed: %+v", cert)
+		}
+		return nil
+	})
 	c.Proxy.Restore()
 	a.eventually("late.test obtained after the back-off", 60*time.Second, func() error {
 		if cert, ok := a.certStatus("acme-late.test"); !ok || cert.Status != "valid" {
