@@ -203,28 +203,32 @@ func sortBundles(bs []Bundle) {
 }
 
 // DeleteBundle removes a bundle's record. A bundle that a site serves or
-// keeps in its history is refused with an Exists *Error naming the site
-// ("in use"). guard, when not nil, is added to the transaction (leader
-// fencing for garbage collection).
+// keeps in its history is refused with an InUse *Error naming the site.
+// guard is a leader's fence (garbage collection; see commitFenced).
 func (s *Store) DeleteBundle(ctx context.Context, app, version string, guard ...clientv3.Cmp) error {
+	if err := ValidateApp(app); err != nil {
+		return err
+	}
+	if err := ValidateVersion(version); err != nil {
+		return err
+	}
+	key := s.keys.Bundle(app, version)
 	for range maxRetries {
-		b, err := s.GetBundle(ctx, app, version)
+		scan, err := s.scanSites(ctx, key)
 		if err != nil {
 			return err
 		}
-		snap, err := s.Snapshot(ctx)
+		if scan.obj == nil {
+			return Errorf(NotFound, "%s@%s has not been uploaded", app, version)
+		}
+		b, err := decodeBundle(scan.obj)
 		if err != nil {
 			return err
 		}
-		if site, ok := UsedBy(snap.Sites, b.SHA256); ok {
+		if site, ok := UsedBy(scan.sites, b.SHA256); ok {
 			return &Error{Code: InUse, Message: fmt.Sprintf("%s is used by site %q (deployed or kept for rollback)", b.Ref(), site)}
 		}
-		cmps := append([]clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(s.keys.Bundle(app, version)), "=", b.Revision),
-			clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", snap.Revision),
-		}, guard...)
-		_, ok, err := s.commit(ctx, "delete bundle", cmps, []clientv3.Op{clientv3.OpDelete(s.keys.Bundle(app, version))})
-		if err != nil || ok {
+		if ok, err := s.deleteGuarded(ctx, "delete bundle", key, scan, guard); err != nil || ok {
 			return err
 		}
 	}

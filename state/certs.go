@@ -88,18 +88,15 @@ func (s *Store) PutDHParams(ctx context.Context, p DHParams, guard ...clientv3.C
 	if err != nil {
 		return err
 	}
-	_, ok, err := s.commit(ctx, "write dh parameters", guard, []clientv3.Op{clientv3.OpPut(s.keys.DHParams(), val)})
-	if err == nil && !ok {
-		err = Errorf(Conflict, "dh parameters: the write guard failed")
-	}
+	_, _, err = s.commitFenced(ctx, "write dh parameters", guard, nil, []clientv3.Op{clientv3.OpPut(s.keys.DHParams(), val)})
 	return err
 }
 
 // PutCertificate stores a certificate record; with pre.IfNoneMatch an
 // existing ID is an Exists *Error, with pre.IfMatch a record at another
-// revision a Conflict *Error. The record must carry a sealed key. guard adds
-// compares (a leader's fence); when one fails the result is a Conflict
-// *Error.
+// revision a Conflict *Error. The record must carry a sealed key. An
+// imported certificate that replaces one must still cover the sites that
+// serve it (Invalid). guard is a leader's fence (see commitFenced).
 func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondition, guard ...clientv3.Cmp) (Certificate, error) {
 	if c.ID == "" || strings.ContainsAny(c.ID, "/ \t\n") || !c.Type.Valid() || c.KeySealed == "" || c.ChainPEM == "" {
 		return Certificate{}, Errorf(Invalid, "certificate record %q is incomplete or malformed", c.ID)
@@ -109,74 +106,119 @@ func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondit
 	if err != nil {
 		return Certificate{}, err
 	}
+	key := s.keys.Cert(c.ID)
 	for range maxRetries {
-		cmps := slices.Clone(guard)
-		if pre.IfNoneMatch {
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(c.ID)), "=", 0))
-		}
-		if pre.IfMatch != 0 {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Cert(c.ID)), "=", pre.IfMatch))
-		}
+		var curRev int64
+		var cmps []clientv3.Cmp
 		if c.Type == CertImported {
 			// A replacement must still cover the sites that serve it.
-			users, metaRev, _, err := s.certUsers(ctx, c.ID)
+			scan, err := s.scanSites(ctx, key)
 			if err != nil {
 				return Certificate{}, err
 			}
-			for _, site := range users {
+			for _, site := range scan.sites {
+				if !slices.Contains(site.CertIDs(), c.ID) {
+					continue
+				}
 				if missing := c.Uncovered(site.Names()); len(missing) > 0 {
 					return Certificate{}, Errorf(Invalid, "certificate %q is served by site %s, and this one does not cover %s", c.ID, site.Domain, strings.Join(missing, ", "))
 				}
 			}
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", metaRev))
+			if scan.obj != nil {
+				curRev = scan.obj.ModRevision
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", scan.metaRev),
+				clientv3.Compare(clientv3.ModRevision(key), "=", curRev))
+		} else {
+			if pre.IfNoneMatch {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			}
+			if pre.IfMatch != 0 {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", pre.IfMatch))
+			}
 		}
-		rev, ok, err := s.commit(ctx, "write certificate", cmps, []clientv3.Op{clientv3.OpPut(s.keys.Cert(c.ID), val)})
-		if err != nil {
+		if err := pre.checkCert(c.ID, curRev, c.Type == CertImported); err != nil {
 			return Certificate{}, err
 		}
+		rev, ok, err := s.commitFenced(ctx, "write certificate", guard, cmps, []clientv3.Op{clientv3.OpPut(key, val)})
 		switch {
+		case err != nil:
+			return Certificate{}, err
 		case ok:
 			c.Revision = rev
 			return c, nil
-		case c.Type == CertImported && len(guard) == 0 && !pre.IfNoneMatch && pre.IfMatch == 0:
-			continue // the state changed between the read and the write
-		case pre.IfNoneMatch && len(guard) == 0:
-			return Certificate{}, Errorf(Exists, "certificate %q exists already", c.ID)
-		default:
-			return Certificate{}, Errorf(Conflict, "certificate %q: it changed meanwhile or the write guard failed", c.ID)
+		case c.Type == CertImported:
+			continue // the state changed between the read and the write: read again
 		}
+		if err := pre.checkCert(c.ID, -1, true); err != nil {
+			return Certificate{}, err
+		}
+		return Certificate{}, Errorf(Conflict, "certificate %q changed meanwhile", c.ID)
 	}
 	return Certificate{}, Errorf(Conflict, "certificate %q is being changed concurrently: retry", c.ID)
 }
 
-// certUsers reads, at one revision, the sites that serve certificate id,
-// the meta key's revision and whether the certificate exists.
-func (s *Store) certUsers(ctx context.Context, id string) ([]Site, int64, bool, error) {
+// checkCert checks pre against a certificate at revision curRev (0: it
+// does not exist; -1: the write found it otherwise than pre wants).
+// Unless known, nothing is checked.
+func (pre Precondition) checkCert(id string, curRev int64, known bool) error {
+	switch {
+	case !known:
+		return nil
+	case pre.IfNoneMatch && curRev != 0:
+		return Errorf(Exists, "certificate %q exists already", id)
+	case pre.IfMatch != 0 && curRev != pre.IfMatch:
+		return Errorf(Conflict, "certificate %q changed since revision %d", id, pre.IfMatch)
+	}
+	return nil
+}
+
+// siteScan is what a write that depends on every site reads at one
+// revision: one object, all sites, and the meta key's revision to guard
+// the write with.
+type siteScan struct {
+	obj     *mvccpb.KeyValue // nil when the object does not exist
+	sites   []Site
+	metaRev int64
+}
+
+func (s *Store) scanSites(ctx context.Context, key string) (siteScan, error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
 	resp, err := s.cli.Txn(rctx).Then(
-		clientv3.OpGet(s.keys.Cert(id), clientv3.WithKeysOnly()),
+		clientv3.OpGet(key),
 		clientv3.OpGet(s.keys.Sites(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.keys.Meta(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
-		return nil, 0, false, s.wrap(ctx, "read certificate users", err)
+		return siteScan{}, s.wrap(ctx, "read sites", err)
 	}
-	var users []Site
+	var scan siteScan
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		scan.obj = kvs[0]
+	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		site, err := decodeSite(kv)
 		if err != nil {
-			return nil, 0, false, err
+			return siteScan{}, err
 		}
-		if slices.Contains(site.CertIDs(), id) {
-			users = append(users, site)
-		}
+		scan.sites = append(scan.sites, site)
 	}
-	var metaRev int64
 	if m := resp.Responses[2].GetResponseRange().Kvs; len(m) > 0 {
-		metaRev = m[0].ModRevision
+		scan.metaRev = m[0].ModRevision
 	}
-	return users, metaRev, len(resp.Responses[0].GetResponseRange().Kvs) > 0, nil
+	return scan, nil
+}
+
+// deleteGuarded deletes key in a transaction guarded by the scan it read
+// (no state change since) and by guard.
+func (s *Store) deleteGuarded(ctx context.Context, what, key string, scan siteScan, guard []clientv3.Cmp) (bool, error) {
+	cmps := []clientv3.Cmp{
+		clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", scan.metaRev),
+		clientv3.Compare(clientv3.ModRevision(key), "=", scan.obj.ModRevision),
+	}
+	_, ok, err := s.commitFenced(ctx, what, guard, cmps, []clientv3.Op{clientv3.OpDelete(key)})
+	return ok, err
 }
 
 // GetCertificate reads one certificate record; a missing one is a
@@ -224,35 +266,29 @@ func (s *Store) ListCertificates(ctx context.Context) ([]Certificate, error) {
 
 // DeleteCertificate removes a certificate record, and with it the sealed
 // key, from etcd. A certificate that a site serves is an InUse *Error that
-// names the sites; a missing one is a NotFound *Error. guard adds compares
-// (a leader's fence) that must hold too.
+// names the sites; a missing one is a NotFound *Error. guard is a leader's
+// fence (see commitFenced).
 func (s *Store) DeleteCertificate(ctx context.Context, id string, guard ...clientv3.Cmp) error {
 	for range maxRetries {
-		users, metaRev, exists, err := s.certUsers(ctx, id)
+		scan, err := s.scanSites(ctx, s.keys.Cert(id))
 		if err != nil {
 			return err
 		}
-		if !exists {
+		if scan.obj == nil {
 			return Errorf(NotFound, "certificate %q does not exist", id)
 		}
-		if len(users) > 0 {
-			domains := make([]string, len(users))
-			for i, u := range users {
-				domains[i] = u.Domain
+		var users []string
+		for _, site := range scan.sites {
+			if slices.Contains(site.CertIDs(), id) {
+				users = append(users, site.Domain)
 			}
-			return Errorf(InUse, "certificate %q is used by %s: change their tls setting first", id, strings.Join(domains, ", "))
+		}
+		if len(users) > 0 {
+			return Errorf(InUse, "certificate %q is used by %s: change their tls setting first", id, strings.Join(users, ", "))
 		}
 		// No site may have started to use it since the read.
-		cmps := append([]clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", metaRev),
-			clientv3.Compare(clientv3.CreateRevision(s.keys.Cert(id)), ">", 0),
-		}, guard...)
-		_, ok, err := s.commit(ctx, "delete certificate", cmps, []clientv3.Op{clientv3.OpDelete(s.keys.Cert(id))})
-		if err != nil || ok {
+		if ok, err := s.deleteGuarded(ctx, "delete certificate", s.keys.Cert(id), scan, guard); err != nil || ok {
 			return err
-		}
-		if len(guard) > 0 {
-			return Errorf(Conflict, "certificate %q: the state changed or the write guard failed", id)
 		}
 	}
 	return Errorf(Conflict, "certificate %q is being changed concurrently: retry", id)

@@ -64,3 +64,7 @@ func ErrorCode(err error) Code {
 	}
 	return ""
 }
+
+// ErrFenceLost is wrapped by the Conflict *Error of a fenced write made
+// after the leadership it needs ended.
+var ErrFenceLost = errors.New("state: the write's fence no longer holds")

@@ -165,21 +165,40 @@ func (s *Store) commitSite(ctx context.Context, site Site, v siteView) (int64, b
 // commit runs one guarded transaction that also touches the meta key. It
 // returns the revision of the write and whether the guard held.
 func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+	return s.commitFenced(ctx, what, nil, cmps, ops)
+}
+
+// commitFenced is commit under fence, compares that hold only while a
+// leader's leadership lasts: when they fail, nothing is written and the
+// error is a Conflict *Error wrapping ErrFenceLost, so a caller never
+// retries a write it is no longer allowed to make. The bool reports
+// whether cmps held.
+func (s *Store) commitFenced(ctx context.Context, what string, fence, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
 	m, err := s.touchMeta()
 	if err != nil {
 		return 0, false, err
 	}
 	ops = append(ops, m)
-	if len(ops) > s.maxOps || len(cmps) > s.maxOps {
+	if len(ops) > s.maxOps || len(cmps)+len(fence) > s.maxOps {
 		return 0, false, fmt.Errorf("%s: %d operations exceed the transaction limit of %d", what, len(ops), s.maxOps)
 	}
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	if len(fence) == 0 {
+		resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return 0, false, s.wrap(ctx, what, err)
+		}
+		return resp.Header.Revision, resp.Succeeded, nil
+	}
+	resp, err := s.cli.Txn(rctx).If(fence...).Then(clientv3.OpTxn(cmps, ops, nil)).Commit()
 	if err != nil {
 		return 0, false, s.wrap(ctx, what, err)
 	}
-	return resp.Header.Revision, resp.Succeeded, nil
+	if !resp.Succeeded {
+		return 0, false, &Error{Code: Conflict, Message: what + ": the leadership this write needs has ended", Err: ErrFenceLost}
+	}
+	return resp.Header.Revision, resp.Responses[0].GetResponseTxn().Succeeded, nil
 }
 
 // DeleteSite removes a site and frees its names. It returns the revision of
