@@ -1,10 +1,9 @@
 // Package tls holds sitefleet's certificate core: sealing private keys at
 // rest with the cluster key, the certificate record stored in etcd,
 // validation of imported certificates, self-signed certificates, renewal
-// timing, Diffie-Hellman parameters and the Mozilla "intermediate" TLS
-// profile the nginx renderer uses.
-//
-// It is a library only: it talks to neither etcd, HTTP nor nginx. Inside
+// timing and Diffie-Hellman parameters; and the leader's certificate work
+// (self-signed issuance, DH generation, ACME through autocert), which
+// talks to etcd and the CA. Inside
 // this package the standard library's crypto/tls, when needed, is imported
 // as stdtls because the package name shadows it.
 //

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/fsutil"
 )
 
 // Apply renders plan; if the rendered bytes equal the live generation it
@@ -121,10 +123,10 @@ func stageGeneration(dir string, files map[string][]byte) error {
 			return err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	return fsutil.SyncDir(filepath.Dir(dir))
 }
 
 // discard removes a staged generation that will not go live. A failure is
@@ -182,7 +184,7 @@ func (s *Server) swap(id string) error {
 		if err := os.Remove(s.opts.confLink()); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return syncDir(s.opts.Prefix)
+		return fsutil.SyncDir(s.opts.Prefix)
 	}
 	if err := os.Symlink(filepath.Join(filepath.Base(s.opts.genDir()), id), tmp); err != nil {
 		return err
@@ -190,7 +192,7 @@ func (s *Server) swap(id string) error {
 	if err := os.Rename(tmp, s.opts.confLink()); err != nil {
 		return errors.Join(err, os.Remove(tmp))
 	}
-	return syncDir(s.opts.Prefix)
+	return fsutil.SyncDir(s.opts.Prefix)
 }
 
 // rollback swaps the previous generation back in after a failed reload and

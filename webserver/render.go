@@ -350,24 +350,22 @@ const requestMaps = `    # For hosts that ask for it ($sf_strip_html), the clean
 
 // serverBody fills in the placeholders of a server template.
 func serverBody(tmpl string, listen listenAddr, https *listenAddr, acme *listenAddr) string {
-	port := ""
-	if https != nil {
-		port = httpsPortSuffix(https.port)
-	}
-	return strings.NewReplacer("@LISTEN@", listen.directive(), "@HTTPSPORT@", port, "@ACME@", acmeLocationBody(acme)).Replace(tmpl)
+	return strings.NewReplacer("@LISTEN@", listen.directive(), "@HTTPSPORT@", httpsPortSuffix(https),
+		"@ACME@", acmeLocationBody(acme, "            ")).Replace(tmpl)
 }
 
-// acmeLocationBody passes ACME HTTP-01 challenges to the node, which
-// answers them from etcd, whichever node the CA reaches; without an
-// upstream they get 404.
-func acmeLocationBody(acme *listenAddr) string {
+// acmeLocationBody is the body of the ACME challenge location, each line
+// at indent. It passes ACME HTTP-01 challenges to the node, which answers
+// them from etcd, whichever node the CA reaches; without an upstream they
+// get 404.
+func acmeLocationBody(acme *listenAddr, indent string) string {
 	if acme == nil {
-		return "            return 404;\n"
+		return indent + "return 404;\n"
 	}
-	return "            proxy_pass http://" + acme.dialAddr() + ";\n" +
-		"            proxy_set_header Host $host;\n" +
-		"            proxy_connect_timeout 5s;\n" +
-		"            proxy_read_timeout 30s;\n"
+	return indent + "proxy_pass http://" + acme.dialAddr() + ";\n" +
+		indent + "proxy_set_header Host $host;\n" +
+		indent + "proxy_connect_timeout 5s;\n" +
+		indent + "proxy_read_timeout 30s;\n"
 }
 
 // catchAllServer serves every site over HTTP: $sf_redirect and $sf_root

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -79,7 +80,8 @@ var (
 // regex turns a pattern into an anchored PCRE with named captures
 // sf_p_<name> and sf_splat. Literal segments are percent-decoded (nginx
 // matches the decoded URI) and must then fit a conservative allowlist, so
-// the regex can be placed in a double-quoted nginx string.
+// the regex can be placed in a double-quoted nginx string. A placeholder
+// may appear only once: nginx refuses two captures of the same name.
 func (p Pattern) regex() (string, []string, error) {
 	var b strings.Builder
 	var names []string
@@ -96,6 +98,9 @@ func (p Pattern) regex() (string, []string, error) {
 		case strings.HasPrefix(seg, ":"):
 			if !placeholderRE.MatchString(seg) || seg == ":splat" {
 				return "", nil, fmt.Errorf("placeholder %q is not allowed", seg)
+			}
+			if slices.Contains(names, seg[1:]) {
+				return "", nil, fmt.Errorf("placeholder %q appears twice", seg)
 			}
 			names = append(names, seg[1:])
 			b.WriteString("/(?<sf_p_" + seg[1:] + ">[^/]+)")
@@ -145,16 +150,12 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	var b strings.Builder
 	names := site.ownServerNames()
 	fmt.Fprintf(&b, "\n# Site %s: its own server, for the rules of its bundle.\nserver {\n    listen %s;\n", site.Domain, listen.directive())
-	port := ""
-	if https != nil {
-		port = httpsPortSuffix(https.port)
-		if hasAny(site.certNames(), names) {
-			fmt.Fprintf(&b, "    listen %s ssl http2;\n    ssl_certificate $sf_cert;\n    ssl_certificate_key $sf_key;\n", https.directive())
-		}
+	if https != nil && hasAny(site.certNames(), names) {
+		b.WriteString(sniListen(*https, "    "))
 	}
 	fmt.Fprintf(&b, "    server_name %s;\n", strings.Join(names, " "))
 	fmt.Fprintf(&b, "    root %s;\n    index index.html;\n    set $sf_404_page /404.html;\n    error_page 404 $sf_404_page;\n", root)
-	fmt.Fprintf(&b, "    if ($sf_to_https) {\n        return 301 https://$host%s$request_uri;\n    }\n", port)
+	fmt.Fprintf(&b, "    if ($sf_to_https) {\n        return 301 https://$host%s$request_uri;\n    }\n", httpsPortSuffix(https))
 	b.WriteString("    if ($sf_html_redirect) {\n        return 301 $sf_html_redirect;\n    }\n")
 	b.WriteString("    add_header Strict-Transport-Security $sf_hsts always;\n")
 	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
@@ -166,7 +167,7 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 			return "", fmt.Errorf("redirect rule %d: %w", i+1, err)
 		}
 	}
-	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + strings.ReplaceAll(acmeLocationBody(acme), "            ", "        ") + "    }\n")
+	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + acmeLocationBody(acme, "        ") + "    }\n")
 	b.WriteString("    location / {\n        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
 	b.WriteString("    location @sf_rules {\n" + named.String() + "        return 404;\n    }\n}\n")
 	return b.String(), nil

@@ -18,6 +18,8 @@ func TestRulesCheckRefusesUnsafeValues(t *testing.T) {
 		"undefined placeholder":   {Redirects: []Redirect{{From: seg("a"), To: "/:nope", Status: 301}}},
 		"splat without star":      {Redirects: []Redirect{{From: seg("a"), To: "/:splat", Status: 301}}},
 		"bad placeholder":         {Redirects: []Redirect{{From: seg(":A"), To: "/x", Status: 301}}},
+		"repeated placeholder":    {Redirects: []Redirect{{From: seg(":a", ":a"), To: "/:a", Status: 301}}},
+		"header path repeats :a":  {Headers: []HeaderRule{{Path: seg(":a", "b", ":a"), Headers: []Header{{"X-A", "b"}}}}},
 		"unsupported status":      {Redirects: []Redirect{{From: seg("a"), To: "/x", Status: 418}}},
 		"rewrite to a URL":        {Redirects: []Redirect{{From: seg("a"), To: "https://e.com/", Status: 200}}},
 		"header value quote":      {Headers: []HeaderRule{{Path: seg("*"), Headers: []Header{{"X-A", `a"b`}}}}},
@@ -55,6 +57,7 @@ func TestPatternRegex(t *testing.T) {
 		{seg("blog", ":year", ":slug"), "^/blog/(?<sf_p_year>[^/]+)/(?<sf_p_slug>[^/]+)/?$"},
 		{seg("caf%C3%A9"), ""},
 		{seg("a%7Eb"), "^/a~b/?$"},
+		{seg(":a", ":a"), ""},
 	} {
 		got, _, err := tc.p.regex()
 		if tc.want == "" {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"syscall"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
 )
 
 // Restart backoff: 100ms doubling to 5s, reset once nginx stayed up 30s.
@@ -63,7 +65,7 @@ func (s *Server) supervise(ctx context.Context) {
 			}
 			s.setStartError(err)
 			s.log.Error("cannot start nginx", "err", err, "retry_in", delay)
-			sleepCtx(ctx, delay)
+			ctxutil.Sleep(ctx, delay)
 			delay = min(2*delay, backoffMax)
 			continue
 		}
@@ -84,7 +86,7 @@ func (s *Server) supervise(ctx context.Context) {
 		s.mu.Unlock()
 		s.log.Warn("nginx exited unexpectedly; restarting", "pid", p.pid, "status", p.exitStatus(),
 			"uptime", time.Since(up).Round(time.Millisecond), "restart_in", delay, "recent", s.stderr.String())
-		sleepCtx(ctx, delay)
+		ctxutil.Sleep(ctx, delay)
 		delay = min(2*delay, backoffMax)
 	}
 }

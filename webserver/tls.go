@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	sftls "github.com/sitefleet/sitefleet/tls"
 )
 
 // HTTPS design. Every TLS site is served by one catch-all HTTPS server
@@ -83,12 +81,21 @@ func (s Site) certNames() []string {
 }
 
 // httpsPortSuffix is what redirects to HTTPS put after the host: "" for
-// port 443, ":<port>" otherwise.
-func httpsPortSuffix(port int) string {
-	if port == 443 {
+// port 443 or without HTTPS (nil), ":<port>" otherwise.
+func httpsPortSuffix(https *listenAddr) string {
+	if https == nil || https.port == 443 {
 		return ""
 	}
-	return ":" + strconv.Itoa(port)
+	return ":" + strconv.Itoa(https.port)
+}
+
+// sniListen is the listen directive of an HTTPS server whose certificate
+// is chosen per handshake from the SNI maps of tls.conf ($sf_cert,
+// $sf_key), and those certificate directives, each line at indent.
+func sniListen(https listenAddr, indent string) string {
+	return indent + "listen " + https.directive() + " ssl http2;\n" +
+		indent + "ssl_certificate $sf_cert;\n" +
+		indent + "ssl_certificate_key $sf_key;\n"
 }
 
 // renderTLSMaps renders the certificate maps (with HTTPS only) and the
@@ -235,8 +242,8 @@ func writeTLSSettings(b *strings.Builder, dhparams string, resolvers []string) {
 		}
 		b.WriteString("    resolver " + strings.Join(rs, " ") + " valid=300s;\n    resolver_timeout 5s;\n")
 	}
-	b.WriteString("    ssl_protocols " + strings.Join(sftls.IntermediateProtocols(), " ") + ";\n" +
-		"    ssl_ciphers " + sftls.IntermediateCiphers + ";\n" +
+	b.WriteString("    ssl_protocols " + strings.Join(intermediateProtocols(), " ") + ";\n" +
+		"    ssl_ciphers " + intermediateCiphers + ";\n" +
 		"    ssl_prefer_server_ciphers off;\n" +
 		"    ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" +
 		"    ssl_session_cache shared:sitefleet_tls:10m;\n" +
@@ -246,8 +253,9 @@ func writeTLSSettings(b *strings.Builder, dhparams string, resolvers []string) {
 }
 
 // renderHTTPSServers renders the default server that rejects unknown SNI
-// names and the catch-all HTTPS server for names (those served by the
-// catch-all that have a certificate). It returns "" without names.
+// names and, unless names is empty, the catch-all HTTPS server for names
+// (those served by the catch-all that have a certificate). The reject
+// server is always rendered.
 func renderHTTPSServers(listen listenAddr, names []string) string {
 	var b strings.Builder
 	b.WriteString("\n    # HTTPS: handshakes for names without a certificate are refused.\n" +
@@ -261,11 +269,11 @@ func renderHTTPSServers(listen listenAddr, names []string) string {
 		return b.String()
 	}
 	b.WriteString("\n    # HTTPS for every site served by the catch-all; see tls.conf.\n")
-	b.WriteString("    server {\n        listen " + listen.directive() + " ssl http2;\n        server_name")
+	b.WriteString("    server {\n" + sniListen(listen, "        ") + "        server_name")
 	for _, n := range names {
 		b.WriteString("\n            " + n)
 	}
-	b.WriteString(";\n        ssl_certificate $sf_cert;\n        ssl_certificate_key $sf_key;\n")
+	b.WriteString(";\n")
 	b.WriteString(catchAllBody)
 	return b.String()
 }

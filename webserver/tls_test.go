@@ -69,24 +69,34 @@ func TestTLSPlanIsValidated(t *testing.T) {
 	if _, err := Render(base(), Options{Prefix: "/srv/nginx"}); err != nil {
 		t.Fatalf("valid plan: %v", err)
 	}
-	for name, change := range map[string]func(*Plan){
-		"hsts injection":       func(p *Plan) { p.Sites[0].TLS.HSTS = `max-age=1"; return 200 "x` },
-		"hsts garbage":         func(p *Plan) { p.Sites[0].TLS.HSTS = "forever" },
-		"chain path with ;":    func(p *Plan) { p.Sites[0].TLS.Certificates[0].Chain = "/srv/a.crt;" },
-		"key path relative":    func(p *Plan) { p.Sites[0].TLS.Certificates[0].Key = "a.key" },
-		"name of another site": func(p *Plan) { p.Sites[0].TLS.Certificates[0].Names = []string{"c.test"} },
-		"name twice": func(p *Plan) {
+	for name, tc := range map[string]struct {
+		change func(*Plan)
+		want   string // in the error
+	}{
+		"hsts injection":       {func(p *Plan) { p.Sites[0].TLS.HSTS = `max-age=1"; return 200 "x` }, "is not max-age=N"},
+		"hsts garbage":         {func(p *Plan) { p.Sites[0].TLS.HSTS = "forever" }, `hsts "forever"`},
+		"chain path with ;":    {func(p *Plan) { p.Sites[0].TLS.Certificates[0].Chain = "/srv/a.crt;" }, `"/srv/a.crt;"`},
+		"key path relative":    {func(p *Plan) { p.Sites[0].TLS.Certificates[0].Key = "a.key" }, `"a.key" is not absolute`},
+		"name of another site": {func(p *Plan) { p.Sites[0].TLS.Certificates[0].Names = []string{"c.test"} }, `"c.test"`},
+		"name twice": {func(p *Plan) {
 			p.Sites[0].TLS.Certificates = append(p.Sites[0].TLS.Certificates, p.Sites[0].TLS.Certificates[0])
-		},
-		"no dh params":      func(p *Plan) { p.DHParams = "" },
-		"bad https listen":  func(p *Plan) { p.HTTPSListen = "127.0.0.1:x" },
-		"bad acme upstream": func(p *Plan) { p.ACMEChallengeUpstream = "127.0.0.1:0;" },
+		}, "two certificates for a.test"},
+		"no dh params":        {func(p *Plan) { p.DHParams = "" }, "dh parameters"},
+		"bad https listen":    {func(p *Plan) { p.HTTPSListen = "127.0.0.1:x" }, `https: listen address "127.0.0.1:x"`},
+		"bad acme upstream":   {func(p *Plan) { p.ACMEChallengeUpstream = "127.0.0.1:0;" }, "acme challenge upstream"},
+		"resolver injection":  {func(p *Plan) { p.Resolvers = []string{"1.1.1.1;"} }, `resolver "1.1.1.1;"`},
+		"resolver parameters": {func(p *Plan) { p.Resolvers = []string{"1.1.1.1 valid=1s"} }, `resolver "1.1.1.1 valid=1s"`},
+		"resolver hostname":   {func(p *Plan) { p.Resolvers = []string{"1.1.1.1", "dns.test"} }, `resolver "dns.test"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := base()
-			change(&p)
-			if _, err := Render(p, Options{Prefix: "/srv/nginx"}); err == nil {
+			tc.change(&p)
+			_, err := Render(p, Options{Prefix: "/srv/nginx"})
+			if err == nil {
 				t.Fatal("rendered")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
 			}
 		})
 	}

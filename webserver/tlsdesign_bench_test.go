@@ -78,12 +78,11 @@ const (
 // server's SSL_CTX before SNI selects a server, and 1.22's default
 // ssl_protocols lack TLSv1.3: set only in the site servers, TLS 1.3 is never
 // negotiated.
-const tlsIntermediate = `    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305;
-    ssl_prefer_server_ciphers off;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets off;
-`
+var tlsIntermediate = "    ssl_protocols " + strings.Join(intermediateProtocols(), " ") + ";\n" +
+	"    ssl_ciphers " + intermediateCiphers + ";\n" +
+	"    ssl_prefer_server_ciphers off;\n" +
+	"    ssl_session_cache shared:SSL:10m;\n" +
+	"    ssl_session_tickets off;\n"
 
 type tlsDesign struct {
 	name string

@@ -2,11 +2,9 @@ package webserver
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
-	"time"
 )
 
 // semaphore is a mutex whose acquisition can be abandoned when a ctx ends.
@@ -56,19 +54,6 @@ func (r *lineRing) String() string {
 	return strings.Join(r.lines, " | ")
 }
 
-// sleepCtx sleeps for d or until ctx ends; it reports whether the full
-// duration elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // writeFileSync writes data to path with mode and fsyncs it.
 func writeFileSync(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
@@ -88,18 +73,4 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
-}
-
-// syncDir fsyncs a directory so that entries created or renamed in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
