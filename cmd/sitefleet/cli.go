@@ -39,9 +39,6 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find the local node (set --server and --token to talk to another): %w", err)
 		}
-		if d := os.Getenv("SITEFLEET_DATA_DIR"); d != "" {
-			cfg.DataDir = d
-		}
 		if server == "" {
 			server = localURL(cfg.API.Listen)
 		}

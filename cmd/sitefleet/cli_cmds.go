@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -249,17 +251,30 @@ func readDocument(cmd *cobra.Command, file string) (state.Document, error) {
 	if file == "-" {
 		b, err = readAll(cmd.InOrStdin())
 	} else {
-		b, err = os.ReadFile(file)
+		b, err = readFile(file)
 	}
 	if err != nil {
 		return doc, fmt.Errorf("read state document: %w", err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		return doc, fmt.Errorf("state document %s: %w", file, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return state.Document{}, fmt.Errorf("state document %s: unexpected data after the JSON document", file)
+	}
 	return doc, nil
+}
+
+// readFile reads a file with readAll's size cap.
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAll(f)
 }
 
 func printChanges(cmd *cobra.Command, res state.ImportResult) error {

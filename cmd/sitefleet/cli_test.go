@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,4 +139,55 @@ func TestCLIFindsTheLocalNode(t *testing.T) {
 		t.Fatalf("site add through the local config: %v\n%s", err, out.String())
 	}
 	n.waitServed("local.test")
+}
+
+// state set refuses a document with data after it, from a file or stdin,
+// and a file larger than the stdin cap, before sending anything.
+func TestCLIStateSetRefusesBadDocuments(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		http.Error(w, "unexpected request", http.StatusTeapot)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	run := func(stdin string, args ...string) error {
+		var out bytes.Buffer
+		cmd := newRootCmd(&out, &out)
+		cmd.SetIn(strings.NewReader(stdin))
+		cmd.SetArgs(append([]string{"--server", srv.URL, "--token", "t", "state", "set"}, args...))
+		return cmd.ExecuteContext(context.Background())
+	}
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, doc := range []string{`{"sites":[]} garbage`, `{"sites":[]}{"sites":[]}`, "{\"sites\":[]}\n]"} {
+		if err := run("", "-f", write("trailing.json", doc)); err == nil || !strings.Contains(err.Error(), "after the JSON document") {
+			t.Errorf("state set -f with %q: err %v, want one about data after the document", doc, err)
+		}
+		if err := run(doc, "-f", "-"); err == nil || !strings.Contains(err.Error(), "after the JSON document") {
+			t.Errorf("state set -f - with %q: err %v, want one about data after the document", doc, err)
+		}
+	}
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 64<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("", "-f", big); err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Errorf("state set -f with a 64 MiB + 1 file: err %v, want one about its size", err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d request(s) sent for refused documents", n)
+	}
+	// A document followed only by white space is read and sent.
+	if err := run("", "-f", write("ok.json", "{\"sites\":[]}\n\n")); err == nil || !strings.Contains(err.Error(), "418") || requests.Load() != 1 {
+		t.Errorf("state set -f with a trailing newline: err %v after %d request(s), want the test server's 418 after one", err, requests.Load())
+	}
 }

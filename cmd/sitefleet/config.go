@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/deploy"
 	"github.com/sitefleet/sitefleet/state"
 	sftls "github.com/sitefleet/sitefleet/tls"
 )
@@ -26,7 +27,16 @@ const envPrefix = "SITEFLEET"
 
 // clientEnv are the environment variables of the CLI's client commands,
 // which are not node configuration keys.
-var clientEnv = []string{"SITEFLEET_SERVER", "SITEFLEET_TOKEN", "SITEFLEET_CONFIG", "SITEFLEET_DATA_DIR"}
+var clientEnv = []string{"SITEFLEET_SERVER", "SITEFLEET_TOKEN", "SITEFLEET_CONFIG"}
+
+// envAliases are further environment variables that set a configuration
+// key (viper's lower-case name), beside the one AutomaticEnv derives from
+// it, which takes precedence. SITEFLEET_DATA_DIR is the name the README
+// documents; SITEFLEET_DATADIR is the derived one.
+var envAliases = map[string][]string{"datadir": {"SITEFLEET_DATA_DIR"}}
+
+// minTxnOps is the smallest state.etcd.maxTxnOps state.NewStore accepts.
+const minTxnOps = 8
 
 // Config is a node's whole configuration. config.sample.yaml documents
 // every key.
@@ -231,14 +241,19 @@ func defaultDataDir() string {
 // flags bound to v. Unknown keys, in the file or the environment, are errors
 // that name them.
 func loadConfig(v *viper.Viper, path string) (Config, error) {
-	def := defaultConfig()
-	for key, val := range flatten(def) {
+	keys := flatten(defaultConfig())
+	for key, val := range keys {
 		v.SetDefault(key, val)
 	}
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	if err := checkEnv(os.Environ(), flatten(def)); err != nil {
+	for key, aliases := range envAliases {
+		if err := v.BindEnv(append([]string{key, envName(key)}, aliases...)...); err != nil {
+			return Config{}, fmt.Errorf("config: bind %s: %w", key, err)
+		}
+	}
+	if err := checkEnv(os.Environ(), keys); err != nil {
 		return Config{}, err
 	}
 	if path != "" {
@@ -261,7 +276,10 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 func checkEnv(environ []string, keys map[string]any) error {
 	known := map[string]bool{}
 	for k := range keys {
-		known[envPrefix+"_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+		known[envName(k)] = true
+		for _, alias := range envAliases[k] {
+			known[alias] = true
+		}
 	}
 	var unknown []string
 	for _, kv := range environ {
@@ -275,6 +293,11 @@ func checkEnv(environ []string, keys map[string]any) error {
 		return fmt.Errorf("config: unknown environment variable(s) %s (see config.sample.yaml for the keys)", strings.Join(unknown, ", "))
 	}
 	return nil
+}
+
+// envName is the environment variable AutomaticEnv reads for a key.
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 // flatten returns the dotted keys of a config struct with their values, as
@@ -319,6 +342,12 @@ func (c *Config) Validate() error {
 	if c.State.Etcd.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("state.etcd.timeout must be a positive number of milliseconds, not %d", c.State.Etcd.Timeout))
 	}
+	if n := c.State.Etcd.MaxTxnOps; n != 0 && n < minTxnOps {
+		errs = append(errs, fmt.Errorf("state.etcd.maxTxnOps %d: must be at least %d (or 0 for the store's default)", n, minTxnOps))
+	}
+	if c.API.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("api.maxBodyBytes %d: must not be negative (0 for the default)", c.API.MaxBodyBytes))
+	}
 	for key, addr := range map[string]string{"api.listen": c.API.Listen, "web.httpListen": c.Web.HTTPListen, "web.httpsListen": c.Web.HTTPSListen} {
 		if key == "web.httpsListen" && addr == "" {
 			continue // HTTPS off
@@ -350,6 +379,11 @@ func (c *Config) Validate() error {
 	}
 	if b.RequireSignature && len(b.PublicKeys) == 0 {
 		errs = append(errs, errors.New("bundles.requireSignature is true but bundles.publicKeys is empty: no bundle could be accepted"))
+	}
+	for i, k := range b.PublicKeys {
+		if _, err := deploy.KeyID(k); err != nil {
+			errs = append(errs, fmt.Errorf("bundles.publicKeys[%d]: %w", i, err))
+		}
 	}
 	if c.Secrets.Key != "" {
 		if _, err := sftls.ParseKey(c.Secrets.Key); err != nil {

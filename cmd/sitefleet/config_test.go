@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/spf13/viper"
+
+	"github.com/sitefleet/sitefleet/deploy"
 )
 
 func TestSampleConfigLoadsAndMatchesDefaults(t *testing.T) {
@@ -81,31 +83,100 @@ disallowLeadership: true
 }
 
 func TestInvalidConfigValues(t *testing.T) {
-	for name, yaml := range map[string]string{
-		"store":                       "state:\n  store: consul\n",
-		"prefix":                      "state:\n  etcd:\n    keyPrefix: nope\n",
-		"timeout":                     "state:\n  etcd:\n    timeout: 0\n",
-		"listen":                      "api:\n  listen: nohostport\n",
-		"etcd without address":        "state:\n  store: etcd\n",
-		"etcd address not a URL":      "state:\n  store: etcd\n  etcd:\n    address: host01:2379\n",
-		"mixed schemes":               "state:\n  store: etcd\n  etcd:\n    address: http://a:2379,https://b:2379\n",
-		"lease ttl not whole seconds": "cluster:\n  leaseTTL: 1500ms\n",
-		"publish slower than ttl":     "cluster:\n  leaseTTL: 2s\n  publishInterval: 3s\n",
-		"https on the http port":      "web:\n  httpListen: \":9000\"\n  httpsListen: \":9000\"\n",
-		"renewal longer than life":    "tls:\n  selfSignedValidity: 24h\n  renewBefore: 48h\n",
-		"dh params too small":         "tls:\n  dhParamBits: 64\n",
-		"acme directory not https":    "tls:\n  acme:\n    directoryURL: http://ca.example/dir\n",
-		"acme email":                  "tls:\n  acme:\n    email: not-an-address\n",
-		"acme retry":                  "tls:\n  acme:\n    retryMin: 1h\n    retryMax: 1m\n",
+	// want is a substring of the error naming the offending key, as
+	// written in the configuration, so that a case whose YAML misspells
+	// its key (refused as unknown, in viper's lower case) fails.
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"store":                       {"state:\n  store: consul\n", "state.store"},
+		"prefix":                      {"state:\n  etcd:\n    keyPrefix: nope\n", "state.etcd.keyPrefix"},
+		"timeout":                     {"state:\n  etcd:\n    timeout: 0\n", "state.etcd.timeout"},
+		"listen":                      {"api:\n  listen: nohostport\n", "api.listen"},
+		"etcd without address":        {"state:\n  store: etcd\n", "state.etcd.address"},
+		"etcd address not a URL":      {"state:\n  store: etcd\n  etcd:\n    address: host01:2379\n", "state.etcd.address"},
+		"mixed schemes":               {"state:\n  store: etcd\n  etcd:\n    address: http://a:2379,https://b:2379\n", "state.etcd.address"},
+		"lease ttl not whole seconds": {"cluster:\n  leaseTTL: 1500ms\n", "cluster.leaseTTL"},
+		"publish slower than ttl":     {"cluster:\n  leaseTTL: 2s\n  publishInterval: 3s\n", "cluster.publishInterval"},
+		"https on the http port":      {"web:\n  httpListen: \":9000\"\n  httpsListen: \":9000\"\n", "web.httpsListen"},
+		"renewal longer than life":    {"tls:\n  selfSignedValidity: 24h\n  renewBefore: 48h\n", "renewBefore"},
+		"dh params too small":         {"tls:\n  dhParamBits: 64\n", "tls.dhParamBits"},
+		"acme directory not https":    {"tls:\n  acme:\n    directoryURL: http://ca.example/dir\n", "tls.acme.directoryURL"},
+		"acme email":                  {"tls:\n  acme:\n    email: not-an-address\n", "tls.acme.email"},
+		"acme retry":                  {"tls:\n  acme:\n    retryMin: 1h\n    retryMax: 1m\n", "retryMax"},
+		"public key not base64":       {"bundles:\n  publicKeys: [\"not a key\"]\n", "bundles.publicKeys[0]"},
+		"public key wrong size":       {"bundles:\n  publicKeys: [\"" + testPublicKey(t) + "\", \"AAAA\"]\n", "bundles.publicKeys[1]"},
+		"max txn ops below minimum":   {"state:\n  etcd:\n    maxTxnOps: 7\n", "state.etcd.maxTxnOps"},
+		"max txn ops negative":        {"state:\n  etcd:\n    maxTxnOps: -5\n", "state.etcd.maxTxnOps"},
+		"negative max body bytes":     {"api:\n  maxBodyBytes: -1\n", "api.maxBodyBytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := loadConfig(viper.New(), path); err == nil {
+			_, err := loadConfig(viper.New(), path)
+			if err == nil {
 				t.Fatal("accepted")
 			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
 		})
+	}
+}
+
+func TestValidConfigEdgeValues(t *testing.T) {
+	yaml := "state:\n  etcd:\n    maxTxnOps: 8\napi:\n  maxBodyBytes: 0\nbundles:\n  requireSignature: true\n  publicKeys: [\"" + testPublicKey(t) + "\"]\n"
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(viper.New(), path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testPublicKey returns a valid bundle signing public key.
+func testPublicKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := deploy.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// The node reads dataDir from SITEFLEET_DATA_DIR, the name the README
+// documents for the client commands, as well as from SITEFLEET_DATADIR.
+func TestDataDirEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("dataDir: /from/file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Setenv("SITEFLEET_DATA_DIR", dir)
+	for _, p := range []string{"", path} {
+		cfg, err := loadConfig(viper.New(), p)
+		if err != nil {
+			t.Fatalf("config %q with SITEFLEET_DATA_DIR: %v", p, err)
+		}
+		if cfg.DataDir != dir {
+			t.Errorf("config %q with SITEFLEET_DATA_DIR=%s: dataDir %q", p, dir, cfg.DataDir)
+		}
+	}
+	// The --data-dir flag still wins over the environment.
+	cmd := newNodeCmd()
+	if err := cmd.Flags().Set("data-dir", "/from/flag"); err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	if err := v.BindPFlag("dataDir", cmd.Flags().Lookup("data-dir")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := loadConfig(v, ""); err != nil || cfg.DataDir != "/from/flag" {
+		t.Errorf("--data-dir with SITEFLEET_DATA_DIR: dataDir %q, err %v", cfg.DataDir, err)
+	}
+	t.Setenv("SITEFLEET_DATADIR", "/from/datadir")
+	if cfg, err := loadConfig(viper.New(), ""); err != nil || cfg.DataDir != "/from/datadir" {
+		t.Errorf("SITEFLEET_DATADIR and SITEFLEET_DATA_DIR: dataDir %q, err %v, want SITEFLEET_DATADIR's", cfg.DataDir, err)
 	}
 }

@@ -294,7 +294,7 @@ func etcdOptions(cfg Config, log *slog.Logger) cluster.EtcdOptions {
 		Name:         cfg.NodeName,
 		ClientListen: cfg.State.Embedded.ClientListen,
 		PeerListen:   cfg.State.Embedded.PeerListen,
-		MaxTxnOps:    uint(max(cfg.State.Etcd.MaxTxnOps, 0)),
+		MaxTxnOps:    uint(cfg.State.Etcd.MaxTxnOps), // Validate refused negatives
 		Logger:       log,
 	}
 }
