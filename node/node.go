@@ -107,7 +107,6 @@ type Node struct {
 	rules             map[string]cachedRules // bundle sha -> its serving rules
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
 	tls               *tlsFiles              // nil without HTTPS
-	prevTLSFiles      []string               // files the previous applied plan named
 }
 
 // New returns a Node. It starts nothing.
@@ -138,7 +137,7 @@ func New(opts Options) (*Node, error) {
 		if opts.Sealer == nil || opts.TLSDir == "" {
 			return nil, errors.New("node: HTTPS needs a Sealer and a TLSDir")
 		}
-		n.tls = &tlsFiles{dir: opts.TLSDir, sealer: opts.Sealer, gid: opts.KeyGroup, written: map[string]webserver.CertFiles{}}
+		n.tls = &tlsFiles{dir: opts.TLSDir, sealer: opts.Sealer, gid: opts.KeyGroup, log: opts.Logger, written: map[string]webserver.CertFiles{}}
 	}
 	return n, nil
 }

@@ -2,11 +2,10 @@ package node
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,14 +23,21 @@ import (
 // and the config that names the old one keeps working until it is
 // replaced. Keys are written with mode 0600 (0640 for the worker's group
 // when the node runs as root and nginx workers run as another user).
+// All of it is owned by the worker goroutine.
 type tlsFiles struct {
 	dir    string
 	sealer *sftls.Sealer
 	gid    int // > 0: the nginx workers' group, which may read keys
-	// written maps a record hash to its files; owned by the worker.
+	log    *slog.Logger
+	// dirReady is set once the directory exists with its mode.
+	dirReady bool
+	// written maps a record hash to its files.
 	written map[string]webserver.CertFiles
-	// warned is the last DH parameters warning logged.
-	warned string
+	// dhFrom is the fleet's DH parameters PEM ("" for none) that dhPath
+	// was written for.
+	dhFrom, dhPath string
+	// prev are the files the previous applied plan named.
+	prev []string
 }
 
 // certHash names a certificate record's files.
@@ -79,61 +85,54 @@ func (t *tlsFiles) files(c state.Certificate) (webserver.CertFiles, error) {
 			return webserver.CertFiles{}, fmt.Errorf("key of certificate %s: %w", c.ID, err)
 		}
 	}
-	f.Staple = staplable([]byte(c.ChainPEM))
+	f.Staple = sftls.Staplable([]byte(c.ChainPEM))
 	t.written[hash] = f
 	return f, nil
 }
 
-// staplable reports whether nginx can staple OCSP for a chain: the leaf
-// names an OCSP responder and the chain holds its issuer.
-func staplable(chainPEM []byte) bool {
-	var certs []*x509.Certificate
-	for rest := chainPEM; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
-			certs = append(certs, c)
-		}
-	}
-	return len(certs) >= 2 && len(certs[0].OCSPServer) > 0 && certs[0].CheckSignatureFrom(certs[1]) == nil
-}
-
 // dhParams writes the DH parameters (the leader's, or ffdhe2048 until
-// they exist) and returns their path. Parameters that are malformed or
-// smaller than sftls.MinServedDHBits are not used: ffdhe2048 is, and the
-// returned warning says why.
-func (t *tlsFiles) dhParams(p *state.DHParams) (path string, warning error, err error) {
+// they exist) when they changed, and returns their path. Parameters that
+// are malformed or smaller than sftls.MinServedDHBits are not used:
+// ffdhe2048 is, and a warning says why, once per change.
+func (t *tlsFiles) dhParams(p *state.DHParams) (string, error) {
+	from := ""
+	if p != nil {
+		from = p.PEM
+	}
+	if t.dhPath != "" && from == t.dhFrom {
+		return t.dhPath, nil
+	}
 	pemBytes := sftls.FFDHE2048()
 	if p != nil {
 		bits, err := sftls.DHParamsBits([]byte(p.PEM))
 		switch {
 		case err != nil:
-			warning = fmt.Errorf("the fleet's DH parameters are unusable (%w); using ffdhe2048", err)
+			t.log.Warn("the fleet's DH parameters are unusable; using ffdhe2048", "err", err)
 		case bits < sftls.MinServedDHBits:
-			warning = fmt.Errorf("the fleet's DH parameters have %d bits, fewer than the %d OpenSSL accepts; using ffdhe2048 (set tls.dhParamBits)", bits, sftls.MinServedDHBits)
+			t.log.Warn("the fleet's DH parameters are fewer bits than OpenSSL accepts; using ffdhe2048 (set tls.dhParamBits)",
+				"bits", bits, "min", sftls.MinServedDHBits)
 		default:
 			pemBytes = []byte(p.PEM)
 		}
 	}
 	sum := sha256.Sum256(pemBytes)
-	path = filepath.Join(t.dir, "dhparams-"+hex.EncodeToString(sum[:8])+".pem")
-	if _, err := os.Stat(path); err == nil {
-		return path, warning, nil
-	}
+	path := filepath.Join(t.dir, "dhparams-"+hex.EncodeToString(sum[:8])+".pem")
 	if err := t.mkdir(); err != nil {
-		return "", nil, err
+		return "", err
 	}
 	if err := fsutil.WriteFileAtomic(path, pemBytes, 0o644); err != nil {
-		return "", nil, fmt.Errorf("write dh parameters: %w", err)
+		return "", fmt.Errorf("write dh parameters: %w", err)
 	}
-	return path, warning, nil
+	t.dhFrom, t.dhPath = from, path
+	return path, nil
 }
 
 // mkdir creates the directory, which only this user (and the workers'
-// group) may enter.
+// group) may enter, once.
 func (t *tlsFiles) mkdir() error {
+	if t.dirReady {
+		return nil
+	}
 	mode := os.FileMode(0o700)
 	if t.gid > 0 {
 		mode = 0o750
@@ -149,6 +148,7 @@ func (t *tlsFiles) mkdir() error {
 			return fmt.Errorf("tls directory: %w", err)
 		}
 	}
+	t.dirReady = true
 	return nil
 }
 
@@ -180,13 +180,13 @@ func (t *tlsFiles) siteTLS(site state.Site, certs map[string]state.Certificate) 
 		f.Names = names
 		out.Certificates = append(out.Certificates, f)
 	}
-	switch site.ModeOf() {
-	case state.TLSImported, state.TLSSelfSigned:
-		add(site.CertIDs()[0], site.Names())
-	case state.TLSACME:
-		for _, name := range site.Names() {
-			add(state.AutoCertID(state.CertACME, name), []string{name})
+	ids := site.CertIDs()
+	if site.ModeOf() == state.TLSACME {
+		for i, name := range site.Names() { // one certificate per name
+			add(ids[i], []string{name})
 		}
+	} else {
+		add(ids[0], site.Names())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return out, fmt.Errorf("https: %w", err)
@@ -194,9 +194,16 @@ func (t *tlsFiles) siteTLS(site state.Site, certs map[string]state.Certificate) 
 	return out, nil
 }
 
-// prune removes the files no longer named by keep (file paths) or by the
-// previous plan, and forgets them.
-func (t *tlsFiles) prune(keep map[string]bool) error {
+// applied removes the files that neither plan, now applied, nor the one
+// before it names (old nginx workers may still be finishing requests with
+// those), and forgets them.
+func (t *tlsFiles) applied(plan webserver.Plan) error {
+	files := planFiles(plan)
+	keep := map[string]bool{}
+	for _, f := range append(files, t.prev...) {
+		keep[f] = true
+	}
+	t.prev = files
 	entries, err := os.ReadDir(t.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -132,16 +132,9 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	}
 	var certs map[string]state.Certificate
 	if n.tls != nil {
-		dh, warning, err := n.tls.dhParams(snap.DHParams)
+		dh, err := n.tls.dhParams(snap.DHParams)
 		if err != nil {
 			return fmt.Errorf("https: %w", err)
-		}
-		if warning != nil && n.tls.warned != warning.Error() {
-			n.log.Warn("dh parameters", "problem", warning)
-		}
-		n.tls.warned = ""
-		if warning != nil {
-			n.tls.warned = warning.Error()
 		}
 		plan.HTTPSListen, plan.DHParams, plan.Resolvers = n.opts.HTTPSListen, dh, n.opts.Resolvers
 		certs = make(map[string]state.Certificate, len(snap.Certificates))
@@ -183,15 +176,9 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		n.log.Warn("could not cache the applied state", "err", err)
 	}
 	if n.tls != nil {
-		files := planFiles(plan)
-		keep := map[string]bool{}
-		for _, f := range append(files, n.prevTLSFiles...) {
-			keep[f] = true
-		}
-		if err := n.tls.prune(keep); err != nil {
+		if err := n.tls.applied(plan); err != nil {
 			n.log.Warn("could not remove old certificate files", "err", err)
 		}
-		n.prevTLSFiles = files
 	}
 	n.removeUnused(ctx, snap, applied)
 	return nil

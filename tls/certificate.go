@@ -38,18 +38,21 @@ func NewCertificate(id string, typ Type, p Parsed, s *Sealer, now time.Time) (Ce
 	if err != nil {
 		return Certificate{}, fmt.Errorf("certificate %q: sealing key: %w", id, err)
 	}
+	c := leafFields(p)
+	c.ID, c.Type, c.KeySealed, c.CreatedAt = id, typ, sealed, now.UTC()
+	c.ChainPEM = string(p.ChainPEM)
+	return c, nil
+}
+
+// leafFields are the fields of a record that describe its leaf.
+func leafFields(p Parsed) Certificate {
 	return Certificate{
-		ID:        id,
-		Type:      typ,
 		Domains:   p.Domains(),
 		NotBefore: p.Leaf.NotBefore.UTC(),
 		NotAfter:  p.Leaf.NotAfter.UTC(),
 		Issuer:    issuerName(p.Leaf),
 		Serial:    fmt.Sprintf("%x", p.Leaf.SerialNumber),
-		ChainPEM:  string(p.ChainPEM),
-		KeySealed: sealed,
-		CreatedAt: now.UTC(),
-	}, nil
+	}
 }
 
 // OpenKey returns the clear private key PEM of c.
@@ -115,8 +118,21 @@ func CheckRecord(c Certificate, s *Sealer) error {
 			return err
 		}
 	}
-	if !slices.Equal(p.Domains(), c.Domains) {
-		return fmt.Errorf("certificate %q: the record lists %v but the certificate covers %v", c.ID, c.Domains, p.Domains())
+	// The record's own description of the leaf is what renewal and the
+	// sites' coverage checks trust: it must be the leaf's.
+	want := leafFields(p)
+	if !slices.Equal(c.Domains, want.Domains) || !c.NotBefore.Equal(want.NotBefore) || !c.NotAfter.Equal(want.NotAfter) ||
+		c.Issuer != want.Issuer || c.Serial != want.Serial {
+		return fmt.Errorf("certificate %q: the record says %v, %s..%s, issuer %q, serial %s but the certificate is %v, %s..%s, issuer %q, serial %s",
+			c.ID, c.Domains, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), c.Issuer, c.Serial,
+			want.Domains, want.NotBefore.Format(time.RFC3339), want.NotAfter.Format(time.RFC3339), want.Issuer, want.Serial)
 	}
 	return nil
+}
+
+// Staplable reports whether nginx can staple OCSP for a chain: the leaf
+// names an OCSP responder and the chain holds its issuer.
+func Staplable(chainPEM []byte) bool {
+	chain, err := parseChain(chainPEM)
+	return err == nil && len(chain) >= 2 && len(chain[0].OCSPServer) > 0 && chain[0].CheckSignatureFrom(chain[1]) == nil
 }

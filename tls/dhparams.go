@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"bytes"
 	"context"
 	"encoding/asn1"
 	"encoding/pem"
@@ -83,9 +84,12 @@ const MinServedDHBits = 2048
 // DHParamsBits returns the size in bits of the prime of a PEM "DH
 // PARAMETERS" block.
 func DHParamsBits(pemBytes []byte) (int, error) {
-	b, _ := pem.Decode(pemBytes)
+	b, rest := pem.Decode(pemBytes)
 	if b == nil || b.Type != pemDHParams {
 		return 0, fmt.Errorf("dhparams: no %q PEM block", pemDHParams)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return 0, fmt.Errorf("dhparams: data after the %q block", pemDHParams)
 	}
 	var p dhParameter
 	if rest, err := asn1.Unmarshal(b.Bytes, &p); err != nil || len(rest) > 0 || p.Prime == nil || p.Prime.Sign() <= 0 {
