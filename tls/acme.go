@@ -31,8 +31,8 @@ import (
 type ACMEOptions struct {
 	DirectoryURL string
 	Email        string
-	// HTTPClient talks to the CA; nil uses http.DefaultClient's transport.
-	HTTPClient *http.Client
+	// Transport reaches the CA; nil is http.DefaultTransport.
+	Transport http.RoundTripper
 	// RetryMin and RetryMax bound the back-off after a failed issuance for
 	// a name: RetryMin, doubling per failure up to RetryMax.
 	RetryMin, RetryMax time.Duration
@@ -288,8 +288,8 @@ func (c *cancelOnClose) Close() error {
 func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
 		base := http.DefaultTransport
-		if a.HTTPClient != nil && a.HTTPClient.Transport != nil {
-			base = a.HTTPClient.Transport
+		if a.Transport != nil {
+			base = a.Transport
 		}
 		cache := &etcdCache{cli: o.Client, prefix: acmeCachePrefix(o.Store.Keys()), sealer: o.Sealer, fence: &f, timeout: o.Store.Timeout()}
 		reasons := &failureReasons{}

@@ -88,9 +88,6 @@ func (c *certService) CheckRecords(certs []state.Certificate) error {
 // Pending lists the ACME names the leader is working on that have no
 // certificate yet, with their last error.
 func (c *certService) Pending(ctx context.Context, certs []state.Certificate) ([]client.CertificateInfo, error) {
-	if c.cli == nil {
-		return nil, nil
-	}
 	rctx, cancel := context.WithTimeout(ctx, c.store.Timeout())
 	defer cancel()
 	statuses, err := sftls.ACMEStatuses(rctx, c.cli, c.store.Keys())

@@ -119,7 +119,7 @@ func TestManifestRefusedAtUpload(t *testing.T) {
 			}
 		})
 	}
-	if list, _ := n.api.ListBundles(ctx, ""); len(list.Bundles) != 0 {
-		t.Fatalf("refused bundles were recorded: %+v", list.Bundles)
+	if list, err := n.api.ListBundles(ctx, ""); err != nil || len(list.Bundles) != 0 {
+		t.Fatalf("refused bundles were recorded: %+v %v", list.Bundles, err)
 	}
 }

@@ -122,11 +122,11 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if status.node, err = node.New(nopts); err != nil {
 		return nil, err
 	}
-	acmeClient, err := acmeHTTPClient(cfg.TLS.ACME.CACertificates)
+	acmeTransport, err := acmeTransport(cfg.TLS.ACME.CACertificates)
 	if err != nil {
 		return nil, err
 	}
-	if status.member, err = newMember(cfg, etcd, store, status, sealer, acmeClient, log); err != nil {
+	if status.member, err = newMember(cfg, etcd, store, status, sealer, acmeTransport, log); err != nil {
 		return nil, err
 	}
 	if err := status.member.CheckName(ctx); err != nil {
@@ -178,11 +178,12 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, sealer *sftls.Sealer, acmeClient *http.Client, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
 	}
+	tlsOpts := tlsLeaderOptions(cfg, etcd, store, sealer, log)
 	return cluster.NewMember(cluster.MemberOptions{
 		Client:             etcd.Client,
 		Keys:               store.Keys(),
@@ -195,10 +196,10 @@ func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statu
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, etcd.Client, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
-			sftls.SelfSignedIssuer(tlsLeaderOptions(cfg, etcd, store, sealer, log)),
-			sftls.DHParamsGenerator(tlsLeaderOptions(cfg, etcd, store, sealer, log)),
-			sftls.ACMEIssuer(tlsLeaderOptions(cfg, etcd, store, sealer, log), sftls.ACMEOptions{
-				DirectoryURL: cfg.TLS.ACME.DirectoryURL, Email: cfg.TLS.ACME.Email, HTTPClient: acmeClient,
+			sftls.SelfSignedIssuer(tlsOpts),
+			sftls.DHParamsGenerator(tlsOpts),
+			sftls.ACMEIssuer(tlsOpts, sftls.ACMEOptions{
+				DirectoryURL: cfg.TLS.ACME.DirectoryURL, Email: cfg.TLS.ACME.Email, Transport: acmeTransport,
 				RetryMin: cfg.TLS.ACME.RetryMin, RetryMax: cfg.TLS.ACME.RetryMax,
 			}),
 		},
@@ -236,25 +237,27 @@ func resolvers(configured []string) []string {
 	return out
 }
 
-// acmeHTTPClient is the client the leader talks to the ACME CA with: the
-// system's roots, plus those of caFile when set.
-func acmeHTTPClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pemBytes, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.acme.caCertificates: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("tls.acme.caCertificates: no PEM certificate in %s", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+// acmeTransport is how the leader reaches the ACME CA: nil (Go's default
+// transport, the system's roots) without caFile, else the system's roots
+// plus caFile's.
+func acmeTransport(caFile string) (http.RoundTripper, error) {
+	if caFile == "" {
+		return nil, nil
 	}
-	return &http.Client{Transport: tr}, nil
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls.acme.caCertificates: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("tls.acme.caCertificates: no PEM certificate in %s", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 // ensureNodeID returns the identity of this data directory, generating it

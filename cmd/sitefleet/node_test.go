@@ -106,6 +106,17 @@ func TestInvalidInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"two documents", "ok.test", `{}{}`, 400},
 		{"bad redirect option type", "ok.test", `{"options":{"redirectAliases":"yes"}}`, 400},
 		{"huge body", "ok.test", `{"aliases":["` + strings.Repeat("a", 9<<20) + `"]}`, 413},
+		{"tls not an object", "ok.test", `{"tls":"acme"}`, 400},
+		{"tls unknown mode", "ok.test", `{"tls":{"mode":"letsencrypt"}}`, 422},
+		{"tls unknown field", "ok.test", `{"tls":{"mode":"acme","certs":"x"}}`, 400},
+		{"tls certificate path", "ok.test", `{"tls":{"mode":"imported","certificate":"../x"}}`, 422},
+		{"tls certificate injection", "ok.test", `{"tls":{"mode":"imported","certificate":"x; root /"}}`, 422},
+		{"tls missing certificate", "ok.test", `{"tls":{"mode":"imported","certificate":"nope"}}`, 422},
+		{"hsts max-age as text", "ok.test", `{"tls":{"mode":"acme","hsts":{"maxAge":"1h"}}}`, 400},
+		{"hsts max-age huge", "ok.test", `{"tls":{"mode":"acme","hsts":{"maxAge":1e30}}}`, 400},
+		{"hsts max-age too long", "ok.test", `{"tls":{"mode":"acme","hsts":{"maxAge":63072001}}}`, 422},
+		{"hsts preload too short", "ok.test", `{"tls":{"mode":"acme","hsts":{"maxAge":60,"includeSubdomains":true,"preload":true}}}`, 422},
+		{"https redirect without tls", "ok.test", `{"tls":{"mode":"none","redirectHttp":true}}`, 422},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
