@@ -236,8 +236,8 @@ func validateCertRecords(certs []Certificate, sites []Site) (map[string]Certific
 			}
 		default:
 			name, ok := strings.CutPrefix(c.ID, string(c.Type)+"-")
-			if _, err := NormalizeHostname(name); !ok || err != nil || len(c.ID) > 300 {
-				return nil, Errorf(Invalid, "%s: id %.80q is not %s-<host name>", field, c.ID, c.Type)
+			if n, err := NormalizeHostname(name); !ok || err != nil || n != name {
+				return nil, Errorf(Invalid, "%s: id %.80q is not %s-<host name in normal form>", field, c.ID, c.Type)
 			}
 		}
 		if c.ChainPEM == "" || c.KeySealed == "" {

@@ -177,6 +177,9 @@ func TestCertificatesExportAndImport(t *testing.T) {
 		{ID: "x", Type: "other", ChainPEM: "c", KeySealed: "k"},
 		{ID: "Bad ID", Type: state.CertImported, ChainPEM: "c", KeySealed: "k"},
 		{ID: "acme-", Type: state.CertACME, ChainPEM: "c", KeySealed: "k"},
+		{ID: "acme-EXAMPLE.test", Type: state.CertACME, ChainPEM: "c", KeySealed: "k"},
+		{ID: "selfsigned-x.test", Type: state.CertACME, ChainPEM: "c", KeySealed: "k"},
+		{ID: "acme-" + strings.Repeat("a", 300) + ".test", Type: state.CertACME, ChainPEM: "c", KeySealed: "k"},
 		{ID: "y", Type: state.CertImported, ChainPEM: "c"},
 	} {
 		bad := doc
