@@ -93,7 +93,21 @@ func checkHostname(name string) error {
 	if strings.HasSuffix(name, ReservedSuffix) || name == ReservedSuffix[1:] {
 		return fmt.Errorf("names under %s are reserved", ReservedSuffix)
 	}
+	if isNginxMapKeyword(name) {
+		return fmt.Errorf("%q is a reserved word of the web server's configuration and cannot name a site", name)
+	}
 	return nil
+}
+
+// isNginxMapKeyword reports the single-label names that nginx reads as a
+// parameter or directive inside a map block even when quoted; a site by
+// that name would make every node's config fail.
+func isNginxMapKeyword(name string) bool {
+	switch name {
+	case "default", "hostnames", "include", "volatile":
+		return true
+	}
+	return false
 }
 
 func isDigits(s string) bool {

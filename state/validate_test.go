@@ -30,6 +30,7 @@ func TestNormalizeHostname(t *testing.T) {
 		"-a.com", "a-.com", "under_score.com", strings.Repeat("a", 64) + ".com",
 		strings.Repeat("abcdefghi.", 26) + "com", "1.2.3.4", "sitefleet-probe.invalid", "invalid",
 		"a\x00b.com", "a\tb.com", "a:80.com", "a@b.com", "exa`mple.com",
+		"default", "DEFAULT", "include", "Include", "hostnames", "volatile",
 	}
 	for _, in := range bad {
 		t.Run("bad/"+in, func(t *testing.T) {

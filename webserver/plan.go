@@ -88,6 +88,18 @@ type Site struct {
 	TLS *SiteTLS
 }
 
+// ReservedName reports whether name is one of the words nginx reads as a
+// parameter or directive inside a map block (default, hostnames, include,
+// volatile) even when quoted: as a site name it would make every config
+// fail. Such single-label names are refused upstream as well.
+func ReservedName(name string) bool {
+	switch name {
+	case "default", "hostnames", "include", "volatile":
+		return true
+	}
+	return false
+}
+
 // validateName checks a hostname against
 // ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$
 // with a total length of at most 253. It is hand-written because it runs for
@@ -101,6 +113,9 @@ func validateName(name string) error {
 	}
 	if name == ProbeHost {
 		return fmt.Errorf("hostname %q is reserved for the probe server", name)
+	}
+	if ReservedName(name) {
+		return fmt.Errorf("hostname %q is a keyword of nginx's map block and cannot name a site", name)
 	}
 	labelStart := 0
 	for i := 0; i <= len(name); i++ {

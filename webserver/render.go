@@ -321,10 +321,14 @@ const requestMaps = `    # For hosts that ask for it ($sf_strip_html), the clean
     # /page.html and /dir/index.html redirect to. Keyed on the request as
     # the client sent it, so internal redirects (index, try_files) never
     # trigger it.
+    # The path must start with one "/" followed by neither "/" nor "\", and
+    # path and query hold only characters that need no escaping, so the
+    # Location stays on the site and carries nothing the client chose
+    # unescaped; any other request is served without a redirect.
     map "$sf_strip_html$request_uri" $sf_html_redirect {
         default "";
-        "~^1(?<sf_hp>[^?]*/)index\.html(?<sf_hq>\?.*)?$" "$sf_hp$sf_hq";
-        "~^1(?<sf_hp>[^?]*)\.html(?<sf_hq>\?.*)?$" "$sf_hp$sf_hq";
+        "~^1(?<sf_hp>/(?:[A-Za-z0-9._~!*+,=:@&()%-][A-Za-z0-9._~!*+,=:@&()%/-]*/)?)index\.html(?<sf_hq>\?[A-Za-z0-9._~!*+,=:@&()%/?-]*)?$" "$sf_hp$sf_hq";
+        "~^1(?<sf_hp>/[A-Za-z0-9._~!*+,=:@&()%-][A-Za-z0-9._~!*+,=:@&()%/-]*)\.html(?<sf_hq>\?[A-Za-z0-9._~!*+,=:@&()%/?-]*)?$" "$sf_hp$sf_hq";
     }
     # Redirecting aliases still answer ACME challenges themselves.
     map "$uri" $sf_acme_challenge {
@@ -368,9 +372,18 @@ func acmeLocationBody(acme *listenAddr, indent string) string {
 		indent + "proxy_read_timeout 30s;\n"
 }
 
+// hiddenLocations keep a bundle's manifest files and dotfiles (other than
+// /.well-known/) from being served: they configure the site, they are not
+// its content. They answer 404 like any missing file.
+func hiddenLocations(indent string) string {
+	return indent + "location = /_redirects {\n" + indent + "    return 404;\n" + indent + "}\n" +
+		indent + "location = /_headers {\n" + indent + "    return 404;\n" + indent + "}\n" +
+		indent + "location ~ \"/\\\\.(?!well-known/)\" {\n" + indent + "    return 404;\n" + indent + "}\n"
+}
+
 // catchAllServer serves every site over HTTP: $sf_redirect and $sf_root
 // come from sites.conf.
-const catchAllServer = `
+var catchAllServer = `
     # Every site is served by this one server; see sites.conf.
     server {
         listen @LISTEN@ default_server;
@@ -380,7 +393,7 @@ const catchAllServer = `
 // catchAllBody is the rest of the catch-all servers, HTTP and HTTPS.
 // Unknown hosts get UnknownHostBody via the named location (418 is only an
 // internal hop so that the answer has its own Content-Type).
-const catchAllBody = `        error_page 418 = @sf_unknown_host;
+var catchAllBody = `        error_page 418 = @sf_unknown_host;
         if ($sf_to_https) {
             return 301 https://$host@HTTPSPORT@$request_uri;
         }
@@ -405,7 +418,7 @@ const catchAllBody = `        error_page 418 = @sf_unknown_host;
             # Clean URLs: /about serves about.html.
             try_files $uri $uri.html $uri/ =404;
         }
-        location ^~ /.well-known/acme-challenge/ {
+` + hiddenLocations("        ") + `        location ^~ /.well-known/acme-challenge/ {
 @ACME@        }
         location @sf_unknown_host {
             types { }

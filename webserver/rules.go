@@ -77,12 +77,29 @@ var (
 	forbiddenValue = "\"\\${}"
 )
 
-// regex turns a pattern into an anchored PCRE with named captures
-// sf_p_<name> and sf_splat. Literal segments are percent-decoded (nginx
-// matches the decoded URI) and must then fit a conservative allowlist, so
-// the regex can be placed in a double-quoted nginx string. A placeholder
-// may appear only once: nginx refuses two captures of the same name.
-func (p Pattern) regex() (string, []string, error) {
+// captureClass is what a placeholder or splat may match when the target
+// uses it: RFC 3986 path characters that need no escaping in a header and
+// cannot turn a path into another host (no "%", "\\", blanks, control or
+// non-ASCII bytes). nginx matches the decoded URI, so a request whose
+// capture holds anything else simply does not match the rule: no request
+// byte reaches a Location header unescaped.
+const captureClass = `[A-Za-z0-9._~!*+,=:@&()-]`
+
+// splatClass is captureClass with "/", for the splat after its first
+// character.
+const splatClass = `[A-Za-z0-9._~!*+,=:@&()/-]`
+
+// regex turns a pattern into an anchored PCRE. Placeholders and the splat
+// that the target uses (capture) become named captures: the i-th
+// placeholder is sf_p<i> (a short name whatever the placeholder is called:
+// PCRE refuses group names over 32 characters) and the splat sf_splat,
+// each restricted to captureClass; the splat never starts with "/", so
+// "/:splat" cannot become "//host". Unused ones match anything without
+// capturing. Literal segments are percent-decoded (nginx matches the
+// decoded URI) and must then fit a conservative allowlist, so the regex can
+// be placed in a double-quoted nginx string. It returns the placeholder
+// names in order; a placeholder may appear only once.
+func (p Pattern) regex(capture func(name string) bool) (string, []string, error) {
 	var b strings.Builder
 	var names []string
 	b.WriteString("^")
@@ -93,7 +110,11 @@ func (p Pattern) regex() (string, []string, error) {
 	for i, seg := range segs {
 		switch {
 		case seg == "*" && i == len(segs)-1:
-			b.WriteString("(?:/(?<sf_splat>.*))?")
+			if capture("splat") {
+				b.WriteString("(?:/(?<sf_splat>" + captureClass + splatClass + "*)?)?")
+			} else {
+				b.WriteString("(?:/.*)?")
+			}
 			return b.String() + "$", names, nil
 		case strings.HasPrefix(seg, ":"):
 			if !placeholderRE.MatchString(seg) || seg == ":splat" {
@@ -102,8 +123,12 @@ func (p Pattern) regex() (string, []string, error) {
 			if slices.Contains(names, seg[1:]) {
 				return "", nil, fmt.Errorf("placeholder %q appears twice", seg)
 			}
+			if capture(seg[1:]) {
+				b.WriteString("/(?<sf_p" + strconv.Itoa(len(names)) + ">" + captureClass + "+)")
+			} else {
+				b.WriteString("/[^/]+")
+			}
 			names = append(names, seg[1:])
-			b.WriteString("/(?<sf_p_" + seg[1:] + ">[^/]+)")
 		default:
 			lit, err := url.PathUnescape(seg)
 			if err != nil || !literalRE.MatchString(lit) {
@@ -118,24 +143,32 @@ func (p Pattern) regex() (string, []string, error) {
 	return b.String() + "/?$", names, nil
 }
 
-// target turns To into an nginx string with ${sf_p_<name>} and
-// ${sf_splat} for the placeholders the pattern defines.
+// noCaptures is a capture func for patterns whose matches are not used.
+func noCaptures(string) bool { return false }
+
+// targetVars returns the placeholder names (and "splat") that to uses.
+func targetVars(to string) map[string]bool {
+	used := map[string]bool{}
+	for _, m := range targetVarRE.FindAllStringSubmatch(to, -1) {
+		used[m[1]] = true
+	}
+	return used
+}
+
+// target turns To into an nginx string with ${sf_p<i>} and ${sf_splat}
+// for the placeholders the pattern defines (names, in order).
 func (r Redirect) target(names []string, splat bool) (string, error) {
 	if !targetRE.MatchString(r.To) {
 		return "", fmt.Errorf("target %q is not allowed", r.To)
 	}
-	known := map[string]bool{}
-	for _, n := range names {
-		known[n] = true
-	}
 	var bad error
 	out := targetVarRE.ReplaceAllStringFunc(r.To, func(m string) string {
 		name := m[1:]
-		switch {
-		case name == "splat" && splat:
+		if name == "splat" && splat {
 			return "${sf_splat}"
-		case known[name]:
-			return "${sf_p_" + name + "}"
+		}
+		if i := slices.Index(names, name); i >= 0 {
+			return "${sf_p" + strconv.Itoa(i) + "}"
 		}
 		bad = fmt.Errorf("target %q uses :%s, which the pattern does not define", r.To, name)
 		return m
@@ -158,29 +191,33 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	fmt.Fprintf(&b, "    if ($sf_to_https) {\n        return 301 https://$host%s$request_uri;\n    }\n", httpsPortSuffix(https))
 	b.WriteString("    if ($sf_html_redirect) {\n        return 301 $sf_html_redirect;\n    }\n")
 	b.WriteString("    add_header Strict-Transport-Security $sf_hsts always;\n")
+	b.WriteString(hiddenLocations("    "))
 	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
 		return "", err
 	}
-	var named strings.Builder
+	var forced, named strings.Builder
 	for i, r := range site.Rules.Redirects {
-		if err := renderRedirect(&b, &named, r, i, index); err != nil {
+		if err := renderRedirect(&forced, &named, r); err != nil {
 			return "", fmt.Errorf("redirect rule %d: %w", i+1, err)
 		}
 	}
 	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + acmeLocationBody(acme, "        ") + "    }\n")
-	b.WriteString("    location / {\n        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
+	b.WriteString("    location / {\n" + forced.String() + "        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
 	b.WriteString("    location @sf_rules {\n" + named.String() + "        return 404;\n    }\n}\n")
 	return b.String(), nil
 }
 
-// renderRedirect writes a forced rule as a regex location (locations are
-// tried in order, before the files) and any other rule into the named
-// location that runs when no file matched.
-func renderRedirect(server, named *strings.Builder, r Redirect, i, site int) error {
+// renderRedirect writes a forced rule into forced, the start of the main
+// location (tried in order, before the files), and any other rule into
+// named, the location that runs when no file matched. A forced rewrite
+// (200) serves its target from where it is ("break"): a new location
+// search would apply the same forced rule to the target again, in a loop.
+func renderRedirect(forced, named *strings.Builder, r Redirect) error {
 	if !allowedStatus[r.Status] {
 		return fmt.Errorf("status %d is not supported", r.Status)
 	}
-	re, names, err := r.From.regex()
+	used := targetVars(r.To)
+	re, names, err := r.From.regex(func(name string) bool { return used[name] })
 	if err != nil {
 		return err
 	}
@@ -192,20 +229,20 @@ func renderRedirect(server, named *strings.Builder, r Redirect, i, site int) err
 	if (r.Status == 200 || r.Status == 404) && !strings.HasPrefix(to, "/") {
 		return fmt.Errorf("status %d needs a path target, not %q", r.Status, r.To)
 	}
-	action := redirectAction(r.Status, to)
 	if r.Force {
-		fmt.Fprintf(server, "    location ~ \"%s\" {\n        %s\n    }\n", re, action)
+		fmt.Fprintf(forced, "        if ($uri ~ \"%s\") {\n            %s\n        }\n", re, redirectAction(r.Status, to, "break"))
 		return nil
 	}
-	fmt.Fprintf(named, "        if ($uri ~ \"%s\") {\n            %s\n        }\n", re, action)
+	fmt.Fprintf(named, "        if ($uri ~ \"%s\") {\n            %s\n        }\n", re, redirectAction(r.Status, to, "last"))
 	return nil
 }
 
-// redirectAction is the directive that applies a rule whose pattern matched.
-func redirectAction(status int, to string) string {
+// redirectAction is the directive that applies a rule whose pattern
+// matched; flag ends a rewrite (200).
+func redirectAction(status int, to, flag string) string {
 	switch status {
 	case 200:
-		return "rewrite ^ \"" + to + "\" last;"
+		return "rewrite ^ \"" + to + "\" " + flag + ";"
 	case 404:
 		return "set $sf_404_page \"" + to + "\"; return 404;"
 	}
@@ -221,7 +258,7 @@ func renderHeaderMaps(server *strings.Builder, rules []HeaderRule, site int, map
 	display := map[string]string{"cache-control": "Cache-Control"}
 	var order []string
 	for i, rule := range rules {
-		re, _, err := rule.Path.regex()
+		re, _, err := rule.Path.regex(noCaptures)
 		if err != nil {
 			return fmt.Errorf("header rule %d: %w", i+1, err)
 		}

@@ -47,19 +47,25 @@ func TestRulesCheckRefusesUnsafeValues(t *testing.T) {
 }
 
 func TestPatternRegex(t *testing.T) {
+	all := func(string) bool { return true }
+	long := strings.Repeat("a", 32)
 	for _, tc := range []struct {
-		p    Pattern
-		want string
+		p       Pattern
+		capture func(string) bool
+		want    string
 	}{
-		{seg(""), "^/$"},
-		{seg("*"), "^(?:/(?<sf_splat>.*))?$"},
-		{seg("a.b", ""), `^/a\.b/?$`},
-		{seg("blog", ":year", ":slug"), "^/blog/(?<sf_p_year>[^/]+)/(?<sf_p_slug>[^/]+)/?$"},
-		{seg("caf%C3%A9"), ""},
-		{seg("a%7Eb"), "^/a~b/?$"},
-		{seg(":a", ":a"), ""},
+		{seg(""), all, "^/$"},
+		{seg("*"), all, "^(?:/(?<sf_splat>" + captureClass + splatClass + "*)?)?$"},
+		{seg("*"), noCaptures, "^(?:/.*)?$"},
+		{seg("a.b", ""), all, `^/a\.b/?$`},
+		{seg("blog", ":year", ":slug"), all, "^/blog/(?<sf_p0>" + captureClass + "+)/(?<sf_p1>" + captureClass + "+)/?$"},
+		{seg("blog", ":year", ":slug"), func(n string) bool { return n == "slug" }, "^/blog/[^/]+/(?<sf_p1>" + captureClass + "+)/?$"},
+		{seg(":" + long), all, "^/(?<sf_p0>" + captureClass + "+)/?$"},
+		{seg("caf%C3%A9"), all, ""},
+		{seg("a%7Eb"), all, "^/a~b/?$"},
+		{seg(":a", ":a"), all, ""},
 	} {
-		got, _, err := tc.p.regex()
+		got, _, err := tc.p.regex(tc.capture)
 		if tc.want == "" {
 			if err == nil {
 				t.Errorf("%v: accepted as %q", tc.p.Segments, got)
