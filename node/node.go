@@ -45,9 +45,10 @@ type Source interface {
 
 // WebServer is what the reconciler needs of the web server.
 type WebServer interface {
-	// Apply makes the web server serve plan; it reports whether anything
-	// changed.
-	Apply(ctx context.Context, plan webserver.Plan) (bool, error)
+	// Apply makes the web server serve plan, site by site: a site it
+	// cannot serve in its desired form keeps its last served form and is
+	// named in the result with the reason; the other sites are applied.
+	Apply(ctx context.Context, plan webserver.Plan) (webserver.Result, error)
 }
 
 // Options configure a Node.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/sitefleet/sitefleet/state"
@@ -161,9 +163,14 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		}
 		plan.Sites = append(plan.Sites, ws)
 	}
-	if _, err := n.opts.Web.Apply(ctx, plan); err != nil {
+	res, err := n.opts.Web.Apply(ctx, plan)
+	if err != nil {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
 	}
+	for domain, reason := range res.Rejected {
+		siteErr(domain, errors.New(reason))
+	}
+	sites = n.keepServedForms(sites, res.Rejected)
 	now := time.Now()
 	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites, Certificates: snap.Certificates, DHParams: snap.DHParams}
 	n.applied.Store(applied)
@@ -182,6 +189,27 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	}
 	n.removeUnused(ctx, snap, applied)
 	return nil
+}
+
+// keepServedForms replaces each site the web server rejected with the form
+// it serves instead (its last applied one; none for a new site), so that
+// the applied snapshot and the cache hold what is served.
+func (n *Node) keepServedForms(sites []state.Site, rejected map[string]string) []state.Site {
+	if len(rejected) == 0 {
+		return sites
+	}
+	out := make([]state.Site, 0, len(sites))
+	for _, s := range sites {
+		if _, bad := rejected[s.Domain]; bad {
+			old, ok := n.lastApplied(s.Domain)
+			if !ok {
+				continue
+			}
+			s = old
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // resolveBundles makes every site serve a bundle that is present in full:
@@ -293,6 +321,12 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 			owner[name] = s.Domain
 		}
 		return true
+	}
+	for _, domain := range slices.Sorted(maps.Keys(snap.Unreadable)) {
+		fail(domain, fmt.Errorf("unreadable site record in the store: %s", snap.Unreadable[domain]))
+		if old, ok := n.lastApplied(domain); ok && claim(old) {
+			out = append(out, old)
+		}
 	}
 	checked := make(map[string]checkedSite, len(snap.Sites))
 	for _, raw := range snap.Sites {

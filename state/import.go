@@ -101,11 +101,12 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 		case key == s.keys.Pending():
 			st.pending = true
 		case strings.HasPrefix(key, s.keys.Sites()):
-			site, err := decodeSite(kv)
-			if err != nil {
-				return storedState{}, err
+			domain := strings.TrimPrefix(key, s.keys.Sites())
+			site, err := decodeSiteKey(kv, domain)
+			if err != nil { // replaced or removed by the import, whatever it holds
+				site = Site{Domain: domain, Revision: kv.ModRevision, unreadable: true}
 			}
-			st.sites[site.Domain] = site
+			st.sites[domain] = site
 		case strings.HasPrefix(key, s.keys.Names()):
 			st.names[strings.TrimPrefix(key, s.keys.Names())] = string(kv.Value)
 		case strings.HasPrefix(key, s.keys.Apps()):
@@ -185,7 +186,7 @@ func (s *Store) diff(st storedState, sites []Site) ([]Change, []clientv3.Op, err
 			want[n] = site.Domain
 		}
 		cur, exists := st.sites[site.Domain]
-		if exists && cur.Equal(site) {
+		if exists && !cur.unreadable && cur.Equal(site) {
 			continue
 		}
 		val, err := marshal(site)

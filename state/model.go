@@ -30,6 +30,10 @@ type Site struct {
 	// was read. It is output only: writes carry the expected revision in a
 	// precondition instead.
 	Revision int64 `json:"revision,omitempty"`
+
+	// unreadable marks, inside an import, a stored record that does not
+	// decode: it is replaced or removed whatever the document says.
+	unreadable bool
 }
 
 // SiteOptions are per-site serving options.
@@ -101,6 +105,10 @@ type Snapshot struct {
 	// transactions has not completed: the state is then a mix of old and
 	// new, and nodes keep serving what they applied before.
 	PendingImport string `json:"pendingImport,omitempty"`
+	// Unreadable maps the domain of each site record that could not be
+	// read (it does not decode, or names another domain than its key) to
+	// why. Such a site is not in Sites.
+	Unreadable map[string]string `json:"unreadable,omitempty"`
 }
 
 // Site returns the site with the given primary domain.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,9 +14,11 @@ import (
 // linearizable read. Its Revision is the state revision: the etcd revision
 // of the last change to the desired state (0 if it was never written), which
 // other keys of the fleet (node records, leases) do not move. It fails with an Unavailable *Error when etcd cannot be
-// reached within the store's timeout. A site key that does not decode is
-// reported as an error rather than skipped: a node must not apply a state it
-// cannot read completely.
+// reached within the store's timeout. A site record that does not decode,
+// or whose domain is not its key's, is not in Sites but in Unreadable with
+// the reason: one bad record must not stop the fleet from applying every
+// other site. Nodes keep serving such a site as they last applied it, and
+// whatever removes things for want of a site must count it as present.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -38,9 +41,14 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		snap.Revision = m[0].ModRevision
 	}
 	for _, kv := range kvs {
-		site, err := decodeSite(kv)
+		domain := strings.TrimPrefix(string(kv.Key), s.keys.Sites())
+		site, err := decodeSiteKey(kv, domain)
 		if err != nil {
-			return nil, err
+			if snap.Unreadable == nil {
+				snap.Unreadable = map[string]string{}
+			}
+			snap.Unreadable[domain] = err.Error()
+			continue
 		}
 		snap.Sites = append(snap.Sites, site)
 	}
@@ -85,6 +93,15 @@ func (s *Store) GetSite(ctx context.Context, domain string) (Site, int64, error)
 	}
 	site, err := decodeSite(resp.Kvs[0])
 	return site, resp.Header.Revision, err
+}
+
+// decodeSiteKey decodes a site record stored under domain's key.
+func decodeSiteKey(kv *mvccpb.KeyValue, domain string) (Site, error) {
+	site, err := decodeSite(kv)
+	if err == nil && site.Domain != domain {
+		err = fmt.Errorf("record %s holds site %q, not %q", kv.Key, site.Domain, domain)
+	}
+	return site, err
 }
 
 func decodeSite(kv *mvccpb.KeyValue) (Site, error) {

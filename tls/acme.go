@@ -408,6 +408,10 @@ func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
 			w.putStatus(ctx, ACMEStatus{Name: name, State: "issued", UpdatedAt: time.Now().UTC()})
 		}
 	}
+	if len(snap.Unreadable) > 0 {
+		// An unreadable site may use any of them: remove nothing.
+		return w.next.d, nil
+	}
 	for id, c := range certs {
 		if c.Type == state.CertACME && !wanted[id] {
 			removeUnused(ctx, w.o, id, w.f)

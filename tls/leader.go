@@ -101,6 +101,9 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time
 		due(c)
 		o.Logger.Info("issued self-signed certificate", "site", site.Domain, "names", names, "serial", c.Serial, "notAfter", c.NotAfter)
 	}
+	for domain := range snap.Unreadable { // served as last applied: keep its certificate
+		wanted[state.AutoCertID(state.CertSelfSigned, domain)] = true
+	}
 	for id, c := range certs {
 		if c.Type == state.CertSelfSigned && !wanted[id] {
 			removeUnused(ctx, o, id, f)

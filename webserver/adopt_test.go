@@ -135,8 +135,8 @@ func TestReloadFailureRollsBack(t *testing.T) {
 
 	changed := plan
 	changed.Sites = changed.Sites[:1]
-	if ok, err := s.Apply(context.Background(), changed); err == nil || ok {
-		t.Fatalf("Apply with failing reload command: got %v, %v; want an error", ok, err)
+	if res, err := s.Apply(context.Background(), changed); err == nil || res.Changed {
+		t.Fatalf("Apply with failing reload command: got %v, %v; want an error", res, err)
 	}
 	if got, _ := os.Readlink(filepath.Join(f.prefix, "conf")); got != link {
 		t.Errorf("conf link after failed reload: got %q, want rolled back to %q", got, link)

@@ -16,84 +16,127 @@ import (
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 )
 
-// Apply renders plan; if the rendered bytes equal the live generation it
-// returns (false, nil) without touching anything. Otherwise it writes a new
-// generation directory, runs `nginx -t` against the staged tree and, only if
-// that passes, swaps it live atomically and reloads nginx (SIGHUP when managed
-// and running; ReloadCommand when unmanaged and the pid file names a live
-// master). It then waits up to ReloadTimeout until nginx is observed serving
-// the new generation through the probe server, and until the old workers
-// stopped accepting. When no nginx is running the swap alone is enough: the
-// next start uses the new generation.
+// Apply makes nginx serve plan, site by site: a site already live in its
+// desired form is kept; any other is applied unless Render refuses one of
+// its values or nginx refuses its config, in which case it keeps the form
+// it was served in before (a new site is not served) and Result.Rejected
+// says why. Every other site is applied all the same. A form nginx refused
+// is not tried again until it changes.
 //
-// A rejected config returns a *TestError carrying nginx's output and the live
-// config is untouched. A reload that is not observed within ReloadTimeout is
-// rolled back (the previous generation is swapped back in) and returned as an
-// error. If ctx ends while waiting for the reload, the signalled generation
-// stays live and ctx's error is returned.
+// If the rendered bytes equal the live generation, Apply touches nothing.
+// Otherwise it writes a new generation directory, runs `nginx -t` against
+// the staged tree and, only if that passes, swaps it live atomically and
+// reloads nginx (SIGHUP when managed and running; ReloadCommand when
+// unmanaged and the pid file names a live master). When nginx refuses the
+// staged tree, Apply tests it without any changed site: if nginx refuses
+// that too, the fault is not a site's and a *TestError carrying nginx's
+// output is returned with the live config untouched; otherwise it halves
+// the changed sites until it has found those nginx refuses (a few more
+// `nginx -t` runs per refused site). It then waits up to ReloadTimeout
+// until nginx is observed serving the new generation through the probe
+// server, and until the old workers stopped accepting. When no nginx is
+// running the swap alone is enough: the next start uses the new generation.
+//
+// A reload that is not observed within ReloadTimeout is rolled back (the
+// previous generation is swapped back in) and returned as an error. If ctx
+// ends while waiting for the reload, the signalled generation stays live
+// and ctx's error is returned. An invalid listen address, prefix or other
+// setting that is not a site's fails the whole plan.
 //
 // Apply blocks; it is safe for concurrent use but calls are serialised, and a
-// call waiting for another one gives up when its ctx ends. It returns
-// (true, nil) when the new config is live.
-func (s *Server) Apply(ctx context.Context, plan Plan) (changed bool, err error) {
+// call waiting for another one gives up when its ctx ends.
+func (s *Server) Apply(ctx context.Context, plan Plan) (Result, error) {
 	if err := s.applySem.acquire(ctx); err != nil {
-		return false, fmt.Errorf("apply: wait for previous apply: %w", err)
+		return Result{}, fmt.Errorf("apply: wait for previous apply: %w", err)
 	}
 	defer s.applySem.release()
 	start := time.Now()
-	changed, id, err := s.apply(ctx, plan)
+	res, id, err := s.apply(ctx, plan)
 	s.setError(err)
 	if err != nil {
-		return false, err
+		return Result{}, err
 	}
 	s.mu.Lock()
 	s.lastApply = time.Now()
 	s.mu.Unlock()
 	s.markReady()
-	if changed {
-		s.log.Info("nginx config applied", "generation", id, "sites", len(plan.Sites), "took", time.Since(start).Round(time.Millisecond))
+	if res.Changed {
+		s.log.Info("nginx config applied", "generation", id, "sites", len(plan.Sites), "rejected", len(res.Rejected), "took", time.Since(start).Round(time.Millisecond))
 	}
-	return changed, nil
+	return res, nil
 }
 
 // apply does the work of Apply; the caller holds applySem.
-func (s *Server) apply(ctx context.Context, plan Plan) (bool, string, error) {
-	g, err := render(plan, s.opts)
-	if err != nil {
-		return false, "", err
+func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
+	if err := validateGlobal(plan); err != nil {
+		return Result{}, "", fmt.Errorf("render: plan: %w", err)
 	}
+	sel := s.selectSites(plan)
+	final := sel.assemble(plan, sel.allChanged())
+	g, err := render(final, s.opts)
+	if err != nil {
+		return Result{}, "", err
+	}
+	changed, err := s.stageTestSwap(ctx, g)
+	var te *TestError
+	if errors.As(err, &te) && len(sel.changed) > 0 {
+		accepted, ierr := s.isolate(ctx, plan, &sel, te)
+		if ierr != nil {
+			return Result{}, "", ierr
+		}
+		final = sel.assemble(plan, accepted)
+		if g, err = render(final, s.opts); err != nil {
+			return Result{}, "", err
+		}
+		changed, err = s.stageTestSwap(ctx, g)
+	}
+	if err != nil {
+		return Result{}, "", err
+	}
+	s.recordLive(final, &sel)
+	res := Result{Changed: changed}
+	if len(sel.rejected) > 0 {
+		res.Rejected = sel.rejected
+	}
+	return res, g.id, nil
+}
+
+// stageTestSwap makes g live unless it already is: stage, `nginx -t`, swap,
+// reload. It reports whether g went live; a *TestError means nginx refused
+// it and nothing changed.
+func (s *Server) stageTestSwap(ctx context.Context, g generation) (bool, error) {
 	s.mu.Lock()
 	old := s.live
 	if g.id == old {
 		s.probeAddr = g.listen.dialAddr()
 		s.mu.Unlock()
-		return false, g.id, nil
+		return false, nil
 	}
 	s.mu.Unlock()
 	dir := filepath.Join(s.opts.genDir(), g.id)
-	if err := stageGeneration(dir, g.files); err != nil {
-		return false, "", fmt.Errorf("stage config: %w", err)
+	if err := stageFiles(dir, g.files, true); err != nil {
+		return false, fmt.Errorf("stage config: %w", err)
 	}
 	if err := s.testConfig(ctx, dir); err != nil {
 		s.discard(dir)
-		return false, "", err // a *TestError as is, for callers' type checks
+		return false, err // a *TestError as is, for callers' type checks
 	}
 	if err := s.swap(g.id); err != nil {
 		s.discard(dir)
-		return false, "", fmt.Errorf("swap config: %w", err)
+		return false, fmt.Errorf("swap config: %w", err)
 	}
 	if err := s.reload(ctx, g); err != nil {
 		if ctx.Err() != nil { // nginx was signalled and most likely loads it: keep it live
 			s.commit(g, old)
-			return false, "", err
+			return false, err
 		}
-		return false, "", errors.Join(err, s.rollback(old, dir))
+		return false, errors.Join(err, s.rollback(old, dir))
 	}
 	s.commit(g, old)
 	if err := s.collectGarbage(); err != nil { // the new config is live regardless
 		s.log.Warn("could not remove old nginx generations", "err", err)
 	}
-	return true, g.id, nil
+	return true, nil
 }
 
 // commit records g as live.
@@ -104,8 +147,9 @@ func (s *Server) commit(g generation, old string) {
 	s.probeAddr = g.listen.dialAddr()
 }
 
-// stageGeneration writes files into a fresh dir (0755, files 0644, synced).
-func stageGeneration(dir string, files map[string][]byte) error {
+// stageFiles writes files into a fresh dir (0755, files 0644), synced to
+// disk when sync is set (a generation that may go live).
+func stageFiles(dir string, files map[string][]byte, sync bool) error {
 	if err := os.RemoveAll(dir); err != nil { // a leftover of a crash or failed test
 		return err
 	}
@@ -119,9 +163,12 @@ func stageGeneration(dir string, files map[string][]byte) error {
 		if strings.ContainsRune(name, '/') {
 			return fmt.Errorf("generation file name %q contains '/'", name)
 		}
-		if err := writeFileSync(filepath.Join(dir, name), files[name], 0o644); err != nil {
+		if err := writeFile(filepath.Join(dir, name), files[name], 0o644, sync); err != nil {
 			return err
 		}
+	}
+	if !sync {
+		return nil
 	}
 	if err := fsutil.SyncDir(dir); err != nil {
 		return err

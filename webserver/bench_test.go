@@ -47,9 +47,9 @@ func benchmarkApply(b *testing.B, sites int) {
 	i := 0
 	for b.Loop() {
 		i++
-		changed, err := s.Apply(ctx, plans[i%2])
-		if err != nil || !changed {
-			b.Fatalf("Apply #%d: got changed=%v err=%v, want a change", i, changed, err)
+		res, err := s.Apply(ctx, plans[i%2])
+		if err != nil || !res.Changed {
+			b.Fatalf("Apply #%d: got changed=%v err=%v, want a change", i, res.Changed, err)
 		}
 	}
 }

@@ -37,12 +37,15 @@ func mustApply(t testing.TB, s *Server, plan Plan, wantChanged bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	changed, err := s.Apply(ctx, plan)
+	res, err := s.Apply(ctx, plan)
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if changed != wantChanged {
-		t.Fatalf("Apply: got changed=%v, want %v", changed, wantChanged)
+	if res.Changed != wantChanged {
+		t.Fatalf("Apply: got changed=%v, want %v", res.Changed, wantChanged)
+	}
+	if len(res.Rejected) > 0 {
+		t.Fatalf("Apply: rejected %v", res.Rejected)
 	}
 }
 
@@ -176,10 +179,10 @@ func TestManagedRejectedConfigKeepsServing(t *testing.T) {
 	gen := s.Status().Generation
 
 	writeFiles(t, f.dir, map[string]string{"extra.conf": "garbage here;\n"})
-	changed, err := s.Apply(context.Background(), plan)
+	res, err := s.Apply(context.Background(), plan)
 	var testErr *TestError
 	if !errors.As(err, &testErr) {
-		t.Fatalf("Apply with broken extra config: got changed=%v err %v, want a *TestError", changed, err)
+		t.Fatalf("Apply with broken extra config: got changed=%v err %v, want a *TestError", res.Changed, err)
 	}
 	if !strings.Contains(testErr.Output, `unknown directive "garbage"`) {
 		t.Errorf("TestError output: got %q, want nginx's unknown directive message", testErr.Output)

@@ -233,6 +233,33 @@ func (l listenAddr) dialAddr() string {
 	return net.JoinHostPort(host, strconv.Itoa(l.port))
 }
 
+// validateGlobal checks the values of plan that are not a site's: a fault
+// there fails the whole plan.
+func validateGlobal(plan Plan) error {
+	if _, err := parseListen(plan.HTTPListen); err != nil {
+		return err
+	}
+	if plan.PlaceholderRoot != "" {
+		if err := validatePath(plan.PlaceholderRoot); err != nil {
+			return fmt.Errorf("placeholder root: %w", err)
+		}
+	}
+	if plan.HTTPSListen != "" {
+		if _, err := parseListen(plan.HTTPSListen); err != nil {
+			return fmt.Errorf("https: %w", err)
+		}
+		if err := validateTLS(plan, nil); err != nil {
+			return err
+		}
+	}
+	if plan.ACMEChallengeUpstream != "" {
+		if _, err := parseListen(plan.ACMEChallengeUpstream); err != nil {
+			return fmt.Errorf("acme challenge upstream: %w", err)
+		}
+	}
+	return nil
+}
+
 // validatePlan checks every value of plan and returns the sites sorted by
 // Domain. It does not modify plan.
 func validatePlan(plan Plan) (listenAddr, []Site, error) {

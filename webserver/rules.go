@@ -63,6 +63,11 @@ func (r *Rules) Check() error {
 // Empty reports whether r has no rules.
 func (r *Rules) Empty() bool { return r == nil || (len(r.Redirects) == 0 && len(r.Headers) == 0) }
 
+// MaxRulesConfigBytes caps the nginx config one site's rules may generate
+// (its server block and header maps), so that no bundle can make every
+// reload slow or nginx's memory large: 1 MiB holds about 3,000 redirects.
+const MaxRulesConfigBytes = 1 << 20
+
 // defaultCacheControl is sent unless a _headers rule sets Cache-Control.
 const defaultCacheControl = "public, max-age=0, must-revalidate"
 
@@ -181,6 +186,7 @@ func (r Redirect) target(names []string, splat bool) (string, error) {
 // level), the server block to the returned string.
 func renderRulesServer(site Site, root string, index int, listen listenAddr, https, acme *listenAddr, maps *strings.Builder) (string, error) {
 	var b strings.Builder
+	mapsBefore := maps.Len()
 	names := site.ownServerNames()
 	fmt.Fprintf(&b, "\n# Site %s: its own server, for the rules of its bundle.\nserver {\n    listen %s;\n", site.Domain, listen.directive())
 	if https != nil && hasAny(site.certNames(), names) {
@@ -204,6 +210,9 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + acmeLocationBody(acme, "        ") + "    }\n")
 	b.WriteString("    location / {\n" + forced.String() + "        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
 	b.WriteString("    location @sf_rules {\n" + named.String() + "        return 404;\n    }\n}\n")
+	if n := b.Len() + maps.Len() - mapsBefore; n > MaxRulesConfigBytes {
+		return "", fmt.Errorf("the rules generate %d bytes of nginx config, more than %d: use fewer or shorter rules", n, MaxRulesConfigBytes)
+	}
 	return b.String(), nil
 }
 

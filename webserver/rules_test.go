@@ -1,6 +1,7 @@
 package webserver
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,17 @@ func TestRulesCheckRefusesUnsafeValues(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+	var huge Rules
+	for i := range 200 {
+		rule := HeaderRule{Path: seg("p" + strings.Repeat("x", 40) + strconv.Itoa(i))}
+		for j := range 50 {
+			rule.Headers = append(rule.Headers, Header{"X-H" + strconv.Itoa(j), strings.Repeat("v", 1000)})
+		}
+		huge.Headers = append(huge.Headers, rule)
+	}
+	if err := huge.Check(); err == nil || !strings.Contains(err.Error(), "bytes of nginx config") {
+		t.Errorf("rules generating ~10 MB of config: got %v, want the size cap", err)
 	}
 	ok := Rules{
 		Redirects: []Redirect{{From: seg("blog", ":year", "*"), To: "/p/:year/:splat?x=1#f", Status: 302, Force: true}},

@@ -71,7 +71,7 @@ func TestScaleHashSizesNoWarning(t *testing.T) {
 				t.Fatalf("render: %v", err)
 			}
 			dir := s.opts.genDir() + "/" + g.id
-			if err := stageGeneration(dir, g.files); err != nil {
+			if err := stageFiles(dir, g.files, true); err != nil {
 				t.Fatalf("stage: %v", err)
 			}
 			if err := s.testConfig(context.Background(), dir); err != nil {

@@ -37,6 +37,10 @@ type Server struct {
 	lastErrStart bool // lastErr came from starting nginx
 	restarts     int
 	proc         *process // the nginx master when managed and running
+
+	// Guarded by applySem.
+	liveSites map[string]Site    // the sites of the live generation, by domain
+	refused   map[string]refusal // site forms nginx refused, by domain
 }
 
 // Status is a snapshot for the node status API.
@@ -95,6 +99,7 @@ func New(opts Options) (*Server, error) {
 		applySem: make(semaphore, 1),
 		ready:    make(chan struct{}),
 		stderr:   newLineRing(8),
+		refused:  map[string]refusal{},
 	}
 	s.prober = newProber()
 	s.live = s.recoverLive()

@@ -39,26 +39,34 @@ func validateTLS(plan Plan, sites []Site) error {
 		if s.TLS == nil {
 			continue
 		}
-		if s.TLS.HSTS != "" && !hstsRE.MatchString(s.TLS.HSTS) {
-			return fmt.Errorf("site %s: hsts %.80q is not max-age=N[; includeSubDomains][; preload]", s.Domain, s.TLS.HSTS)
+		if err := validateSiteTLS(s); err != nil {
+			return fmt.Errorf("site %s: %w", s.Domain, err)
 		}
-		names := s.names()
-		seen := map[string]bool{}
-		for _, c := range s.TLS.Certificates {
-			for _, p := range []string{c.Chain, c.Key} {
-				if err := validatePath(p); err != nil {
-					return fmt.Errorf("site %s: certificate: %w", s.Domain, err)
-				}
+	}
+	return nil
+}
+
+// validateSiteTLS checks the TLS settings of one site.
+func validateSiteTLS(s Site) error {
+	if s.TLS.HSTS != "" && !hstsRE.MatchString(s.TLS.HSTS) {
+		return fmt.Errorf("hsts %.80q is not max-age=N[; includeSubDomains][; preload]", s.TLS.HSTS)
+	}
+	names := s.names()
+	seen := map[string]bool{}
+	for _, c := range s.TLS.Certificates {
+		for _, p := range []string{c.Chain, c.Key} {
+			if err := validatePath(p); err != nil {
+				return fmt.Errorf("certificate: %w", err)
 			}
-			for _, n := range c.Names {
-				if !slices.Contains(names, n) {
-					return fmt.Errorf("site %s: certificate for %.80q, which is not one of its names", s.Domain, n)
-				}
-				if seen[n] {
-					return fmt.Errorf("site %s: two certificates for %s", s.Domain, n)
-				}
-				seen[n] = true
+		}
+		for _, n := range c.Names {
+			if !slices.Contains(names, n) {
+				return fmt.Errorf("certificate for %.80q, which is not one of its names", n)
 			}
+			if seen[n] {
+				return fmt.Errorf("two certificates for %s", n)
+			}
+			seen[n] = true
 		}
 	}
 	return nil

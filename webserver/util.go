@@ -54,8 +54,8 @@ func (r *lineRing) String() string {
 	return strings.Join(r.lines, " | ")
 }
 
-// writeFileSync writes data to path with mode and fsyncs it.
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
+// writeFile writes data to path with mode and, if sync is set, fsyncs it.
+func writeFile(path string, data []byte, mode os.FileMode, sync bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return err
@@ -68,9 +68,11 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }

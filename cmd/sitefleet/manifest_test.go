@@ -42,6 +42,9 @@ func TestManifestRules(t *testing.T) {
 /ext                 https://example.com/x?a=1  308
 /gone                /gone-page.html       404
 /app/*               /app/index.html       200
+/u/:name             /users/:name          301
+/p/:abcdefghijklmnopqrstuvwxyz_12345 /q/:abcdefghijklmnopqrstuvwxyz_12345 301
+/go/*                /:splat               302!
 `,
 		"_headers": `/assets/*
   Cache-Control: public, max-age=31536000, immutable
@@ -72,6 +75,14 @@ func TestManifestRules(t *testing.T) {
 		{"/app/some/deep/link", "", 200, "spa shell\n", ""},
 		{"/missing", "", 404, "custom 404\n", ""},
 		{"/new", "www.rules.test", 200, "new\n", ""},
+		{"/u/ann", "", 301, "", "/users/ann"},
+		{"/p/x", "", 301, "", "/q/x"},
+		{"/go/a/b", "", 302, "", "/a/b"},
+		{"/_redirects", "", 404, "custom 404\n", ""},
+		{"/_headers", "", 404, "custom 404\n", ""},
+		// Hostile captures do not match: no injected header, no other host.
+		{"/u/a%0d%0aSet-Cookie:%20x=y", "", 404, "custom 404\n", ""},
+		{"/go/%5Cevil.example/", "", 404, "custom 404\n", ""},
 	}
 	for _, tc := range cases {
 		host := tc.host

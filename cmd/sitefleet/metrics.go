@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,15 +81,30 @@ func newStatusCollector(status api.StatusSource) *statusCollector {
 	}}
 }
 
+// siteError names each site whose latest state is not served, with the
+// reason (nginx's message when nginx refused it), cut to maxReasonLabel
+// bytes.
+var siteError = prometheus.NewDesc("sitefleet_site_error",
+	"1 for each site whose latest state is not served; it keeps its last good state.", []string{"site", "reason"}, nil)
+
+const maxReasonLabel = 200
+
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, g := range c.gauges {
 		ch <- g.desc
 	}
+	ch <- siteError
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.status.NodeStatus()
 	for _, g := range c.gauges {
 		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.value(st))
+	}
+	for site, reason := range st.SiteErrors {
+		if len(reason) > maxReasonLabel {
+			reason = strings.ToValidUTF8(reason[:maxReasonLabel], "") + "..."
+		}
+		ch <- prometheus.MustNewConstMetric(siteError, prometheus.GaugeValue, 1, site, reason)
 	}
 }

@@ -51,7 +51,37 @@ func checkPatternText(what, raw string) error {
 	if err := checkChars(what, raw, isPatternChar); err != nil {
 		return err
 	}
-	return checkPercent(what, raw)
+	if err := checkPercent(what, raw); err != nil {
+		return err
+	}
+	return checkPatternEscapes(what, raw)
+}
+
+// checkPatternEscapes refuses percent escapes of characters a pattern
+// cannot match on: the web server matches decoded paths, and only
+// unreserved characters and ":@+,=" are safe to match there ("%2F" would
+// be a slash inside a segment, "%22" a quote in the server's config).
+func checkPatternEscapes(what, raw string) error {
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		c := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+		if !isUnreserved(c) && !strings.ContainsRune(":@+,=", rune(c)) {
+			return fmt.Errorf("%s: %q encodes %q, which a path pattern cannot match; only letters, digits and -._~:@+,= may be percent-encoded", what, raw[i:i+3], string(rune(c)))
+		}
+	}
+	return nil
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // addSegment checks one segment and records a placeholder or splat.

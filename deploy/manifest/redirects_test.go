@@ -48,8 +48,8 @@ func TestParseRedirectsAccepted(t *testing.T) {
 			{Line: 3, From: lit("/a", "a"), To: "/b", Status: 302},
 			{Line: 5, From: lit("/c", "c"), To: "/d", Status: 301},
 		}},
-		{"allowed path characters", "/A-z_0.9~%2F/x /B-z_0.9~%2f?q=a-b.c_d~e%20f&g+h,i#j=k&l 302", []Redirect{
-			{Line: 1, From: lit("/A-z_0.9~%2F/x", "A-z_0.9~%2F", "x"), To: "/B-z_0.9~%2f?q=a-b.c_d~e%20f&g+h,i#j=k&l", Status: 302},
+		{"allowed path characters", "/A-z_0.9~%7E%3a/x /B-z_0.9~%2f?q=a-b.c_d~e%20f&g+h,i#j=k&l 302", []Redirect{
+			{Line: 1, From: lit("/A-z_0.9~%7E%3a/x", "A-z_0.9~%7E%3a", "x"), To: "/B-z_0.9~%2f?q=a-b.c_d~e%20f&g+h,i#j=k&l", Status: 302},
 		}},
 		{"placeholder inside a TO segment", "/p/:id /items/:id.html", []Redirect{
 			{Line: 1, From: pat("/p/:id", []string{"p", ":id"}, []string{"id"}, false), To: "/items/:id.html", Status: 301},
@@ -158,6 +158,10 @@ func TestParseRedirectsRefused(t *testing.T) {
 		{"FROM is //", "// /c", 1, []string{`"//"`}},
 		{"double slash in URL path", "/a https://example.com//x", 1, []string{`"//"`}},
 		{"bad percent in FROM", "/a%zz /b", 1, []string{"bad percent escape"}},
+		{"encoded slash in FROM", "/a%2Fb /b", 1, []string{`"%2F" encodes "/"`}},
+		{"encoded quote in FROM", "/a%22 /b", 1, []string{`"%22" encodes`}},
+		{"encoded CR in FROM", "/a%0d /b", 1, []string{`"%0d" encodes`}},
+		{"encoded percent in FROM", "/a%25 /b", 1, []string{`"%25" encodes "%"`}},
 		{"truncated percent in FROM", "/a% /b", 1, []string{"bad percent escape"}},
 		{"one hex digit in TO", "/a /b%2", 1, []string{"bad percent escape"}},
 		{"bad percent in query", "/a /b?x=%g1", 1, []string{"TO query string", "bad percent escape"}},

@@ -1,0 +1,301 @@
+package webserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+)
+
+// Result is what Apply did.
+type Result struct {
+	// Changed reports whether a new config went live.
+	Changed bool
+	// Rejected maps the domain of each site whose desired form is not
+	// served to the reason: a value Render refuses, a name another site
+	// holds, or nginx's own message when `nginx -t` refused the site's
+	// config. Such a site keeps the form it was served in before, if any
+	// (a new site is not served); every other site is applied.
+	Rejected map[string]string
+}
+
+// refusal is a site form that `nginx -t` refused. The same form is not
+// tested again; a changed one is.
+type refusal struct {
+	site   Site
+	reason string
+}
+
+// selection sorts the sites of a plan by what Apply does with them.
+type selection struct {
+	order    []string        // every domain of the plan, sorted
+	same     map[string]Site // desired form already live
+	changed  map[string]Site // desired form to try
+	fallback map[string]Site // live form, kept while the desired one is not served
+	rejected map[string]string
+}
+
+// selectSites compares plan's sites with the live ones. A site already live
+// in its desired form is kept without checks; any other is checked alone
+// (Render's validation, its rules, its TLS settings, and names against the
+// other sites), and a form nginx refused before is not tried again. The
+// caller holds applySem.
+func (s *Server) selectSites(plan Plan) selection {
+	sel := selection{same: map[string]Site{}, changed: map[string]Site{}, fallback: map[string]Site{}, rejected: map[string]string{}}
+	for _, site := range sortedSites(plan.Sites) {
+		d := site.Domain
+		if _, dup := sel.same[d]; dup || sel.changed[d].Domain != "" || sel.rejected[d] != "" {
+			sel.rejected[d] = "the plan lists this site twice"
+			continue
+		}
+		sel.order = append(sel.order, d)
+		old, wasLive := s.liveSites[d]
+		if wasLive && reflect.DeepEqual(old, site) {
+			sel.same[d] = site
+			continue
+		}
+		if wasLive {
+			sel.fallback[d] = old
+		}
+		if err := checkSiteAlone(site, plan); err != nil {
+			sel.rejected[d] = err.Error()
+			continue
+		}
+		if r, ok := s.refused[d]; ok && reflect.DeepEqual(r.site, site) {
+			sel.rejected[d] = r.reason
+			continue
+		}
+		sel.changed[d] = site
+	}
+	sel.rejectNameClashes()
+	return sel
+}
+
+// rejectNameClashes rejects a changed site that claims a name a site kept
+// as it is serves, or that an earlier changed site claims.
+func (sel *selection) rejectNameClashes() {
+	owner := map[string]string{}
+	for _, d := range sel.order {
+		if site, ok := sel.same[d]; ok {
+			for _, n := range site.names() {
+				owner[n] = d
+			}
+		}
+	}
+	for _, d := range sel.order {
+		site, ok := sel.changed[d]
+		if !ok {
+			continue
+		}
+		if n, o := clash(site, owner); n != "" {
+			delete(sel.changed, d)
+			sel.rejected[d] = fmt.Sprintf("hostname %q is already used by site %q", n, o)
+			continue
+		}
+		for _, n := range site.names() {
+			owner[n] = d
+		}
+	}
+}
+
+// clash returns a name of site that owner gives another site, and that site.
+func clash(site Site, owner map[string]string) (name, other string) {
+	for _, n := range site.names() {
+		if o, ok := owner[n]; ok && o != site.Domain {
+			return n, o
+		}
+	}
+	return "", ""
+}
+
+// checkSiteAlone reports what Render would refuse in site on its own.
+func checkSiteAlone(site Site, plan Plan) error {
+	if err := validateSite(site, plan.PlaceholderRoot, map[string]string{}); err != nil {
+		return err
+	}
+	if plan.HTTPSListen != "" && site.TLS != nil {
+		if err := validateSiteTLS(site); err != nil {
+			return err
+		}
+	}
+	if err := site.Rules.Check(); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	return nil
+}
+
+// assemble returns plan with the sites to render: those kept as they are,
+// the changed ones in accepted in their desired form, and the others in
+// their live form unless a name of it is now another site's.
+func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
+	plan.Sites = make([]Site, 0, len(sel.order))
+	owner := map[string]string{}
+	var fallbacks []Site
+	for _, d := range sel.order {
+		site, ok := sel.same[d]
+		if !ok && accepted[d] {
+			site, ok = sel.changed[d], true
+		}
+		if !ok {
+			if old, has := sel.fallback[d]; has {
+				fallbacks = append(fallbacks, old)
+			}
+			continue
+		}
+		plan.Sites = append(plan.Sites, site)
+		for _, n := range site.names() {
+			owner[n] = d
+		}
+	}
+	for _, old := range fallbacks {
+		if n, _ := clash(old, owner); n == "" {
+			plan.Sites = append(plan.Sites, old)
+		}
+	}
+	return plan
+}
+
+// allChanged is every changed site, accepted.
+func (sel *selection) allChanged() map[string]bool {
+	all := make(map[string]bool, len(sel.changed))
+	for d := range sel.changed {
+		all[d] = true
+	}
+	return all
+}
+
+// isolate finds the changed sites whose config nginx refuses, after the
+// plan with all of them was refused with full: it tests the plan without
+// any change first (if nginx refuses that too, the fault is not a site's
+// and full is returned), then halves the changed sites until each refused
+// one stands alone. It returns the changed sites that can go live
+// together, and records the refused ones. It blocks for a few `nginx -t`
+// runs per refused site; ctx ending aborts it with ctx's error.
+func (s *Server) isolate(ctx context.Context, plan Plan, sel *selection, full *TestError) (map[string]bool, error) {
+	accepted := map[string]bool{}
+	if err := s.tryPlan(ctx, sel.assemble(plan, accepted)); err != nil {
+		var te *TestError
+		if errors.As(err, &te) {
+			return nil, full // not a site's fault: report nginx's first answer
+		}
+		return nil, err
+	}
+	var search func(cands []string) error
+	search = func(cands []string) error {
+		if len(cands) == 0 {
+			return nil
+		}
+		trial := map[string]bool{}
+		for d := range accepted {
+			trial[d] = true
+		}
+		for _, d := range cands {
+			trial[d] = true
+		}
+		err := s.tryPlan(ctx, sel.assemble(plan, trial))
+		var te *TestError
+		switch {
+		case err == nil:
+			accepted = trial
+			return nil
+		case !errors.As(err, &te):
+			return err
+		case len(cands) == 1:
+			s.reject(sel, cands[0], te)
+			return nil
+		}
+		if err := search(cands[:len(cands)/2]); err != nil {
+			return err
+		}
+		return search(cands[len(cands)/2:])
+	}
+	var cands []string
+	for _, d := range sel.order {
+		if _, ok := sel.changed[d]; ok {
+			cands = append(cands, d)
+		}
+	}
+	// All of them together is the plan that failed: start with halves.
+	if len(cands) == 1 {
+		s.reject(sel, cands[0], full)
+		return accepted, nil
+	}
+	for _, half := range [][]string{cands[:len(cands)/2], cands[len(cands)/2:]} {
+		if err := search(half); err != nil {
+			return nil, err
+		}
+	}
+	return accepted, nil
+}
+
+// reject records that nginx refused the changed site d.
+func (s *Server) reject(sel *selection, d string, te *TestError) {
+	reason := "nginx refused this site's configuration: " + te.Output
+	s.refused[d] = refusal{site: sel.changed[d], reason: reason}
+	sel.rejected[d] = reason
+}
+
+// Test renders plan as a whole and has `nginx -t` check it, changing
+// nothing: no site is set aside, so any value Render refuses or any site
+// nginx refuses fails it (a *TestError carries nginx's output). It blocks
+// until nginx exits or ctx ends, and runs beside Apply.
+func (s *Server) Test(ctx context.Context, plan Plan) error {
+	g, err := render(plan, s.opts)
+	if err != nil {
+		return err
+	}
+	tests := filepath.Join(s.opts.Prefix, "tests")
+	if err := os.MkdirAll(tests, 0o755); err != nil {
+		return fmt.Errorf("stage config: %w", err)
+	}
+	dir, err := os.MkdirTemp(tests, g.id+"-")
+	if err != nil {
+		return fmt.Errorf("stage config: %w", err)
+	}
+	if err := stageFiles(dir, g.files, false); err != nil {
+		return fmt.Errorf("stage config: %w", err)
+	}
+	defer s.discard(dir)
+	return s.testConfig(ctx, dir)
+}
+
+// tryPlan renders plan, stages it without syncing and runs `nginx -t` on
+// it, then removes it. The live generation counts as tested.
+func (s *Server) tryPlan(ctx context.Context, plan Plan) error {
+	g, err := render(plan, s.opts)
+	if err != nil {
+		return err
+	}
+	if g.id == s.currentLive() {
+		return nil
+	}
+	dir := filepath.Join(s.opts.genDir(), g.id)
+	if err := stageFiles(dir, g.files, false); err != nil {
+		return fmt.Errorf("stage config: %w", err)
+	}
+	defer s.discard(dir)
+	return s.testConfig(ctx, dir)
+}
+
+func (s *Server) currentLive() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// recordLive remembers the sites of the plan that went live and forgets
+// refusals of sites that left the plan or changed since.
+func (s *Server) recordLive(plan Plan, sel *selection) {
+	live := make(map[string]Site, len(plan.Sites))
+	for _, site := range plan.Sites {
+		live[site.Domain] = site
+	}
+	s.liveSites = live
+	for d, r := range s.refused {
+		if sel.rejected[d] != r.reason {
+			delete(s.refused, d)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package webserver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	sftls "github.com/sitefleet/sitefleet/tls"
+)
+
+// TestApplyIsolatesRefusedSites checks that a site whose config nginx
+// refuses (here: a stapled certificate whose file is garbage, which nginx
+// loads with the config) or that Render refuses keeps its last live form,
+// or is not served if it is new, while every other change in the same plan
+// goes live; that the refusal names the site with nginx's message; that
+// the same form is not tested again; and that a fixed form is applied.
+func TestApplyIsolatesRefusedSites(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	certDir := filepath.Join(f.dir, "certs")
+	if err := os.MkdirAll(certDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	goodCert, _ := certFiles(t, s, certDir, "bad.test")
+	goodCert.Staple = true
+	garbage := goodCert
+	garbage.Chain = filepath.Join(certDir, "garbage.crt")
+	if err := os.WriteFile(garbage.Chain, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dh := filepath.Join(f.dir, "dh.pem")
+	if err := os.WriteFile(dh, sftls.FFDHE2048(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	root := func(name, body string) string { return f.site(t, name, map[string]string{"index.html": body}) }
+	base := Plan{HTTPListen: f.listen, HTTPSListen: httpsAddr, DHParams: dh, PlaceholderRoot: f.placeholder}
+	plan := base
+	plan.Sites = []Site{
+		{Domain: "a.test", Root: root("a1", "a1")},
+		{Domain: "bad.test", Root: root("bad1", "bad1"), TLS: &SiteTLS{Certificates: []CertFiles{goodCert}}},
+	}
+	mustApply(t, s, plan, true)
+	run(t, s)
+	waitServing(t, f.listen, "bad.test", "/", 200, "bad1")
+
+	// One plan: a.test changes, c.test and d.test are new, bad.test
+	// changes to a form nginx refuses, new.bad.test is new and refused,
+	// hostile.test carries a value Render refuses.
+	plan = base
+	plan.Sites = []Site{
+		{Domain: "a.test", Root: root("a2", "a2")},
+		{Domain: "bad.test", Root: root("bad2", "bad2"), TLS: &SiteTLS{Certificates: []CertFiles{garbage}}},
+		{Domain: "c.test", Root: root("c", "c")},
+		{Domain: "d.test", Root: root("d", "d"), Aliases: []string{"www.d.test"}},
+		{Domain: "new.bad.test", Root: root("nb", "nb"), TLS: &SiteTLS{Certificates: []CertFiles{{Names: []string{"new.bad.test"}, Chain: garbage.Chain, Key: garbage.Key, Staple: true}}}},
+		{Domain: "hostile.test", Root: "/srv/x;return 200"},
+	}
+	res := apply(t, s, plan)
+	if !res.Changed {
+		t.Fatal("Apply: nothing changed, want the good sites applied")
+	}
+	for _, d := range []string{"bad.test", "new.bad.test"} {
+		if !strings.Contains(res.Rejected[d], "nginx refused") || !strings.Contains(res.Rejected[d], "garbage.crt") {
+			t.Errorf("Rejected[%s] = %q, want nginx's message naming the certificate", d, res.Rejected[d])
+		}
+	}
+	if !strings.Contains(res.Rejected["hostile.test"], `"/srv/x;return 200"`) {
+		t.Errorf("Rejected[hostile.test] = %q, want the refused root named", res.Rejected["hostile.test"])
+	}
+	if len(res.Rejected) != 3 {
+		t.Errorf("Rejected = %v, want exactly bad.test, new.bad.test and hostile.test", res.Rejected)
+	}
+	for host, body := range map[string]string{"a.test": "a2", "c.test": "c", "d.test": "d", "www.d.test": "d", "bad.test": "bad1"} {
+		if r := mustGet(t, f.listen, host, "/"); r.status != 200 || r.body != body {
+			t.Errorf("GET %s: got %d %q, want 200 %q", host, r.status, r.body, body)
+		}
+	}
+	for _, host := range []string{"new.bad.test", "hostile.test"} {
+		if r := mustGet(t, f.listen, host, "/"); r.status != 404 || r.body != UnknownHostBody {
+			t.Errorf("GET %s: got %d %q, want the unknown-host answer", host, r.status, r.body)
+		}
+	}
+
+	// The same plan again: nothing to test, nothing changes, same reasons.
+	start := time.Now()
+	again := apply(t, s, plan)
+	if again.Changed || len(again.Rejected) != 3 || again.Rejected["bad.test"] != res.Rejected["bad.test"] {
+		t.Errorf("same plan again: got %+v, want no change and the same rejections", again)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Logf("note: unchanged apply took %s", d)
+	}
+
+	// Fixed: bad.test applies, the other refusals stay.
+	plan.Sites[1].TLS = &SiteTLS{Certificates: []CertFiles{goodCert}}
+	fixed := apply(t, s, plan)
+	if !fixed.Changed || fixed.Rejected["bad.test"] != "" || len(fixed.Rejected) != 2 {
+		t.Errorf("after the fix: got %+v, want bad.test applied", fixed)
+	}
+	waitServing(t, f.listen, "bad.test", "/", 200, "bad2")
+}
+
+// TestApplyGlobalFaultIsNotBlamedOnSites checks that when nginx refuses
+// the config with no site changed, Apply fails as a whole with nginx's
+// message and rejects no site.
+func TestApplyGlobalFaultIsNotBlamedOnSites(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	extra := filepath.Join(f.dir, "extra.conf")
+	writeFiles(t, f.dir, map[string]string{"extra.conf": "gzip on;\n"})
+	opts := f.options()
+	opts.ExtraHTTPConfigFiles = []string{extra}
+	s := f.newServer(t, opts)
+	plan := f.twoSites(t)
+	mustApply(t, s, plan, true)
+	writeFiles(t, f.dir, map[string]string{"extra.conf": "garbage here;\n"})
+	plan.Sites = append(plan.Sites, Site{Domain: "new.test"})
+	res, err := s.Apply(context.Background(), plan)
+	if err == nil || !strings.Contains(err.Error(), `unknown directive "garbage"`) || len(res.Rejected) != 0 {
+		t.Fatalf("Apply with a broken operator file: got %+v, %v; want nginx's error and no site blamed", res, err)
+	}
+}
+
+func apply(t *testing.T, s *Server, plan Plan) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.Apply(ctx, plan)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	return res
+}
