@@ -90,7 +90,10 @@ type Options struct {
 	ProbeInterval time.Duration
 	// PassTimeout bounds one pass. Default DefaultPassTimeout.
 	PassTimeout time.Duration
-	Logger      *slog.Logger
+	// OnPass, if set, is called after each pass that applied a state or
+	// failed to, with how long it took (for metrics). It must not block.
+	OnPass func(took time.Duration, err error)
+	Logger *slog.Logger
 }
 
 // Node reconciles the local web server with the desired state.

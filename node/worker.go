@@ -100,7 +100,11 @@ func (n *Node) pass(parent context.Context) (err error) {
 		n.log.Debug("state unchanged", "rev", snap.Revision)
 		return nil
 	}
-	if err := n.apply(ctx, snap); err != nil {
+	err = n.apply(ctx, snap)
+	if n.opts.OnPass != nil && parent.Err() == nil {
+		n.opts.OnPass(time.Since(start), err)
+	}
+	if err != nil {
 		if parent.Err() != nil {
 			return err // shutting down
 		}

@@ -43,7 +43,7 @@ func TestManagedAdoptsRunningMaster(t *testing.T) {
 	// ...and applies a change while nginx is not yet known to it.
 	changed := plan
 	changed.Sites = append(changed.Sites[:len(changed.Sites):len(changed.Sites)],
-		Site{Domain: "b.test", Root: f.site(t, "b", map[string]string{"index.html": "B"})})
+		Site{Domain: "b.test", Root: f.site(t, "b", map[string]string{"index.html": "B"}), RedirectHTML: true})
 	mustApply(t, s, changed, true)
 
 	stop := run(t, s)
@@ -112,7 +112,7 @@ func TestUnmanagedReloadCommand(t *testing.T) {
 
 	changed := plan
 	changed.Sites = append(changed.Sites[:len(changed.Sites):len(changed.Sites)],
-		Site{Domain: "b.test", Root: f.site(t, "b", map[string]string{"index.html": "B"})})
+		Site{Domain: "b.test", Root: f.site(t, "b", map[string]string{"index.html": "B"}), RedirectHTML: true})
 	mustApply(t, s, changed, true) // runs `nginx -s reload` and waits for it
 	if r := mustGet(t, f.listen, "b.test", "/"); r.status != 200 || r.body != "B" {
 		t.Errorf("after unmanaged reload: got %d %q, want 200 \"B\"", r.status, r.body)

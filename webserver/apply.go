@@ -60,8 +60,11 @@ func (s *Server) Apply(ctx context.Context, plan Plan) (Result, error) {
 	s.lastApply = time.Now()
 	s.mu.Unlock()
 	s.markReady()
-	if res.Changed {
-		s.log.Info("nginx config applied", "generation", id, "sites", len(plan.Sites), "rejected", len(res.Rejected), "took", time.Since(start).Round(time.Millisecond))
+	switch {
+	case res.Changed:
+		s.log.Info("nginx config applied", "generation", id, "sites", len(plan.Sites), "switched", res.Switched, "rejected", len(res.Rejected), "took", time.Since(start).Round(time.Millisecond))
+	case res.Switched > 0:
+		s.log.Info("document roots switched", "sites", len(plan.Sites), "switched", res.Switched, "rejected", len(res.Rejected), "took", time.Since(start).Round(time.Millisecond))
 	}
 	return res, nil
 }
@@ -72,39 +75,101 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 		return Result{}, "", fmt.Errorf("render: plan: %w", err)
 	}
 	sel := s.selectSites(plan)
-	final := sel.assemble(plan, sel.allChanged())
-	g, err := render(final, s.opts)
+	final, g, err := s.settle(ctx, plan, &sel)
 	if err != nil {
 		return Result{}, "", err
 	}
-	changed, err := s.stageTestSwap(ctx, g)
-	var te *TestError
-	if errors.As(err, &te) && len(sel.changed) > 0 {
-		accepted, ierr := s.isolate(ctx, plan, &sel, te)
-		if ierr != nil {
-			return Result{}, "", ierr
-		}
-		final = sel.assemble(plan, accepted)
-		if g, err = render(final, s.opts); err != nil {
-			return Result{}, "", err
-		}
-		changed, err = s.stageTestSwap(ctx, g)
-	}
+	// Links first, so that a new server block finds its root; removed
+	// names last, once no config names them.
+	switched, err := s.linkIn(final)
 	if err != nil {
 		return Result{}, "", err
+	}
+	changed, err := s.swapIn(ctx, g)
+	if err != nil {
+		return Result{}, "", err
+	}
+	removed, err := s.linkOut(final)
+	if err != nil {
+		s.log.Warn("could not remove the links of names no longer served", "err", err)
 	}
 	s.recordLive(final, &sel)
-	res := Result{Changed: changed}
+	res := Result{Changed: changed, Switched: switched + removed}
 	if len(sel.rejected) > 0 {
 		res.Rejected = sel.rejected
 	}
 	return res, g.id, nil
 }
 
-// stageTestSwap makes g live unless it already is: stage, `nginx -t`, swap,
-// reload. It reports whether g went live; a *TestError means nginx refused
-// it and nothing changed.
-func (s *Server) stageTestSwap(ctx context.Context, g generation) (bool, error) {
+// linkIn points every name of plan at its document root and certificate
+// set; it returns how many links it switched.
+func (s *Server) linkIn(plan Plan) (int, error) {
+	if err := s.opts.ensureCertSets(plan); err != nil {
+		return 0, err
+	}
+	hosts, err := s.hosts.update(wantedHosts(plan))
+	if err != nil {
+		return hosts, err
+	}
+	certs, err := s.certs.update(s.opts.wantedCerts(plan))
+	return hosts + certs, err
+}
+
+// linkOut removes the links of names plan does not serve, and the
+// certificate sets no name uses; it returns how many links it removed.
+func (s *Server) linkOut(plan Plan) (int, error) {
+	hosts, err1 := s.hosts.prune(wantedHosts(plan))
+	certs, err2 := s.certs.prune(s.opts.wantedCerts(plan))
+	return hosts + certs, errors.Join(err1, err2, s.opts.pruneCertSets(s.certs))
+}
+
+// settle renders the plan with every changed site and has nginx test it;
+// if nginx refuses it, it isolates the sites at fault and renders the plan
+// without them. It returns the plan to serve and its generation, staged
+// and tested unless it is the live one.
+func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, generation, error) {
+	final := sel.assemble(plan, sel.allChanged())
+	g, err := render(final, s.opts)
+	if err != nil {
+		return Plan{}, generation{}, err
+	}
+	err = s.stageAndTest(ctx, g)
+	var te *TestError
+	if !errors.As(err, &te) || len(sel.changed) == 0 {
+		return final, g, err
+	}
+	accepted, err := s.isolate(ctx, plan, sel, te)
+	if err != nil {
+		return Plan{}, generation{}, err
+	}
+	final = sel.assemble(plan, accepted)
+	if g, err = render(final, s.opts); err != nil {
+		return Plan{}, generation{}, err
+	}
+	return final, g, s.stageAndTest(ctx, g)
+}
+
+// stageAndTest writes g into its generation directory and has `nginx -t`
+// check it, unless g is live already. A *TestError means nginx refused it;
+// the directory is then removed.
+func (s *Server) stageAndTest(ctx context.Context, g generation) error {
+	if g.id == s.currentLive() {
+		return nil
+	}
+	dir := filepath.Join(s.opts.genDir(), g.id)
+	if err := stageFiles(dir, g.files, true); err != nil {
+		return fmt.Errorf("stage config: %w", err)
+	}
+	if err := s.testConfig(ctx, dir); err != nil {
+		s.discard(dir)
+		return err // a *TestError as is, for callers' type checks
+	}
+	return nil
+}
+
+// swapIn makes the staged and tested g live, unless it is already: swap
+// the config link, reload. It reports whether g went live.
+func (s *Server) swapIn(ctx context.Context, g generation) (bool, error) {
 	s.mu.Lock()
 	old := s.live
 	if g.id == old {
@@ -114,13 +179,6 @@ func (s *Server) stageTestSwap(ctx context.Context, g generation) (bool, error) 
 	}
 	s.mu.Unlock()
 	dir := filepath.Join(s.opts.genDir(), g.id)
-	if err := stageFiles(dir, g.files, true); err != nil {
-		return false, fmt.Errorf("stage config: %w", err)
-	}
-	if err := s.testConfig(ctx, dir); err != nil {
-		s.discard(dir)
-		return false, err // a *TestError as is, for callers' type checks
-	}
 	if err := s.swap(g.id); err != nil {
 		s.discard(dir)
 		return false, fmt.Errorf("swap config: %w", err)
@@ -132,6 +190,7 @@ func (s *Server) stageTestSwap(ctx context.Context, g generation) (bool, error) 
 		}
 		return false, errors.Join(err, s.rollback(old, dir))
 	}
+	s.reloads.Add(1)
 	s.commit(g, old)
 	if err := s.collectGarbage(); err != nil { // the new config is live regardless
 		s.log.Warn("could not remove old nginx generations", "err", err)

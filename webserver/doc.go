@@ -4,30 +4,46 @@
 // swaps it live atomically, reloads nginx gracefully and, when asked to,
 // runs and supervises the nginx process.
 //
-// # One server, many maps
+// # One server, links instead of maps
 //
 // The config does not contain one server block per site: that would make
-// nginx slow to load and large in memory at 10,000+ sites. Instead a single
-// catch-all server (default_server) serves every site, and two `map` blocks
-// keyed by $host (with the `hostnames` parameter, i.e. a hash lookup) choose
-// what each request gets:
+// nginx slow to load and large in memory at 10,000+ sites. A single
+// catch-all server (default_server) serves every site from
+// `root <Prefix>/hosts/$host`: <Prefix>/hosts/<name> is a symlink to the
+// directory the name serves (Site.Root, or Plan.PlaceholderRoot), made for
+// the domain and every alias that does not redirect. A deploy, a
+// rollback, adding or removing a plain site and adding a serving alias
+// switch, create or remove links with one rename each, without a reload:
+// nginx resolves the link at every request. Certificates work the same
+// way (<Prefix>/certs/<name> -> a set holding chain.pem and key.pem,
+// loaded per handshake), so issues and renewals need no reload either. See
+// hosts.go. Files are served with `try_files $uri $uri.html $uri/` and
+// `index index.html`, with Content-Types from a mime table shipped in this
+// package.
 //
-//   - $sf_root maps every domain, and every alias that does not redirect, to
-//     its document root (Plan.PlaceholderRoot for sites without a Root).
-//     Files are served with `try_files $uri $uri/ =404` and `index index.html`,
-//     with Content-Types from a mime table shipped in this package.
-//   - $sf_redirect maps every redirecting alias to its primary domain; such
-//     requests get `301 $scheme://<domain><port>$request_uri`, where <port>
-//     is the port the client put in its Host header, if any.
+// What nginx must know when it loads its config stays in `map` blocks
+// keyed by $host (with the `hostnames` parameter, i.e. a hash lookup):
+// redirecting aliases ($sf_redirect: 301 to the primary domain, keeping
+// the port the client put in its Host header), hosts whose /page.html
+// redirects to /page, the names served over HTTPS, HTTPS redirects and
+// HSTS. Changing those, or a site's rules, reloads nginx. Every per-request
+// variable is a hash lookup; the regex maps run only for the hosts that
+// ask for them.
 //
 // map_hash_max_size and map_hash_bucket_size are derived from the number and
-// length of the names, so that plans of 20,000+ names of up to 253
-// characters load without errors or warnings.
+// length of the names in those maps, rounded up to powers of two, so that
+// plans of 20,000+ names of up to 253 characters load without errors or
+// warnings, and plain sites never change them.
 //
-// A request for a host that is not mapped gets status 404 with Content-Type
+// A request for a host that has no link gets status 404 with Content-Type
 // text/plain and exactly the body UnknownHostBody:
 //
 //	sitefleet: no site is configured for this host
+//
+// # Isolation
+//
+// Apply serves a plan site by site: a site whose values Render refuses or
+// whose config nginx refuses keeps the form it was live in (see Result).
 //
 // # Generations and the atomic swap
 //
@@ -76,6 +92,11 @@
 // # Files
 //
 //	<Prefix>/conf                -> generations/<id> (symlink, swapped atomically)
+//	<Prefix>/hosts/<name>        -> the name's document root (symlink)
+//	<Prefix>/certs/<name>        -> certsets/<id> (symlink)
+//	<Prefix>/certsets/<id>/      chain.pem, key.pem (symlinks to the caller's files)
+//	<Prefix>/links.tmp/          where links are made before they are renamed
+//	<Prefix>/tests/              throwaway trees for Test
 //	<Prefix>/generations/<id>/   nginx.conf, mime.types, sites.conf, probe.conf, extra-NN-<name>
 //	<Prefix>/run/nginx.pid       written by the nginx master
 //	<Prefix>/logs/               error.log when unmanaged

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,52 @@ func TestManifestFilesAndDotfilesAreNotServed(t *testing.T) {
 		if r := mustGet(t, f.listen, "rules.test", path); r.status != 200 || r.body != "home" {
 			t.Errorf("GET rules.test%s: got %d %q, want the rewrite's target", path, r.status, r.body)
 		}
+	}
+}
+
+// TestRootChangesNeedNoReload checks that a deploy (a site's root
+// changes), adding a plain site or a serving alias, and removing them are
+// served as soon as Apply returns, without a reload: same generation,
+// same workers, no reload counted.
+func TestRootChangesNeedNoReload(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	v1 := f.site(t, "v1", map[string]string{"index.html": "v1"})
+	v2 := f.site(t, "v2", map[string]string{"index.html": "v2"})
+	plan := Plan{HTTPListen: f.listen, PlaceholderRoot: f.placeholder, Sites: []Site{{Domain: "a.test", Root: v1, RedirectHTML: true}}}
+	mustApply(t, s, plan, true)
+	run(t, s)
+	waitServing(t, f.listen, "a.test", "/", 200, "v1")
+	st := s.Status()
+	workers := childPIDs(st.PID)
+
+	steps := []struct {
+		name  string
+		sites []Site
+		want  map[string]string // host -> body; "" is the unknown-host answer
+	}{
+		{"deploy", []Site{{Domain: "a.test", Root: v2, RedirectHTML: true}}, map[string]string{"a.test": "v2"}},
+		{"rollback", []Site{{Domain: "a.test", Root: v1, RedirectHTML: true}}, map[string]string{"a.test": "v1"}},
+		{"add plain site", []Site{{Domain: "a.test", Root: v1, RedirectHTML: true}, {Domain: "b.test", Root: v2}}, map[string]string{"a.test": "v1", "b.test": "v2"}},
+		{"add serving alias", []Site{{Domain: "a.test", Root: v1, RedirectHTML: true}, {Domain: "b.test", Root: v2, Aliases: []string{"www.b.test"}}}, map[string]string{"www.b.test": "v2"}},
+		{"placeholder", []Site{{Domain: "a.test", Root: v1, RedirectHTML: true}, {Domain: "b.test", Aliases: []string{"www.b.test"}}}, map[string]string{"www.b.test": "placeholder\n"}},
+		{"remove", []Site{{Domain: "a.test", Root: v1, RedirectHTML: true}}, map[string]string{"b.test": "", "www.b.test": "", "a.test": "v1"}},
+	}
+	for _, step := range steps {
+		plan.Sites = step.sites
+		res := apply(t, s, plan)
+		if res.Changed || res.Switched == 0 {
+			t.Errorf("%s: got %+v, want links switched without a reload", step.name, res)
+		}
+		for host, body := range step.want {
+			r := mustGet(t, f.listen, host, "/")
+			if body == "" && (r.status != 404 || r.body != UnknownHostBody) || body != "" && (r.status != 200 || r.body != body) {
+				t.Errorf("%s: GET %s right after Apply: got %d %q, want %q", step.name, host, r.status, r.body, body)
+			}
+		}
+	}
+	if got := s.Status(); got.Generation != st.Generation || got.Reloads != st.Reloads || !slices.Equal(childPIDs(got.PID), workers) {
+		t.Errorf("after the changes: generation %s reloads %d workers %v; want %s, %d, %v (no reload)", got.Generation, got.Reloads, childPIDs(got.PID), st.Generation, st.Reloads, workers)
 	}
 }

@@ -11,8 +11,11 @@ import (
 
 // Result is what Apply did.
 type Result struct {
-	// Changed reports whether a new config went live.
+	// Changed reports whether a new config went live (nginx reloaded).
 	Changed bool
+	// Switched is how many names were pointed at another document root,
+	// added or removed, without a reload.
+	Switched int
 	// Rejected maps the domain of each site whose desired form is not
 	// served to the reason: a value Render refuses, a name another site
 	// holds, or nginx's own message when `nginx -t` refused the site's

@@ -2,6 +2,7 @@ package webserver
 
 import (
 	"context"
+	stdtls "crypto/tls"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,8 +63,8 @@ func TestApplyIsolatesRefusedSites(t *testing.T) {
 		{Domain: "hostile.test", Root: "/srv/x;return 200"},
 	}
 	res := apply(t, s, plan)
-	if !res.Changed {
-		t.Fatal("Apply: nothing changed, want the good sites applied")
+	if res.Switched == 0 {
+		t.Fatal("Apply: nothing switched, want the good sites applied")
 	}
 	for _, d := range []string{"bad.test", "new.bad.test"} {
 		if !strings.Contains(res.Rejected[d], "nginx refused") || !strings.Contains(res.Rejected[d], "garbage.crt") {
@@ -100,7 +101,7 @@ func TestApplyIsolatesRefusedSites(t *testing.T) {
 	// Fixed: bad.test applies, the other refusals stay.
 	plan.Sites[1].TLS = &SiteTLS{Certificates: []CertFiles{goodCert}}
 	fixed := apply(t, s, plan)
-	if !fixed.Changed || fixed.Rejected["bad.test"] != "" || len(fixed.Rejected) != 2 {
+	if fixed.Switched == 0 || fixed.Rejected["bad.test"] != "" || len(fixed.Rejected) != 2 {
 		t.Errorf("after the fix: got %+v, want bad.test applied", fixed)
 	}
 	waitServing(t, f.listen, "bad.test", "/", 200, "bad2")
@@ -136,4 +137,59 @@ func apply(t *testing.T, s *Server, plan Plan) Result {
 		t.Fatalf("Apply: %v", err)
 	}
 	return res
+}
+
+// TestCertificateRenewalNeedsNoReload checks that a name's new certificate
+// (an issue or a renewal: other files) is served by the next handshake
+// after Apply returns, without a reload.
+func TestCertificateRenewalNeedsNoReload(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	var files []CertFiles
+	for _, d := range []string{"certs", "renewed"} {
+		dir := filepath.Join(f.dir, d)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := certFiles(t, s, dir, "tls.test")
+		files = append(files, c)
+	}
+	first, second := files[0], files[1]
+	dh := filepath.Join(f.dir, "dh.pem")
+	if err := os.WriteFile(dh, sftls.FFDHE2048(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	plan := Plan{HTTPListen: f.listen, HTTPSListen: httpsAddr, DHParams: dh, PlaceholderRoot: f.placeholder,
+		Sites: []Site{{Domain: "tls.test", TLS: &SiteTLS{Certificates: []CertFiles{first}}}}}
+	mustApply(t, s, plan, true)
+	run(t, s)
+	serial := func() string {
+		conn, err := stdtls.Dial("tcp", httpsAddr, &stdtls.Config{ServerName: "tls.test", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	waitFor(t, 10*time.Second, "HTTPS", func() bool {
+		conn, err := stdtls.Dial("tcp", httpsAddr, &stdtls.Config{ServerName: "tls.test", InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	before, reloads := serial(), s.Status().Reloads
+	plan.Sites[0].TLS = &SiteTLS{Certificates: []CertFiles{second}}
+	res := apply(t, s, plan)
+	if res.Changed || res.Switched != 1 {
+		t.Errorf("renewal: got %+v, want one link switched and no reload", res)
+	}
+	if after := serial(); after == before {
+		t.Errorf("the handshake after the renewal still presents serial %s", before)
+	}
+	if got := s.Status().Reloads; got != reloads {
+		t.Errorf("reloads: got %d, want %d", got, reloads)
+	}
 }

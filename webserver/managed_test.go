@@ -134,9 +134,10 @@ func TestManagedApplyIdenticalAndChanges(t *testing.T) {
 		t.Errorf("generation after identical apply: got %s, want %s", got, st.Generation)
 	}
 
-	// Site added: served as soon as Apply returns, by new workers.
+	// A site whose options nginx must know added: served as soon as
+	// Apply returns, by new workers.
 	added := plan
-	added.Sites = append(slices.Clone(plan.Sites), Site{Domain: "b.test", Root: f.site(t, "b", map[string]string{"index.html": "B"})})
+	added.Sites = append(slices.Clone(plan.Sites), Site{Domain: "b.test", Root: f.site(t, "b", map[string]string{"index.html": "B"}), RedirectHTML: true})
 	mustApply(t, s, added, true)
 	for i := range 20 { // fresh connections, spread over the workers
 		if r := mustGet(t, f.listen, "b.test", "/"); r.status != 200 || r.body != "B" {

@@ -57,9 +57,6 @@ func TestRenderContents(t *testing.T) {
 	}
 	wantIn := map[string][]string{
 		sitesFile: {
-			"map $host $sf_root {\n    hostnames;\n    default \"\";\n" +
-				"    \"a.test\" \"/srv/a\";\n    \"www.a.test\" \"/srv/a\";\n" +
-				"    \"b.test\" \"/srv/b\";\n    \"c.test\" \"/srv/placeholder\";\n}",
 			"map $host $sf_redirect {\n    hostnames;\n    default \"\";\n" +
 				"    \"old.b.test\" \"b.test\";\n    \"www.b.test\" \"b.test\";\n}",
 		},
@@ -74,10 +71,10 @@ func TestRenderContents(t *testing.T) {
 			"client_body_temp_path /var/lib/sitefleet/nginx/tmp/client_body;",
 			"uwsgi_temp_path /var/lib/sitefleet/nginx/tmp/uwsgi;",
 			"listen 127.0.0.1:8080 default_server;",
-			"return 301 $scheme://$sf_alias_redirect$sf_port$request_uri;",
+			"return 301 $scheme://$sf_redirect$sf_port$request_uri;",
 			`return 404 "sitefleet: no site is configured for this host\n";`,
-			"root $sf_root;",
-			"try_files $uri $uri.html $uri/ =404;",
+			"root /var/lib/sitefleet/nginx/hosts/$host;",
+			"try_files $uri $uri.html $uri/ @sf_missing;",
 		},
 		probeFile: {"listen 127.0.0.1:8080;", "server_name sitefleet-probe.invalid;", "location = /generation"},
 		mimeFile:  {"text/css css;", "text/html html htm shtml;", "image/svg+xml svg svgz;"},
@@ -87,6 +84,11 @@ func TestRenderContents(t *testing.T) {
 			if !strings.Contains(string(files[name]), want) {
 				t.Errorf("%s: missing %q; got:\n%s", name, want, files[name])
 			}
+		}
+	}
+	for _, root := range []string{"/srv/a", "/srv/b", "/srv/placeholder"} {
+		if strings.Contains(string(files[sitesFile])+string(files[mainFile]), root) {
+			t.Errorf("the config names document root %s: roots are links, not config", root)
 		}
 	}
 	if strings.Contains(string(files[mainFile]), "/etc/nginx") {
@@ -291,8 +293,16 @@ func TestGenerationID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
-	if g2.id == g.id {
-		t.Errorf("different plans share generation id %s", g.id)
+	if g2.id != g.id {
+		t.Errorf("a document root change gave a new generation %s: roots are links, they must not reload", g2.id)
+	}
+	plan.Sites[2].RedirectHTML = true
+	g3, err := render(plan, testOptions())
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	if g3.id == g.id {
+		t.Errorf("different configs share generation id %s", g.id)
 	}
 }
 
@@ -304,9 +314,12 @@ func TestHashSizes(t *testing.T) {
 		minMaxSize int
 	}{
 		{"empty", nil, 128, 2048},
-		{"short names", []Site{{Domain: "a.test"}}, 128, 2048},
-		{"253 chars", []Site{{Domain: longName(1)}}, 8 + 8*(8+256), 2048},
-		{"20000 names", bigPlan(":80", "/r", "/p", 10000, 0, 0).Sites, 128, 4 * 20000},
+		{"short names", []Site{{Domain: "a.test", RedirectHTML: true}}, 128, 2048},
+		{"253 chars", []Site{{Domain: longName(1), RedirectHTML: true}}, 8 + 8*(8+256), 2048},
+		{"20000 names", htmlRedirecting(bigPlan(":80", "/r", "/p", 10000, 0, 0).Sites), 128, 4 * 20000},
+	}
+	if got := hashSizesFor([]Site{{Domain: longName(1)}}); got != hashSizesFor(nil) {
+		t.Errorf("a plain site changed the hash sizes to %+v: adding it would reload nginx", got)
 	}
 	for _, tt := range tests {
 		got := hashSizesFor(tt.sites)
@@ -314,6 +327,13 @@ func TestHashSizes(t *testing.T) {
 			t.Errorf("%s: got %+v, want bucket >= %d (multiple of 64) and max >= %d", tt.name, got, tt.minBucket, tt.minMaxSize)
 		}
 	}
+}
+
+func htmlRedirecting(sites []Site) []Site {
+	for i := range sites {
+		sites[i].RedirectHTML = true
+	}
+	return sites
 }
 
 func TestParseVersionOutput(t *testing.T) {

@@ -194,8 +194,6 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	}
 	fmt.Fprintf(&b, "    server_name %s;\n", strings.Join(names, " "))
 	fmt.Fprintf(&b, "    root %s;\n    index index.html;\n    set $sf_404_page /404.html;\n    error_page 404 $sf_404_page;\n", root)
-	fmt.Fprintf(&b, "    if ($sf_to_https) {\n        return 301 https://$host%s$request_uri;\n    }\n", httpsPortSuffix(https))
-	b.WriteString("    if ($sf_html_redirect) {\n        return 301 $sf_html_redirect;\n    }\n")
 	b.WriteString("    add_header Strict-Transport-Security $sf_hsts always;\n")
 	b.WriteString(hiddenLocations("    "))
 	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
@@ -208,7 +206,9 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 		}
 	}
 	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + acmeLocationBody(acme, "        ") + "    }\n")
-	b.WriteString("    location / {\n" + forced.String() + "        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
+	redirects := fmt.Sprintf("        if ($sf_to_https) {\n            return 301 https://$host%s$request_uri;\n        }\n", httpsPortSuffix(https)) +
+		"        if ($sf_html_redirect) {\n            return 301 $sf_html_redirect;\n        }\n"
+	b.WriteString("    location / {\n" + redirects + forced.String() + "        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")
 	b.WriteString("    location @sf_rules {\n" + named.String() + "        return 404;\n    }\n}\n")
 	if n := b.Len() + maps.Len() - mapsBefore; n > MaxRulesConfigBytes {
 		return "", fmt.Errorf("the rules generate %d bytes of nginx config, more than %d: use fewer or shorter rules", n, MaxRulesConfigBytes)

@@ -38,7 +38,11 @@ type Server struct {
 	restarts     int
 	proc         *process // the nginx master when managed and running
 
+	reloads atomic.Int64 // reloads since New
+
 	// Guarded by applySem.
+	hosts     *linkSet           // <Prefix>/hosts: name -> document root
+	certs     *linkSet           // <Prefix>/certs: name -> certificate set
 	liveSites map[string]Site    // the sites of the live generation, by domain
 	refused   map[string]refusal // site forms nginx refused, by domain
 }
@@ -60,6 +64,8 @@ type Status struct {
 	LastError string
 	// Restarts counts how often Run restarted nginx after it died.
 	Restarts int
+	// Reloads counts the configs Apply made nginx load since New.
+	Reloads int64
 }
 
 // TestError is returned when `nginx -t` rejects a staged config.
@@ -102,6 +108,15 @@ func New(opts Options) (*Server, error) {
 		refused:  map[string]refusal{},
 	}
 	s.prober = newProber()
+	if s.hosts, err = loadLinkSet(o.hostsDir(), o.linksTmpDir()); err != nil {
+		return nil, fmt.Errorf("prepare nginx prefix: %w", err)
+	}
+	if s.certs, err = loadLinkSet(o.certsDir(), o.linksTmpDir()); err != nil {
+		return nil, fmt.Errorf("prepare nginx prefix: %w", err)
+	}
+	if err := mkdirPublic(o.certSetsDir()); err != nil {
+		return nil, fmt.Errorf("prepare nginx prefix: %w", err)
+	}
 	s.live = s.recoverLive()
 	s.warnUntraversable()
 	return s, nil
@@ -140,6 +155,7 @@ func (s *Server) Status() Status {
 		LastApply:  s.lastApply,
 		LastError:  s.lastErr,
 		Restarts:   s.restarts,
+		Reloads:    s.reloads.Load(),
 	}
 	p := s.proc
 	s.mu.Unlock()

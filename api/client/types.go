@@ -53,6 +53,9 @@ type NginxStatus struct {
 	LastApply  *time.Time `json:"lastApply,omitempty"`
 	LastError  string     `json:"lastError,omitempty"`
 	Restarts   int        `json:"restarts"`
+	// Reloads counts the configs nginx loaded since the node started;
+	// deploys, rollbacks, certificates and plain sites need none.
+	Reloads int64 `json:"reloads"`
 }
 
 // Problem is an RFC 9457 problem document, the body of every error answer.

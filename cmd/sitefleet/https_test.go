@@ -124,11 +124,17 @@ func TestHTTPSSelfSigned(t *testing.T) {
 	}
 	// ACME challenges are not redirected: nginx passes them to the node,
 	// which has no such token (404), whatever the path tries.
-	for _, path := range []string{"/.well-known/acme-challenge/x", "/.well-known/acme-challenge/..%2f..%2fadmin.token",
+	for _, path := range []string{"/.well-known/acme-challenge/x",
 		"/.well-known/acme-challenge/acme_account+key", "/.well-known/acme-challenge/" + strings.Repeat("t", 4000)} {
 		if code, body, _, err := n.get("self.test", path); err != nil || code != 404 || strings.Contains(body, "PRIVATE") {
 			t.Errorf("GET %.60s: %d %v %.100q, want 404", path, code, err, body)
 		}
+	}
+	// A path that leaves the challenge directory once decoded
+	// (/admin.token) is no challenge: redirected like any other path.
+	if code, body, hdr, err := n.get("self.test", "/.well-known/acme-challenge/..%2f..%2fadmin.token"); err != nil || code != 301 ||
+		!strings.HasPrefix(hdr.Get("Location"), "https://self.test:") || strings.Contains(body, "PRIVATE") {
+		t.Errorf("GET a traversing challenge path: %d %v Location %q %.100q, want a 301 to HTTPS", code, err, hdr.Get("Location"), body)
 	}
 	if resp, err := http.Get("http://" + cfg.API.Listen + "/.well-known/acme-challenge/" + strings.Repeat("t", 10000)); err != nil || resp.StatusCode != 404 {
 		t.Errorf("an oversized token at the API: %v %v, want 404", resp, err)

@@ -16,11 +16,32 @@ import (
 
 // metricsHandler serves the node's metrics from its own registry: Go and
 // process metrics, and gauges read from the node's status at scrape time.
-func metricsHandler(status api.StatusSource, certs func() []state.Certificate) http.Handler {
+func metricsHandler(status api.StatusSource, certs func() []state.Certificate, passes *prometheus.HistogramVec) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStatusCollector(status), certCollector{certs})
+		newStatusCollector(status), certCollector{certs}, passes)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// newPassHistogram is the duration of reconcile passes that applied a
+// state (result "applied") or failed to ("failed").
+func newPassHistogram() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sitefleet_reconcile_duration_seconds",
+		Help:    "How long reconcile passes took, from reading the state to serving it.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"result"})
+}
+
+// observePass records one pass in h.
+func observePass(h *prometheus.HistogramVec) func(time.Duration, error) {
+	return func(took time.Duration, err error) {
+		result := "applied"
+		if err != nil {
+			result = "failed"
+		}
+		h.WithLabelValues(result).Observe(took.Seconds())
+	}
 }
 
 // certExpiry is the expiry of each certificate the node serves, for
@@ -89,11 +110,16 @@ var siteError = prometheus.NewDesc("sitefleet_site_error",
 
 const maxReasonLabel = 200
 
+// nginxReloads counts the configs nginx loaded.
+var nginxReloads = prometheus.NewDesc("sitefleet_nginx_reloads_total",
+	"Configs nginx loaded since the node started; deploys, rollbacks, certificates and plain sites need none.", nil, nil)
+
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, g := range c.gauges {
 		ch <- g.desc
 	}
 	ch <- siteError
+	ch <- nginxReloads
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -101,6 +127,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range c.gauges {
 		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.value(st))
 	}
+	ch <- prometheus.MustNewConstMetric(nginxReloads, prometheus.CounterValue, float64(st.Nginx.Reloads))
 	for site, reason := range st.SiteErrors {
 		if len(reason) > maxReasonLabel {
 			reason = strings.ToValidUTF8(reason[:maxReasonLabel], "") + "..."

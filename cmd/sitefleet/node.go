@@ -116,6 +116,8 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
 	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
 	nopts := nodeOptions(cfg, store, web, local, bundles, placeholder, sealer, log)
+	passes := newPassHistogram()
+	nopts.OnPass = observePass(passes)
 	if nopts.KeyGroup, err = web.WorkerGID(); err != nil {
 		return nil, err
 	}
@@ -137,7 +139,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &certService{store: store, sealer: sealer, cli: etcd.Client},
 		ACMEChallenge: sftls.ChallengeHandler(etcd.Client, store.Keys(), sealer, store.Timeout()),
-		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, status.node.AppliedCertificates), Logger: log.With("component", "api"),
+		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, status.node.AppliedCertificates, passes), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err

@@ -315,7 +315,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/metrics without a token: %d, want 401", code)
 	}
 	b := n.metrics()
-	for _, want := range []string{"sitefleet_sites 1", "sitefleet_ready 1", "sitefleet_etcd_reachable 1", "sitefleet_nginx_running 1", "go_goroutines"} {
+	for _, want := range []string{"sitefleet_sites 1", "sitefleet_ready 1", "sitefleet_etcd_reachable 1", "sitefleet_nginx_running 1", "go_goroutines",
+		"sitefleet_nginx_reloads_total", `sitefleet_reconcile_duration_seconds_count{result="applied"}`, `sitefleet_reconcile_duration_seconds_bucket{result="applied",le="0.1"}`} {
 		if !strings.Contains(b, want+"\n") && !strings.Contains(b, want+" ") {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -47,7 +47,7 @@ func (a *statusAdapter) NodeStatus() client.NodeStatus {
 		Etcd:            client.EtcdStatus{Reachable: ns.EtcdReachable},
 		Nginx: client.NginxStatus{
 			Running: ws.Running, PID: ws.PID, Generation: ws.Generation,
-			LastApply: timePtr(ws.LastApply), LastError: ws.LastError, Restarts: ws.Restarts,
+			LastApply: timePtr(ws.LastApply), LastError: ws.LastError, Restarts: ws.Restarts, Reloads: ws.Reloads,
 		},
 		Sites:       ns.Sites,
 		SiteErrors:  ns.SiteErrors,

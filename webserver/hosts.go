@@ -1,0 +1,247 @@
+package webserver
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sitefleet/sitefleet/internal/fsutil"
+)
+
+// Document roots and certificates are resolved through the filesystem,
+// not the config:
+//
+//   - <Prefix>/hosts/<name> is a symlink to the directory a name serves,
+//     and nginx serves `root <Prefix>/hosts/$host`. $host is safe in a
+//     path: nginx refuses a Host with "/", "\0" or "..", lower-cases it and
+//     drops the port and a trailing dot; a name without a link is an
+//     unknown host.
+//   - <Prefix>/certs/<name> is a symlink to <Prefix>/certsets/<id>/, which
+//     holds chain.pem and key.pem (links to the caller's files); the SNI
+//     maps name <Prefix>/certs/<name>/chain.pem, which nginx loads per
+//     handshake. One rename switches certificate and key together.
+//
+// Switching a site's root (a deploy, a rollback, adding or removing a
+// plain site) or a name's certificate (issue, renewal) is one atomic
+// rename of a symlink, with no reload: requests that already opened a file
+// finish with it, and the next request or handshake sees the new one. This
+// is why the config must never enable open_file_cache.
+
+// linkSet keeps one directory of symlinks, <dir>/<name> -> target, in line
+// with what the plan wants. It is used under applySem only.
+type linkSet struct {
+	dir, tmp string
+	live     map[string]string // name -> target, as on disk
+}
+
+func (o Options) hostsDir() string    { return filepath.Join(o.Prefix, "hosts") }
+func (o Options) certsDir() string    { return filepath.Join(o.Prefix, "certs") }
+func (o Options) certSetsDir() string { return filepath.Join(o.Prefix, "certsets") }
+func (o Options) linksTmpDir() string { return filepath.Join(o.Prefix, "links.tmp") }
+
+// loadLinkSet reads the links a previous run left in dir; tmp is where
+// new links are made before they are renamed into dir.
+func loadLinkSet(dir, tmp string) (*linkSet, error) {
+	l := &linkSet{dir: dir, tmp: tmp, live: map[string]string{}}
+	for _, d := range []string{dir, tmp} {
+		if err := mkdirPublic(d); err != nil {
+			return nil, err
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // not a link of ours: the next update replaces it
+		}
+		l.live[e.Name()] = target
+	}
+	return l, nil
+}
+
+// mkdirPublic creates d (0755) if needed.
+func mkdirPublic(d string) error {
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", d, err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		return fmt.Errorf("chmod %s: %w", d, err)
+	}
+	return nil
+}
+
+// update points every name of want at its target, creating or atomically
+// replacing the links that differ. It returns how many it switched.
+func (l *linkSet) update(want map[string]string) (int, error) {
+	n := 0
+	for name, target := range want {
+		if l.live[name] == target {
+			continue
+		}
+		if err := l.link(name, target); err != nil {
+			return n, err
+		}
+		l.live[name] = target
+		n++
+	}
+	if n > 0 {
+		if err := fsutil.SyncDir(l.dir); err != nil {
+			return n, fmt.Errorf("sync %s: %w", l.dir, err)
+		}
+	}
+	return n, nil
+}
+
+// link makes <dir>/name point to target with one rename.
+func (l *linkSet) link(name, target string) error {
+	if err := validateName(name); err != nil { // a file name of ours: never "..", never "/"
+		return fmt.Errorf("link: %w", err)
+	}
+	// One name per set (Apply is serialised): a 253-character host name
+	// plus a prefix would exceed NAME_MAX.
+	tmp := filepath.Join(l.tmp, filepath.Base(l.dir)+".new")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(l.dir, name)); err != nil {
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	return nil
+}
+
+// prune removes the links of names want does not have. It returns how
+// many it removed.
+func (l *linkSet) prune(want map[string]string) (int, error) {
+	n := 0
+	var errs []error
+	for name := range l.live {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		delete(l.live, name)
+		n++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("remove links: %w", err)
+	}
+	return n, nil
+}
+
+// wantedHosts returns the link every name of plan's sites needs: the
+// domain and, unless they redirect, the aliases, to the site's root (or
+// the placeholder).
+func wantedHosts(plan Plan) map[string]string {
+	want := make(map[string]string, len(plan.Sites))
+	for _, s := range plan.Sites {
+		root := cmp.Or(s.Root, plan.PlaceholderRoot)
+		want[s.Domain] = root
+		if !s.RedirectAliases {
+			for _, a := range s.Aliases {
+				want[a] = root
+			}
+		}
+	}
+	return want
+}
+
+// certSet is the directory that pairs a chain with its key.
+func (o Options) certSet(c CertFiles) string {
+	h := sha256.Sum256([]byte(c.Chain + "\n" + c.Key))
+	return filepath.Join(o.certSetsDir(), hex.EncodeToString(h[:12]))
+}
+
+// wantedCerts returns the certificate set each name with a certificate
+// needs (none without HTTPS).
+func (o Options) wantedCerts(plan Plan) map[string]string {
+	want := map[string]string{}
+	if plan.HTTPSListen == "" {
+		return want
+	}
+	for _, s := range plan.Sites {
+		if s.TLS == nil {
+			continue
+		}
+		for _, c := range s.TLS.Certificates {
+			for _, n := range c.Names {
+				want[n] = o.certSet(c)
+			}
+		}
+	}
+	return want
+}
+
+// ensureCertSets creates the certificate sets of plan that do not exist:
+// a directory made aside and renamed into place, holding chain.pem and
+// key.pem as links to the caller's files.
+func (o Options) ensureCertSets(plan Plan) error {
+	if plan.HTTPSListen == "" {
+		return nil
+	}
+	for _, s := range plan.Sites {
+		if s.TLS == nil {
+			continue
+		}
+		for _, c := range s.TLS.Certificates {
+			if err := o.ensureCertSet(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (o Options) ensureCertSet(c CertFiles) error {
+	dir := o.certSet(c)
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	tmp := filepath.Join(o.linksTmpDir(), "set-"+filepath.Base(dir))
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("certificate set: %w", err)
+	}
+	if err := mkdirPublic(tmp); err != nil {
+		return fmt.Errorf("certificate set: %w", err)
+	}
+	for name, target := range map[string]string{"chain.pem": c.Chain, "key.pem": c.Key} {
+		if err := os.Symlink(target, filepath.Join(tmp, name)); err != nil {
+			return fmt.Errorf("certificate set: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("certificate set: %w", err)
+	}
+	return nil
+}
+
+// pruneCertSets removes the certificate sets no link points to.
+func (o Options) pruneCertSets(links *linkSet) error {
+	used := map[string]bool{}
+	for _, target := range links.live {
+		used[filepath.Base(target)] = true
+	}
+	entries, err := os.ReadDir(o.certSetsDir())
+	if err != nil {
+		return fmt.Errorf("read certificate sets: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !used[e.Name()] {
+			errs = append(errs, os.RemoveAll(filepath.Join(o.certSetsDir(), e.Name())))
+		}
+	}
+	return errors.Join(errs...)
+}
