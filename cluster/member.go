@@ -69,7 +69,8 @@ type Member struct {
 	log     *slog.Logger
 	started time.Time
 	leader  atomic.Bool
-	lastErr atomic.Value // string
+	lastErr atomic.Value  // string
+	notify  chan struct{} // Notify's dirty bit
 }
 
 // NewMember returns a Member; it does not contact etcd.
@@ -92,7 +93,7 @@ func NewMember(opts MemberOptions) (*Member, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Member{opts: opts, log: opts.Logger, started: time.Now().UTC()}, nil
+	return &Member{opts: opts, log: opts.Logger, started: time.Now().UTC(), notify: make(chan struct{}, 1)}, nil
 }
 
 // IsLeader reports whether this node leads now.
@@ -254,9 +255,19 @@ func (m *Member) recordValue() (string, error) {
 	return string(b), nil
 }
 
-// publish rewrites the node's record every PublishInterval, only while the
-// key is still bound to this session's lease, and the last-seen copy with
-// it. It returns nil when ctx ends and an error if the record was lost.
+// Notify asks for the node's record to be published now, e.g. because
+// the node serves a new state; bursts coalesce. It never blocks.
+func (m *Member) Notify() {
+	select {
+	case m.notify <- struct{}{}:
+	default:
+	}
+}
+
+// publish rewrites the node's record every PublishInterval and when
+// notified, only while the key is still bound to this session's lease, and
+// the last-seen copy with it. It returns nil when ctx ends and an error if
+// the record was lost.
 func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 	t := time.NewTicker(m.opts.PublishInterval)
 	defer t.Stop()
@@ -265,6 +276,7 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-m.notify:
 		}
 		if err := m.publishOnce(ctx, sess); err != nil {
 			if ctx.Err() != nil {

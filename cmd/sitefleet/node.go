@@ -117,7 +117,13 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
 	nopts := nodeOptions(cfg, store, web, local, bundles, placeholder, sealer, log)
 	passes := newPassHistogram()
-	nopts.OnPass = observePass(passes)
+	observe := observePass(passes)
+	nopts.OnPass = func(took time.Duration, err error) {
+		observe(took, err)
+		if status.member != nil { // set before the node runs
+			status.member.Notify() // publish the applied revision now: deploy --wait waits for it
+		}
+	}
 	if nopts.KeyGroup, err = web.WorkerGID(); err != nil {
 		return nil, err
 	}

@@ -137,10 +137,28 @@ func (a *statusAdapter) WaitDeployed(ctx context.Context, domain string, rev int
 				return last, nil
 			}
 		}
-		select {
-		case <-ctx.Done():
+		// Nodes publish their record as soon as they serve a new state:
+		// wait for the next change of a record (or a second, whatever
+		// happens) rather than poll.
+		a.awaitRecordChange(ctx, v.Revision)
+		if ctx.Err() != nil {
 			return last, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// awaitRecordChange returns once a node record changed after revision rev
+// (0: from now), after a second at the latest, or when ctx ends.
+func (a *statusAdapter) awaitRecordChange(ctx context.Context, rev int64) {
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev+1))
+	}
+	for resp := range a.cli.Watch(clientv3.WithRequireLeader(wctx), a.keys.Nodes(), opts...) {
+		if resp.Err() != nil || len(resp.Events) > 0 {
+			return
 		}
 	}
 }
