@@ -79,13 +79,14 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 	if err != nil {
 		return Result{}, "", err
 	}
-	// Links first, so that a new server block finds its root; removed
-	// names last, once no config names them.
-	switched, err := s.linkIn(final)
+	// A config change goes live before the links, so that a site shows
+	// up (or changes) with its redirects, rules and TLS settings at once;
+	// removed names go last, once no config names them.
+	changed, err := s.swapIn(ctx, g)
 	if err != nil {
 		return Result{}, "", err
 	}
-	changed, err := s.swapIn(ctx, g)
+	switched, err := s.linkIn(final)
 	if err != nil {
 		return Result{}, "", err
 	}

@@ -264,6 +264,7 @@ func TestRootChangesNeedNoReload(t *testing.T) {
 	mustApply(t, s, plan, true)
 	run(t, s)
 	waitServing(t, f.listen, "a.test", "/", 200, "v1")
+	waitFor(t, 10*time.Second, "nginx to run", func() bool { return s.Status().PID != 0 })
 	st := s.Status()
 	workers := childPIDs(st.PID)
 

@@ -161,11 +161,8 @@ func renderSites(sites []Site) []byte {
 		"map $host $sf_strip_html {\n    hostnames;\n    default \"\";\n")
 	for _, s := range sites {
 		if s.RedirectHTML {
-			writeMapEntry(&stripHTML, s.Domain, "1")
-			for _, alias := range s.Aliases {
-				if !s.RedirectAliases {
-					writeMapEntry(&stripHTML, alias, "1")
-				}
+			for _, name := range s.ownServerNames() {
+				writeMapEntry(&stripHTML, name, "1")
 			}
 		}
 		if s.RedirectAliases {
@@ -275,6 +272,9 @@ func renderMain(o Options, m mainParts) []byte {
 		b.WriteString("\n    # Operator configuration, copied into this generation.\n    include " + e + ";\n")
 	}
 	b.WriteString(serverBody(catchAllServer, o, m.listen, m.https, m.acme))
+	if names := specialNames(m.sites); len(names) > 0 {
+		b.WriteString(serverBody(specialServer(names), o, m.listen, m.https, m.acme))
+	}
 	if m.https != nil {
 		b.WriteString(serverBody(renderHTTPSServers(*m.https, catchAllTLSNames(m.sites)), o, m.listen, m.https, m.acme))
 		b.WriteString(serverBody(renderStapledServers(m.sites, *m.https), o, m.listen, m.https, m.acme))
@@ -301,8 +301,8 @@ func canRaiseNofile() bool {
 func writeHTTPSettings(b *strings.Builder, o Options, hs hashSizes) {
 	b.WriteString("    include " + mimeFile + ";\n" +
 		"    default_type application/octet-stream;\n" +
-		"    charset utf-8;\n" +
-		"    charset_types " + strings.Join(charsetTypes(), " ") + ";\n" +
+		"    # A missing file is a 404, not an error worth a log line.\n" +
+		"    log_not_found off;\n" +
 		"    server_tokens off;\n" +
 		"    sendfile on;\n" +
 		"    tcp_nopush on;\n" +
@@ -358,7 +358,7 @@ const requestMaps = `    # For hosts that ask for it ($sf_strip_html), the clean
 // serverBody fills in the placeholders of a server template.
 func serverBody(tmpl string, o Options, listen listenAddr, https *listenAddr, acme *listenAddr) string {
 	return strings.NewReplacer("@LISTEN@", listen.directive(), "@HTTPSPORT@", httpsPortSuffix(https),
-		"@ACME@", acmeLocationBody(acme, "            "), "@HOSTS@", o.hostsDir()).Replace(tmpl)
+		"@ACME@", acmeLocationBody(acme, "            "), "@HOSTS@", o.hostsDir(), "@HSTS@", "").Replace(tmpl)
 }
 
 // acmeLocationBody is the body of the ACME challenge location, each line
@@ -384,32 +384,56 @@ func hiddenLocations(indent string) string {
 		indent + "location ~ \"/\\\\.(?!well-known/)\" {\n" + indent + "    return 404;\n" + indent + "}\n"
 }
 
-// catchAllServer serves every site over HTTP from <Prefix>/hosts/$host;
-// $sf_redirect and $sf_strip_html come from sites.conf.
+// catchAllServer serves every site over HTTP from <Prefix>/hosts/$host,
+// except the hosts that may redirect, which specialServer names.
 var catchAllServer = `
     # Every site is served by this one server; see hosts.go.
     server {
         listen @LISTEN@ default_server;
         server_name _;
-` + catchAllBody
+` + catchAllBody(false)
 
-// catchAllBody is the rest of the catch-all servers, HTTP and HTTPS. The
-// redirects are tested in the main location, so ACME challenges and the
-// hidden files are never redirected. A request no file answers goes to
-// @sf_missing: a host without a link in <Prefix>/hosts gets
-// UnknownHostBody (418 is only an internal hop so that the answer has its
-// own Content-Type), a known one the site's /404.html.
-var catchAllBody = `        error_page 418 = @sf_unknown_host;
-        root @HOSTS@/$host;
-        index index.html;
-        # A site's own /404.html answers its missing pages (status 404).
-        error_page 404 /404.html;
-        # Revalidate by default: a bundle's _headers can mark hashed assets
-        # immutable.
-        add_header Cache-Control "public, max-age=0, must-revalidate";
-        add_header Strict-Transport-Security $sf_hsts always;
-        location / {
-            if ($sf_to_https) {
+// specialServer serves over HTTP the hosts of names that may redirect (to
+// their primary domain, to HTTPS, or from /page.html): apart from the
+// redirects, it is the catch-all. Keeping them out of the catch-all spares
+// every other request the tests.
+func specialServer(names []string) string {
+	var b strings.Builder
+	b.WriteString("\n    # Hosts that may redirect; see sites.conf and tls.conf.\n    server {\n        listen @LISTEN@;\n        server_name")
+	for _, n := range names {
+		b.WriteString("\n            " + n)
+	}
+	b.WriteString(";\n")
+	b.WriteString(catchAllBody(true))
+	return b.String()
+}
+
+// specialNames are the names specialServer serves, sorted: redirecting
+// aliases, and the names of sites without rules of their own (those test
+// their redirects in their own server) that redirect /page.html or plain
+// HTTP.
+func specialNames(sites []Site) []string {
+	var out []string
+	for _, s := range sites {
+		if s.RedirectAliases {
+			out = append(out, s.Aliases...)
+		}
+		if !s.Rules.Empty() {
+			continue
+		}
+		if s.RedirectHTML {
+			out = append(out, s.ownServerNames()...)
+		}
+		if s.TLS != nil && s.TLS.RedirectHTTP {
+			out = append(out, s.certNames()...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// redirectTests are the tests of the servers whose hosts may redirect.
+const redirectTests = `            if ($sf_to_https) {
                 return 301 https://$host@HTTPSPORT@$request_uri;
             }
             if ($sf_redirect) {
@@ -418,14 +442,51 @@ var catchAllBody = `        error_page 418 = @sf_unknown_host;
             if ($sf_html_redirect) {
                 return 301 $sf_html_redirect;
             }
+`
+
+// catchAllBody is the rest of the catch-all servers, HTTP and HTTPS, with
+// the redirect tests or without.
+//
+// The common request (a plain host, a file that exists) costs what it
+// costs bare nginx: no test, no try_files stat, the static handler. The
+// redirects are tested in the main location, so ACME challenges and the
+// hidden files are never redirected. A file the static handler does not
+// find goes to @sf_clean for clean URLs (/about -> about.html, /docs/ ->
+// its index), then to @sf_missing: a host without a link in
+// <Prefix>/hosts gets UnknownHostBody (418 is only an internal hop so
+// that the answer has its own Content-Type), a known one the site's
+// /404.html, or a plain 404 if it has none.
+func catchAllBody(redirects bool) string {
+	tests := ""
+	if redirects {
+		tests = redirectTests
+	}
+	return `        error_page 418 = @sf_unknown_host;
+        root @HOSTS@/$host;
+        index index.html;
+        # A site's own /404.html answers its missing pages (status 404).
+        error_page 404 /404.html;
+        recursive_error_pages on;
+        # Revalidate by default: a bundle's _headers can mark hashed assets
+        # immutable.
+        add_header Cache-Control "public, max-age=0, must-revalidate";
+@HSTS@        location / {
+` + tests + `            error_page 404 = @sf_clean;
+        }
+        location @sf_clean {
             # Clean URLs: /about serves about.html.
-            try_files $uri $uri.html $uri/ @sf_missing;
+            try_files $uri.html $uri/ @sf_missing;
         }
 ` + hiddenLocations("        ") + `        location ^~ /.well-known/acme-challenge/ {
 @ACME@        }
         location @sf_missing {
+            types { }
+            default_type text/plain;
             if (!-d $document_root) {
                 return 418;
+            }
+            if ($uri = /404.html) {
+                return 404 "404 page not found\n";
             }
             return 404;
         }
@@ -436,6 +497,7 @@ var catchAllBody = `        error_page 418 = @sf_unknown_host;
         }
     }
 `
+}
 
 // renderProbe renders the probe server that answers the generation id.
 func renderProbe(listen listenAddr, id string) []byte {

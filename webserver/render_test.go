@@ -74,10 +74,12 @@ func TestRenderContents(t *testing.T) {
 			"return 301 $scheme://$sf_redirect$sf_port$request_uri;",
 			`return 404 "sitefleet: no site is configured for this host\n";`,
 			"root /var/lib/sitefleet/nginx/hosts/$host;",
-			"try_files $uri $uri.html $uri/ @sf_missing;",
+			"try_files $uri.html $uri/ @sf_missing;",
+			"error_page 404 = @sf_clean;",
+			"server_name\n            old.b.test\n            www.b.test;",
 		},
 		probeFile: {"listen 127.0.0.1:8080;", "server_name sitefleet-probe.invalid;", "location = /generation"},
-		mimeFile:  {"text/css css;", "text/html html htm shtml;", "image/svg+xml svg svgz;"},
+		mimeFile:  {`"text/css; charset=utf-8" css;`, `"text/html; charset=utf-8" html htm shtml;`, `"image/svg+xml; charset=utf-8" svg svgz;`, "image/png png;"},
 	}
 	for name, snippets := range wantIn {
 		for _, want := range snippets {

@@ -198,10 +198,16 @@ func renderStapledServers(sites []Site, https listenAddr) string {
 			b.WriteString("        server_name " + strings.Join(c.Names, " ") + ";\n")
 			b.WriteString("        ssl_certificate " + c.Chain + ";\n        ssl_certificate_key " + c.Key + ";\n")
 			b.WriteString("        ssl_stapling on;\n        ssl_stapling_verify on;\n        ssl_trusted_certificate " + c.Chain + ";\n")
-			b.WriteString(catchAllBody)
+			b.WriteString(hstsBody(catchAllBody(true)))
 		}
 	}
 	return b.String()
+}
+
+// hstsBody is a catch-all body for HTTPS: it sends the host's HSTS value.
+// (Plain HTTP never sends it, and saves the lookup.)
+func hstsBody(body string) string {
+	return strings.Replace(body, "@HSTS@", "        add_header Strict-Transport-Security $sf_hsts always;\n", 1)
 }
 
 // validateResolvers checks that every resolver is an IP address.
@@ -284,6 +290,6 @@ func renderHTTPSServers(listen listenAddr, names []string) string {
 		b.WriteString("\n            " + n)
 	}
 	b.WriteString(";\n")
-	b.WriteString(catchAllBody)
+	b.WriteString(hstsBody(catchAllBody(true)))
 	return b.String()
 }
