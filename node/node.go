@@ -12,10 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/sitefleet/sitefleet/internal/ctxutil"
-
 	"github.com/sitefleet/sitefleet/state"
 	sftls "github.com/sitefleet/sitefleet/tls"
 	"github.com/sitefleet/sitefleet/webserver"
@@ -31,17 +27,22 @@ const (
 	minRetryDelay         = 100 * time.Millisecond
 )
 
-// Source is what the reconciler needs of the state store.
+// Source is what the reconciler needs of the state store (a
+// state.Mirror).
 type Source interface {
-	// Snapshot reads the whole desired state at one revision.
+	// Snapshot returns the whole desired state at one revision; it fails
+	// while the source cannot vouch that it is current.
 	Snapshot(ctx context.Context) (*state.Snapshot, error)
-	// Watch reports changes to the desired state from revision rev on
-	// (0: from now).
-	Watch(ctx context.Context, rev int64) clientv3.WatchChan
+	// Changed returns a channel closed at the next change of the state.
+	Changed() <-chan struct{}
 	// LastChange returns the revision of the latest change to the desired
-	// state; it serves as a probe of etcd and of changes the watch missed.
+	// state; it serves as a probe of etcd and of changes the source missed.
 	LastChange(ctx context.Context) (int64, error)
 }
+
+// resyncer is implemented by a Source that can read everything again when
+// a probe shows it fell behind.
+type resyncer interface{ Resync() }
 
 // WebServer is what the reconciler needs of the web server.
 type WebServer interface {
@@ -93,7 +94,11 @@ type Options struct {
 	// OnPass, if set, is called after each pass that applied a state or
 	// failed to, with how long it took (for metrics). It must not block.
 	OnPass func(took time.Duration, err error)
-	Logger *slog.Logger
+	// OnApplied, if set, is called as soon as the status records a newly
+	// served state, before the cache is written (so that the fleet learns
+	// it at once). It must not block.
+	OnApplied func()
+	Logger    *slog.Logger
 }
 
 // Node reconciles the local web server with the desired state.
@@ -202,41 +207,17 @@ func (n *Node) loadCache(ctx context.Context) {
 	n.log.Info("serving cached state", "rev", snap.Revision, "sites", len(snap.Sites), "appliedAt", appliedAt)
 }
 
-// watchLoop turns state changes into triggers. A watch that fails or closes
-// (etcd gone, no leader, history compacted) is re-created after a pause,
-// followed by a full pass, so nothing missed meanwhile is lost.
+// watchLoop turns state changes into triggers until ctx ends.
 func (n *Node) watchLoop(ctx context.Context) {
-	delay := minRetryDelay
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		ch := n.opts.Source.Watch(wctx, 0)
+	for {
+		ch := n.opts.Source.Changed()
 		n.Trigger()
-		healthy := n.consume(ch)
-		cancel()
-		if healthy {
-			delay = minRetryDelay
-		}
-		if !ctxutil.Sleep(ctx, delay) {
+		select {
+		case <-ctx.Done():
 			return
-		}
-		delay = min(2*delay, maxRetryDelay)
-	}
-}
-
-// consume triggers a pass for each watch response until the channel closes
-// or reports an error. It reports whether any event arrived.
-func (n *Node) consume(ch clientv3.WatchChan) (sawEvents bool) {
-	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			n.log.Warn("state watch failed; re-creating it", "err", err)
-			return sawEvents
-		}
-		if len(resp.Events) > 0 {
-			sawEvents = true
-			n.Trigger()
+		case <-ch:
 		}
 	}
-	return sawEvents
 }
 
 // probeLoop checks etcd's reachability, so that the status turns stale
@@ -245,6 +226,7 @@ func (n *Node) consume(ch clientv3.WatchChan) (sawEvents bool) {
 // read, so a change is applied within a probe interval even if the watch
 // missed it.
 func (n *Node) probeLoop(ctx context.Context) {
+	behind := 0 // probes in a row that saw a state newer than the last pass
 	t := time.NewTicker(n.opts.ProbeInterval)
 	defer t.Stop()
 	for {
@@ -266,7 +248,15 @@ func (n *Node) probeLoop(ctx context.Context) {
 			n.Trigger()
 		case last > n.status.get().DesiredRevision:
 			n.log.Debug("state changed since the last snapshot", "rev", last)
+			behind++
+			if r, ok := n.opts.Source.(resyncer); ok && behind >= 2 {
+				n.log.Info("the state copy fell behind etcd; reading it again", "rev", last)
+				r.Resync()
+				behind = 0
+			}
 			n.Trigger()
+		default:
+			behind = 0
 		}
 	}
 }

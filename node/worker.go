@@ -83,6 +83,9 @@ func (n *Node) pass(parent context.Context) (err error) {
 		if parent.Err() != nil {
 			return err // shutting down
 		}
+		if state.IsNotSynced(err) {
+			return err // the source is catching up; it triggers a pass when it has
+		}
 		if ctx.Err() == nil || state.IsUnavailable(err) {
 			if n.status.etcdDown(time.Now()) {
 				n.log.Warn("etcd unreachable; serving the last applied state", "err", err)
@@ -183,6 +186,9 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		s.SiteErrors = siteErrs
 		s.LastError, s.LastErrorAt = "", time.Time{}
 	})
+	if n.opts.OnApplied != nil {
+		n.opts.OnApplied()
+	}
 	if err := n.opts.Cache.Save(applied, now); err != nil {
 		n.log.Warn("could not cache the applied state", "err", err)
 	}

@@ -20,6 +20,12 @@ import (
 // other site. Nodes keep serving such a site as they last applied it, and
 // whatever removes things for want of a site must count it as present.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+	snap, _, err := s.snapshotAt(ctx)
+	return snap, err
+}
+
+// snapshotAt is Snapshot that also returns the etcd revision of the read.
+func (s *Store) snapshotAt(ctx context.Context) (*Snapshot, int64, error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
 	// One read-only transaction: the sites and the pending marker at one
@@ -33,7 +39,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		clientv3.OpGet(s.keys.DHParams()),
 	).Commit()
 	if err != nil {
-		return nil, s.wrap(ctx, "read state", err)
+		return nil, 0, s.wrap(ctx, "read state", err)
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	snap := &Snapshot{Sites: make([]Site, 0, len(kvs))}
@@ -58,7 +64,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	for _, kv := range resp.Responses[3].GetResponseRange().Kvs {
 		b, err := decodeBundle(kv)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		snap.Bundles = append(snap.Bundles, b)
 	}
@@ -66,16 +72,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	for _, kv := range resp.Responses[4].GetResponseRange().Kvs {
 		c, err := decodeCert(kv)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		snap.Certificates = append(snap.Certificates, c)
 	}
 	if kvs := resp.Responses[5].GetResponseRange().Kvs; len(kvs) > 0 {
 		if snap.DHParams, err = decodeDHParams(kvs[0]); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return snap, nil
+	return snap, resp.Header.Revision, nil
 }
 
 // GetSite reads one site. It returns the site (with Revision set to its

@@ -363,7 +363,7 @@ func (c renewingCache) Get(ctx context.Context, name string) ([]byte, error) {
 // pass obtains what is missing or due; it returns how soon it wants to
 // run again (the earliest retry of a failed name), 0 for no preference.
 func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
-	snap, err := w.o.Store.Snapshot(ctx)
+	snap, err := w.o.snapshot(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("acme: %w", err)
 	}

@@ -16,7 +16,13 @@ import (
 
 // LeaderOptions configure the leader's certificate work.
 type LeaderOptions struct {
-	Store  *state.Store
+	Store *state.Store
+	// Snapshots, when set, is where the tasks read the state (a
+	// state.Mirror: no full read of etcd per change); default Store. Writes
+	// are guarded by revisions either way.
+	Snapshots interface {
+		Snapshot(ctx context.Context) (*state.Snapshot, error)
+	}
 	Client *clientv3.Client
 	Sealer *Sealer
 	// SelfSignedValidity is how long a self-signed certificate is valid.
@@ -28,6 +34,14 @@ type LeaderOptions struct {
 	DHBits   int
 	DHMaxAge time.Duration
 	Logger   *slog.Logger
+}
+
+// snapshot reads the state through Snapshots, or Store.
+func (o LeaderOptions) snapshot(ctx context.Context) (*state.Snapshot, error) {
+	if o.Snapshots != nil {
+		return o.Snapshots.Snapshot(ctx)
+	}
+	return o.Store.Snapshot(ctx)
 }
 
 // recheck is how often the leader looks at every certificate even when
@@ -60,7 +74,7 @@ func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
 // syncSelfSigned issues what is missing or due; it returns how long until
 // the next certificate is due (0 when none is).
 func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time.Duration, error) {
-	snap, err := o.Store.Snapshot(ctx)
+	snap, err := o.snapshot(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("self-signed certificates: %w", err)
 	}

@@ -70,6 +70,7 @@ type parts struct {
 	log    *slog.Logger
 	token  string
 	store  *state.Store
+	mirror *state.Mirror
 	web    *webserver.Server
 	node   *node.Node
 	auth   *api.Auth
@@ -115,11 +116,12 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), web: web,
 		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
 	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
-	nopts := nodeOptions(cfg, store, web, local, bundles, placeholder, sealer, log)
+	mirror := state.NewMirror(store, log.With("component", "state"))
+	nopts := nodeOptions(cfg, mirror, web, local, bundles, placeholder, sealer, log)
 	passes := newPassHistogram()
 	observe := observePass(passes)
-	nopts.OnPass = func(took time.Duration, err error) {
-		observe(took, err)
+	nopts.OnPass = observe
+	nopts.OnApplied = func() {
 		if status.member != nil { // set before the node runs
 			status.member.Notify() // publish the applied revision now: deploy --wait waits for it
 		}
@@ -134,7 +136,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	if status.member, err = newMember(cfg, etcd, store, status, sealer, acmeTransport, log); err != nil {
+	if status.member, err = newMember(cfg, etcd, store, mirror, status, sealer, acmeTransport, log); err != nil {
 		return nil, err
 	}
 	if err := status.member.CheckName(ctx); err != nil {
@@ -151,12 +153,12 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 		return nil, err
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	return &parts{cfg: cfg, log: log, token: token, store: store, web: web, node: status.node, auth: auth, member: status.member, srv: srv}, nil
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: status.node, auth: auth, member: status.member, srv: srv}, nil
 }
 
-func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
+func nodeOptions(cfg Config, source node.Source, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
 	return node.Options{
-		Source:          store,
+		Source:          source,
 		Web:             web,
 		Cache:           state.Cache{Path: filepath.Join(cfg.DataDir, "state-cache.json"), Prefix: cfg.State.Etcd.KeyPrefix},
 		HTTPListen:      cfg.Web.HTTPListen,
@@ -178,6 +180,7 @@ func nodeOptions(cfg Config, store *state.Store, web *webserver.Server, local *d
 func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.web.Run(gctx) })
+	g.Go(func() error { return p.mirror.Run(gctx) })
 	g.Go(func() error { return p.node.Run(gctx) })
 	g.Go(func() error { return p.auth.Run(gctx) })
 	g.Go(func() error { return p.member.Run(gctx) })
@@ -186,12 +189,13 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, status *statusAdapter, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, status *statusAdapter, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
 	}
 	tlsOpts := tlsLeaderOptions(cfg, etcd, store, sealer, log)
+	tlsOpts.Snapshots = mirror
 	return cluster.NewMember(cluster.MemberOptions{
 		Client:             etcd.Client,
 		Keys:               store.Keys(),

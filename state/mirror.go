@@ -1,0 +1,299 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
+)
+
+// ErrMirrorNotSynced is returned by Mirror.Snapshot while the mirror has no
+// copy of the state it knows to be current: before its first read, and
+// from a failed watch until a fresh read succeeds.
+var ErrMirrorNotSynced = Errorf(Unavailable, "state: the local copy of the state is not in sync with etcd")
+
+// Mirror keeps an in-memory copy of the desired state, read once and then
+// kept current by a watch, so that a reader gets a Snapshot without
+// reading and decoding every record from etcd: a change costs the
+// records it touches. A failed or closed watch (etcd gone, history
+// compacted) is followed by a fresh full read. It is safe for concurrent
+// use; Run must be running for it to sync.
+type Mirror struct {
+	store *Store
+	log   *slog.Logger
+
+	mu         sync.Mutex
+	synced     bool
+	rev        int64 // etcd revision the copy is at
+	stateRev   int64 // the meta key's mod revision
+	sites      map[string]Site
+	unreadable map[string]string
+	bundles    map[string]Bundle      // by key
+	certs      map[string]Certificate // by key
+	dh         *DHParams
+	pending    string
+	built      *Snapshot     // the last Snapshot built, until the next change
+	changed    chan struct{} // closed at the next change
+	resync     chan struct{}
+}
+
+// NewMirror returns a Mirror of store's state. It reads nothing until Run.
+func NewMirror(store *Store, log *slog.Logger) *Mirror {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Mirror{store: store, log: log, changed: make(chan struct{}), resync: make(chan struct{}, 1)}
+}
+
+// Run reads the state and follows its changes until ctx ends; it returns
+// nil then. Failures are retried with backoff and never end it.
+func (m *Mirror) Run(ctx context.Context) error {
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := m.load(ctx); err != nil {
+			m.setSynced(false)
+			if ctx.Err() == nil {
+				m.log.Debug("state mirror: read failed; retrying", "err", err, "in", delay)
+			}
+			if !ctxutil.Sleep(ctx, delay) {
+				return nil
+			}
+			delay = min(2*delay, 5*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		m.follow(ctx)
+		m.setSynced(false)
+	}
+	return nil
+}
+
+// Resync asks Run for a fresh full read, e.g. when a probe shows the state
+// moved past the copy while the watch stayed silent. It never blocks.
+func (m *Mirror) Resync() {
+	select {
+	case m.resync <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot returns the current copy, or ErrMirrorNotSynced. The snapshot
+// is shared: callers must not modify it.
+func (m *Mirror) Snapshot(ctx context.Context) (*Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.synced {
+		return nil, ErrMirrorNotSynced
+	}
+	if m.built == nil {
+		m.built = m.build()
+	}
+	return m.built, nil
+}
+
+// Changed returns a channel that is closed at the next change of the copy
+// (including a loss or return of sync).
+func (m *Mirror) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+// LastChange reads the revision of the latest state change from etcd (a
+// probe of etcd and of changes the watch missed); see Store.LastChange.
+func (m *Mirror) LastChange(ctx context.Context) (int64, error) {
+	return m.store.LastChange(ctx)
+}
+
+// load replaces the copy with a full read.
+func (m *Mirror) load(ctx context.Context) error {
+	snap, rev, err := m.store.snapshotAt(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rev, m.stateRev, m.pending, m.dh = rev, snap.Revision, snap.PendingImport, snap.DHParams
+	m.sites = make(map[string]Site, len(snap.Sites))
+	for _, s := range snap.Sites {
+		m.sites[s.Domain] = s
+	}
+	m.unreadable = map[string]string{}
+	for d, e := range snap.Unreadable {
+		m.unreadable[d] = e
+	}
+	m.bundles = map[string]Bundle{}
+	for _, b := range snap.Bundles {
+		m.bundles[m.store.keys.Bundle(b.App, b.Version)] = b
+	}
+	m.certs = map[string]Certificate{}
+	for _, c := range snap.Certificates {
+		m.certs[m.store.keys.Cert(c.ID)] = c
+	}
+	m.synced = true
+	m.changedLocked()
+	return nil
+}
+
+// follow applies watched changes until the watch fails, a resync is asked
+// for, or ctx ends.
+func (m *Mirror) follow(ctx context.Context) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.mu.Lock()
+	from := m.rev + 1
+	m.mu.Unlock()
+	ch := m.store.cli.Watch(clientv3.WithRequireLeader(wctx), m.store.keys.State(),
+		clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.resync:
+			return
+		case resp, ok := <-ch:
+			if !ok || resp.Err() != nil {
+				if ctx.Err() == nil {
+					m.log.Debug("state mirror: watch ended; reading the state again", "err", resp.Err())
+				}
+				return
+			}
+			if err := m.apply(resp.Events, resp.Header.Revision); err != nil {
+				m.log.Warn("state mirror: reading the state again", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// apply applies watch events at revision rev.
+func (m *Mirror) apply(events []*clientv3.Event, rev int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range events {
+		if err := m.applyOne(ev.Kv, ev.Type == mvccpb.DELETE); err != nil {
+			return err
+		}
+	}
+	m.rev = max(m.rev, rev)
+	if len(events) > 0 {
+		m.changedLocked()
+	}
+	return nil
+}
+
+// applyOne applies the put or delete of one key.
+func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) error {
+	k := m.store.keys
+	key := string(kv.Key)
+	switch {
+	case strings.HasPrefix(key, k.Sites()):
+		domain := strings.TrimPrefix(key, k.Sites())
+		delete(m.sites, domain)
+		delete(m.unreadable, domain)
+		if deleted {
+			return nil
+		}
+		site, err := decodeSiteKey(kv, domain)
+		if err != nil {
+			m.unreadable[domain] = err.Error()
+			return nil
+		}
+		m.sites[domain] = site
+	case strings.HasPrefix(key, k.Apps()):
+		return applyDecoded(m.bundles, key, kv, deleted, decodeBundle)
+	case strings.HasPrefix(key, k.Certs()):
+		return applyDecoded(m.certs, key, kv, deleted, decodeCert)
+	case key == k.DHParams():
+		m.dh = nil
+		if !deleted {
+			dh, err := decodeDHParams(kv)
+			if err != nil {
+				return fmt.Errorf("dh parameters: %w", err)
+			}
+			m.dh = dh
+		}
+	case key == k.Meta():
+		m.stateRev = 0
+		if !deleted {
+			m.stateRev = kv.ModRevision
+		}
+	case key == k.Pending():
+		m.pending = ""
+		if !deleted {
+			m.pending = string(kv.Value)
+		}
+	}
+	return nil
+}
+
+// applyDecoded puts or deletes one decoded record of a map.
+func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, deleted bool, decode func(*mvccpb.KeyValue) (T, error)) error {
+	if deleted {
+		delete(into, key)
+		return nil
+	}
+	v, err := decode(kv)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	into[key] = v
+	return nil
+}
+
+// build makes a Snapshot of the copy, sorted as Store.Snapshot sorts it.
+func (m *Mirror) build() *Snapshot {
+	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh,
+		Sites: make([]Site, 0, len(m.sites))}
+	for _, s := range m.sites {
+		snap.Sites = append(snap.Sites, s)
+	}
+	slices.SortFunc(snap.Sites, func(a, b Site) int { return cmp.Compare(a.Domain, b.Domain) })
+	if len(m.unreadable) > 0 {
+		snap.Unreadable = make(map[string]string, len(m.unreadable))
+		for d, e := range m.unreadable {
+			snap.Unreadable[d] = e
+		}
+	}
+	for _, b := range m.bundles {
+		snap.Bundles = append(snap.Bundles, b)
+	}
+	sortBundles(snap.Bundles)
+	for _, c := range m.certs {
+		snap.Certificates = append(snap.Certificates, c)
+	}
+	slices.SortFunc(snap.Certificates, func(a, b Certificate) int { return cmp.Compare(a.ID, b.ID) })
+	return snap
+}
+
+func (m *Mirror) setSynced(v bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.synced != v {
+		m.synced = v
+		m.changedLocked()
+	}
+}
+
+// changedLocked drops the built snapshot and wakes the waiters.
+func (m *Mirror) changedLocked() {
+	m.built = nil
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// IsNotSynced reports whether err is ErrMirrorNotSynced.
+func IsNotSynced(err error) bool { return errors.Is(err, ErrMirrorNotSynced) }

@@ -1,0 +1,84 @@
+package state_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// TestMirrorFollowsTheStore checks that after each kind of change (site
+// added, changed, removed, a garbage record, a bundle) and after a forced
+// full read, the mirror's snapshot equals a fresh read of etcd.
+func TestMirrorFollowsTheStore(t *testing.T) {
+	s, e := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	m := state.NewMirror(s, nil)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	same := func(step string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			want, err := s.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.Snapshot(ctx)
+			if err == nil && jsonOf(got) == jsonOf(want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: mirror %s (%v), etcd %s", step, jsonOf(got), err, jsonOf(want))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	same("empty")
+	for i := range 3 {
+		if _, err := s.PutSite(ctx, state.Site{Domain: fmt.Sprintf("s%d.test", i), Aliases: []string{fmt.Sprintf("www.s%d.test", i)}}, state.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("sites added")
+	if _, err := s.PutSite(ctx, state.Site{Domain: "s1.test", Options: state.SiteOptions{RedirectHTML: true}}, state.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteSite(ctx, "s2.test", state.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	same("site changed and removed")
+	if _, err := e.Client(t).Put(ctx, s.Keys().Site("bad.test"), "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	same("garbage record")
+	if _, _, err := s.PutBundle(ctx, state.Bundle{App: "web", Version: "1", SHA256: fmt.Sprintf("%064x", 1), Size: 1, Files: 1, UploadedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	same("bundle")
+	before := m.Changed()
+	m.Resync()
+	select {
+	case <-before:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Resync did not signal a change")
+	}
+	same("after a full read")
+	if snap, _ := m.Snapshot(ctx); snap.Unreadable["bad.test"] == "" {
+		t.Errorf("the garbage record is not listed as unreadable: %v", snap.Unreadable)
+	}
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
