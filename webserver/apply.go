@@ -130,6 +130,9 @@ func (s *Server) linkOut(plan Plan) (int, error) {
 // and tested unless it is the live one.
 func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, generation, error) {
 	final := sel.assemble(plan, sel.allChanged())
+	if s.sameConfig(final) {
+		return final, s.liveGen, nil // only links change: nothing to render
+	}
 	g, err := render(final, s.opts)
 	if err != nil {
 		return Plan{}, generation{}, err
@@ -175,6 +178,7 @@ func (s *Server) swapIn(ctx context.Context, g generation) (bool, error) {
 	old := s.live
 	if g.id == old {
 		s.probeAddr = g.listen.dialAddr()
+		s.liveGen = generation{id: g.id, listen: g.listen, extras: g.extras}
 		s.mu.Unlock()
 		return false, nil
 	}
@@ -204,6 +208,7 @@ func (s *Server) commit(g generation, old string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prev, s.live = old, g.id
+	s.liveGen = generation{id: g.id, listen: g.listen, extras: g.extras}
 	s.probeAddr = g.listen.dialAddr()
 }
 

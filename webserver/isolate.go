@@ -288,6 +288,57 @@ func (s *Server) currentLive() string {
 	return s.live
 }
 
+// sameConfig reports whether plan renders the live generation for certain
+// without rendering it: its settings are the live plan's, and every site
+// that differs from its live form differs only in its root, or is plain
+// (nginx's config does not name it) and was added or removed. That is the
+// common change (a deploy, a rollback, a plain site added or removed), and
+// it then costs the sites it touches, not a render of the fleet.
+func (s *Server) sameConfig(plan Plan) bool {
+	if s.liveGen.id == "" || s.liveGen.id != s.currentLive() || !sameSettings(plan, s.livePlan) {
+		return false
+	}
+	files := map[string][]byte{}
+	names, err := readExtras(s.opts.ExtraHTTPConfigFiles, files)
+	if err != nil || extrasDigest(files, names) != s.liveGen.extras {
+		return false // the operator's files changed: render and test them
+	}
+	seen := 0
+	for _, site := range plan.Sites {
+		old, ok := s.liveSites[site.Domain]
+		if !ok {
+			if !site.plain() {
+				return false
+			}
+			continue
+		}
+		seen++
+		old.Root, site.Root = "", ""
+		if !reflect.DeepEqual(old, site) { // both with sorted aliases: see selectSites
+			return false
+		}
+	}
+	if seen == len(s.liveSites) {
+		return true
+	}
+	kept := make(map[string]bool, len(plan.Sites))
+	for _, site := range plan.Sites {
+		kept[site.Domain] = true
+	}
+	for d, old := range s.liveSites {
+		if !kept[d] && !old.plain() {
+			return false
+		}
+	}
+	return true
+}
+
+// sameSettings compares what a plan holds besides its sites.
+func sameSettings(a, b Plan) bool {
+	a.Sites, b.Sites = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
 // recordLive remembers the sites of the plan that went live and forgets
 // refusals of sites that left the plan or changed since.
 func (s *Server) recordLive(plan Plan, sel *selection) {
@@ -296,6 +347,8 @@ func (s *Server) recordLive(plan Plan, sel *selection) {
 		live[site.Domain] = site
 	}
 	s.liveSites = live
+	plan.Sites = nil
+	s.livePlan = plan
 	for d, r := range s.refused {
 		if sel.rejected[d] != r.reason {
 			delete(s.refused, d)

@@ -55,6 +55,7 @@ type generation struct {
 	files  map[string][]byte
 	id     string
 	listen listenAddr
+	extras string // digest of the operator's extra files as rendered
 }
 
 // render is Render that also returns the generation id and listen address.
@@ -110,7 +111,7 @@ func render(plan Plan, opts Options) (generation, error) {
 		hs: hashSizesFor(sites), extras: extraNames, hasRules: rules != nil})
 	id := generationID(files)
 	files[probeFile] = renderProbe(listen, id)
-	return generation{files: files, id: id, listen: listen}, nil
+	return generation{files: files, id: id, listen: listen, extras: extrasDigest(files, extraNames)}, nil
 }
 
 // sortedSites returns a copy of sites sorted by Domain, each with sorted aliases.
@@ -137,6 +138,16 @@ func readExtras(paths []string, files map[string][]byte) ([]string, error) {
 		names = append(names, name)
 	}
 	return names, nil
+}
+
+// extrasDigest hashes the contents of the extra files of a generation.
+func extrasDigest(files map[string][]byte, names []string) string {
+	h := sha256.New()
+	for _, n := range names {
+		h.Write(files[n])
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // sanitizeFileName keeps [A-Za-z0-9._-] and replaces anything else with '_'.

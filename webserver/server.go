@@ -44,6 +44,8 @@ type Server struct {
 	hosts     *linkSet           // <Prefix>/hosts: name -> document root
 	certs     *linkSet           // <Prefix>/certs: name -> certificate set
 	liveSites map[string]Site    // the sites of the live generation, by domain
+	livePlan  Plan               // the live plan's settings (no sites)
+	liveGen   generation         // the live generation's id and listen address (no files)
 	refused   map[string]refusal // site forms nginx refused, by domain
 }
 
