@@ -116,6 +116,8 @@ type Node struct {
 	rules             map[string]cachedRules // bundle sha -> its serving rules
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
 	tls               *tlsFiles              // nil without HTTPS
+
+	cache cacheWriter
 }
 
 // New returns a Node. It starts nothing.
@@ -138,7 +140,8 @@ func New(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}, rules: map[string]cachedRules{}}
+	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}, rules: map[string]cachedRules{},
+		cache: cacheWriter{cache: opts.Cache, log: opts.Logger, wake: make(chan struct{}, 1)}}
 	if opts.Bundles != nil && opts.Peers != nil {
 		n.fetch = newFetcher(n)
 	}
@@ -177,6 +180,7 @@ func (n *Node) Trigger() {
 func (n *Node) Run(ctx context.Context) error {
 	n.loadCache(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { n.cache.run(ctx) })
 	wg.Go(func() { n.watchLoop(ctx) })
 	wg.Go(func() { n.probeLoop(ctx) })
 	if n.fetch != nil {
@@ -258,6 +262,56 @@ func (n *Node) probeLoop(ctx context.Context) {
 		default:
 			behind = 0
 		}
+	}
+}
+
+// cacheWriter writes the latest applied state to the cache file in the
+// background: encoding 100,000 sites takes longer than applying a change,
+// and the next pass must not wait for it. Bursts coalesce into one write
+// of the latest state; the last one is written when the node stops.
+type cacheWriter struct {
+	cache state.Cache
+	log   *slog.Logger
+	wake  chan struct{}
+	mu    sync.Mutex
+	snap  *state.Snapshot
+	at    time.Time
+}
+
+// put hands the writer the latest applied state; it never blocks.
+func (c *cacheWriter) put(snap *state.Snapshot, at time.Time) {
+	c.mu.Lock()
+	c.snap, c.at = snap, at
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes what put handed it until ctx ends, then writes what is left.
+func (c *cacheWriter) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			c.flush()
+			return
+		case <-c.wake:
+			c.flush()
+		}
+	}
+}
+
+func (c *cacheWriter) flush() {
+	c.mu.Lock()
+	snap, at := c.snap, c.at
+	c.snap = nil
+	c.mu.Unlock()
+	if snap == nil {
+		return
+	}
+	if err := c.cache.Save(snap, at); err != nil {
+		c.log.Warn("could not cache the applied state", "err", err)
 	}
 }
 

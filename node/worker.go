@@ -189,9 +189,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	if n.opts.OnApplied != nil {
 		n.opts.OnApplied()
 	}
-	if err := n.opts.Cache.Save(applied, now); err != nil {
-		n.log.Warn("could not cache the applied state", "err", err)
-	}
+	n.cache.put(applied, now)
 	if n.tls != nil {
 		if err := n.tls.applied(plan); err != nil {
 			n.log.Warn("could not remove old certificate files", "err", err)

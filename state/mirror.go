@@ -37,6 +37,7 @@ type Mirror struct {
 	rev        int64 // etcd revision the copy is at
 	stateRev   int64 // the meta key's mod revision
 	sites      map[string]Site
+	order      []string // the domains of sites, sorted
 	unreadable map[string]string
 	bundles    map[string]Bundle      // by key
 	certs      map[string]Certificate // by key
@@ -128,9 +129,12 @@ func (m *Mirror) load(ctx context.Context) error {
 	defer m.mu.Unlock()
 	m.rev, m.stateRev, m.pending, m.dh = rev, snap.Revision, snap.PendingImport, snap.DHParams
 	m.sites = make(map[string]Site, len(snap.Sites))
+	m.order = make([]string, 0, len(snap.Sites))
 	for _, s := range snap.Sites {
 		m.sites[s.Domain] = s
+		m.order = append(m.order, s.Domain)
 	}
+	slices.Sort(m.order)
 	m.unreadable = map[string]string{}
 	for d, e := range snap.Unreadable {
 		m.unreadable[d] = e
@@ -202,7 +206,7 @@ func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) error {
 	switch {
 	case strings.HasPrefix(key, k.Sites()):
 		domain := strings.TrimPrefix(key, k.Sites())
-		delete(m.sites, domain)
+		m.removeSite(domain)
 		delete(m.unreadable, domain)
 		if deleted {
 			return nil
@@ -212,7 +216,7 @@ func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) error {
 			m.unreadable[domain] = err.Error()
 			return nil
 		}
-		m.sites[domain] = site
+		m.addSite(site)
 	case strings.HasPrefix(key, k.Apps()):
 		return applyDecoded(m.bundles, key, kv, deleted, decodeBundle)
 	case strings.HasPrefix(key, k.Certs()):
@@ -240,6 +244,27 @@ func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) error {
 	return nil
 }
 
+// addSite records a site and keeps order sorted: a binary search and one
+// copy of the index, no sort of the sites.
+func (m *Mirror) addSite(s Site) {
+	if _, ok := m.sites[s.Domain]; !ok {
+		i, _ := slices.BinarySearch(m.order, s.Domain)
+		m.order = slices.Insert(m.order, i, s.Domain)
+	}
+	m.sites[s.Domain] = s
+}
+
+// removeSite forgets a site, if it is known.
+func (m *Mirror) removeSite(domain string) {
+	if _, ok := m.sites[domain]; !ok {
+		return
+	}
+	delete(m.sites, domain)
+	if i, found := slices.BinarySearch(m.order, domain); found {
+		m.order = slices.Delete(m.order, i, i+1)
+	}
+}
+
 // applyDecoded puts or deletes one decoded record of a map.
 func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, deleted bool, decode func(*mvccpb.KeyValue) (T, error)) error {
 	if deleted {
@@ -258,10 +283,9 @@ func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, del
 func (m *Mirror) build() *Snapshot {
 	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh,
 		Sites: make([]Site, 0, len(m.sites))}
-	for _, s := range m.sites {
-		snap.Sites = append(snap.Sites, s)
+	for _, d := range m.order {
+		snap.Sites = append(snap.Sites, m.sites[d])
 	}
-	slices.SortFunc(snap.Sites, func(a, b Site) int { return cmp.Compare(a.Domain, b.Domain) })
 	if len(m.unreadable) > 0 {
 		snap.Unreadable = make(map[string]string, len(m.unreadable))
 		for d, e := range m.unreadable {

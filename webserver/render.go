@@ -115,12 +115,19 @@ func render(plan Plan, opts Options) (generation, error) {
 }
 
 // sortedSites returns a copy of sites sorted by Domain, each with sorted aliases.
+// Plans that are sorted already (the reconciler's are) cost no sort and no
+// copy of the aliases.
 func sortedSites(in []Site) []Site {
 	sites := slices.Clone(in)
 	for i := range sites {
-		sites[i].Aliases = slices.Sorted(slices.Values(sites[i].Aliases))
+		if !slices.IsSorted(sites[i].Aliases) {
+			sites[i].Aliases = slices.Sorted(slices.Values(sites[i].Aliases))
+		}
 	}
-	slices.SortFunc(sites, func(a, b Site) int { return cmp.Compare(a.Domain, b.Domain) })
+	byDomain := func(a, b Site) int { return cmp.Compare(a.Domain, b.Domain) }
+	if !slices.IsSortedFunc(sites, byDomain) {
+		slices.SortFunc(sites, byDomain)
+	}
 	return sites
 }
 

@@ -21,29 +21,108 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 )
 
-// BenchmarkConvergence measures, over 100 changes made through the three
-// nodes in turn, the time from the API write returning to every node
-// serving the change.
+// BenchmarkConvergence measures, on three node processes sharing this
+// machine, the time from an API write returning to every node serving
+// it, for site adds (through the three nodes in turn), deploys and
+// rollbacks, and counts the nginx reloads they caused. It also measures
+// how long after the last node served a deployment "deploy --wait"
+// answered.
 func BenchmarkConvergence(b *testing.B) {
 	for b.Loop() {
 		f := newFleet(b)
-		var lat []time.Duration
-		for i := range 100 {
+		ctx := context.Background()
+		reloads := func() int64 {
+			var sum int64
+			for i := range f.nodes {
+				st, err := f.client(i).Status(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum += st.Nginx.Reloads
+			}
+			return sum
+		}
+		// Site adds.
+		before := reloads()
+		var adds []time.Duration
+		for i := range 60 {
 			host := fmt.Sprintf("conv%03d.test", i)
 			addSite(b, f.client(i%3), host)
-			start := time.Now()
-			for _, n := range f.nodes {
-				for n.serves(host) != nil {
-					if time.Since(start) > 30*time.Second {
-						b.Fatalf("%s not served by %s", host, n.name)
-					}
-					time.Sleep(time.Millisecond)
-				}
-			}
-			lat = append(lat, time.Since(start))
+			adds = append(adds, f.allServe(b, func(n *node) error { return n.serves(host) }))
 		}
-		report(b, lat, "ms")
+		b.ReportMetric(float64(reloads()-before), "add-reloads")
+		report(b, adds, "add-ms")
+
+		// Deploys and rollbacks of one site between two versions.
+		addSite(b, f.client(0), "dep.test")
+		for _, v := range []string{"1", "2"} {
+			if _, err := f.client(0).UploadBundle(ctx, "web", v, bytes.NewReader(bundle(b, v)), "", ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+		body := func(v string) string { return "<p>bundle " + v + "</p>\n" }
+		if _, err := f.client(0).Deploy(ctx, "dep.test", "web", "1", 30*time.Second, client.Precondition{}); err != nil {
+			b.Fatal(err)
+		}
+		before = reloads()
+		var deploys, rollbacks, waitLag []time.Duration
+		for i := range 30 { // from 1: deploy 2, roll back to 1
+			c := f.client(i % 3)
+			if _, err := c.Deploy(ctx, "dep.test", "web", "2", 0, client.Precondition{}); err != nil {
+				b.Fatal(err)
+			}
+			deploys = append(deploys, f.allServe(b, func(n *node) error { return n.servesBody("dep.test", body("2")) }))
+			if _, err := c.Rollback(ctx, "dep.test", 0, client.Precondition{}); err != nil {
+				b.Fatal(err)
+			}
+			rollbacks = append(rollbacks, f.allServe(b, func(n *node) error { return n.servesBody("dep.test", body("1")) }))
+		}
+		b.ReportMetric(float64(reloads()-before), "deploy+rollback-reloads")
+		report(b, deploys, "deploy-ms")
+		report(b, rollbacks, "rollback-ms")
+
+		// deploy --wait: when it answers, against when the last node served.
+		for i := range 20 {
+			v := []string{"2", "1"}[i%2]
+			lastServed := make(chan time.Time, 1)
+			go func() { lastServed <- f.lastServedAt(body(v)) }()
+			if _, err := f.client(i%3).Deploy(ctx, "dep.test", "web", v, 30*time.Second, client.Precondition{}); err != nil {
+				b.Fatal(err)
+			}
+			answered := time.Now()
+			waitLag = append(waitLag, answered.Sub(<-lastServed))
+		}
+		report(b, waitLag, "wait-after-last-serving-ms")
 	}
+}
+
+// allServe polls every node every millisecond until check passes for all
+// of them and returns how long that took.
+func (f *fleet) allServe(b *testing.B, check func(*node) error) time.Duration {
+	start := time.Now()
+	for _, n := range f.nodes {
+		for check(n) != nil {
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("%s: not served after 30s: %v", n.name, check(n))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return time.Since(start)
+}
+
+// lastServedAt polls every node every millisecond until each serves body
+// for dep.test and returns when the last one first did.
+func (f *fleet) lastServedAt(body string) time.Time {
+	var last time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range f.nodes {
+		for n.servesBody("dep.test", body) != nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		last = time.Now()
+	}
+	return last
 }
 
 // BenchmarkLeaderFailover kills the leader (SIGKILL) three times, and stops

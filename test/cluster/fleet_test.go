@@ -162,8 +162,10 @@ type fleetOptions struct {
 	// http gives node i's HTTP listen address; "" (or missing) picks one.
 	http []string
 	// extra, when set, returns YAML appended to node i's configuration;
-	// tls, lines (indented two spaces) for its tls block.
-	extra, tls func(i int) string
+	// tls and api, lines (indented two spaces) for its tls and api blocks.
+	extra, tls, api func(i int) string
+	// nodes is how many nodes to start; default 3.
+	nodes int
 }
 
 // newFleet starts a three-member etcd and three nodes, and waits until
@@ -192,7 +194,11 @@ func newFleetWith(t testing.TB, opts fleetOptions) *fleet {
 		m.start(t, "new")
 	}
 	t.Cleanup(f.cleanup)
-	for i := range 3 {
+	count := opts.nodes
+	if count == 0 {
+		count = 3
+	}
+	for i := range count {
 		f.nodes = append(f.nodes, f.newNode(i))
 	}
 	for _, n := range f.nodes {
@@ -209,7 +215,7 @@ func newFleetWith(t testing.TB, opts fleetOptions) *fleet {
 				live++
 			}
 		}
-		if live != 3 || cs.Leader == "" {
+		if live != count || cs.Leader == "" {
 			return fmt.Errorf("%d ready nodes, leader %q", live, cs.Leader)
 		}
 		return nil
@@ -246,7 +252,7 @@ state:
 api:
   listen: %s
   tokens: ["fleet-test-token"]
-web:
+%sweb:
   httpListen: %s
   httpsListen: %s
 secrets:
@@ -261,7 +267,7 @@ reconcile:
   quiescence: 10
 log:
   level: debug
-`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, n.http, n.https, f.nodeTLS(i), leaseTTL)
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, f.nodeAPI(i), n.http, n.https, f.nodeTLS(i), leaseTTL)
 	if f.opts.extra != nil {
 		cfg += f.opts.extra(i)
 	}
@@ -270,6 +276,13 @@ log:
 	}
 	n.token = "fleet-test-token"
 	return n
+}
+
+func (f *fleet) nodeAPI(i int) string {
+	if f.opts.api == nil {
+		return ""
+	}
+	return f.opts.api(i)
 }
 
 func (f *fleet) nodeTLS(i int) string {
