@@ -40,9 +40,13 @@ type Source interface {
 	LastChange(ctx context.Context) (int64, error)
 }
 
-// resyncer is implemented by a Source that can read everything again when
-// a probe shows it fell behind.
-type resyncer interface{ Resync() }
+// resyncer is implemented by a Source that keeps a copy of the state and
+// can read everything again when a probe shows the copy fell behind.
+type resyncer interface {
+	// Revision is the state revision of the copy.
+	Revision() int64
+	Resync()
+}
 
 // WebServer is what the reconciler needs of the web server.
 type WebServer interface {
@@ -230,7 +234,7 @@ func (n *Node) watchLoop(ctx context.Context) {
 // read, so a change is applied within a probe interval even if the watch
 // missed it.
 func (n *Node) probeLoop(ctx context.Context) {
-	behind := 0 // probes in a row that saw a state newer than the last pass
+	behind := 0 // probes in a row that found the copy of the state behind etcd
 	t := time.NewTicker(n.opts.ProbeInterval)
 	defer t.Stop()
 	for {
@@ -252,14 +256,16 @@ func (n *Node) probeLoop(ctx context.Context) {
 			n.Trigger()
 		case last > n.status.get().DesiredRevision:
 			n.log.Debug("state changed since the last snapshot", "rev", last)
-			behind++
-			if r, ok := n.opts.Source.(resyncer); ok && behind >= 2 {
-				n.log.Info("the state copy fell behind etcd; reading it again", "rev", last)
+			n.Trigger()
+		}
+		// A copy still behind etcd one probe later missed a change.
+		if r, ok := n.opts.Source.(resyncer); ok && err == nil && last > r.Revision() {
+			if behind++; behind >= 2 {
+				n.log.Info("the state copy fell behind etcd; reading it again", "rev", last, "copy", r.Revision())
 				r.Resync()
 				behind = 0
 			}
-			n.Trigger()
-		default:
+		} else {
 			behind = 0
 		}
 	}

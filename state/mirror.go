@@ -88,6 +88,14 @@ func (m *Mirror) Resync() {
 	}
 }
 
+// Revision returns the state revision of the copy (0 before its first
+// read).
+func (m *Mirror) Revision() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stateRev
+}
+
 // Snapshot returns the current copy, or ErrMirrorNotSynced. The snapshot
 // is shared: callers must not modify it.
 func (m *Mirror) Snapshot(ctx context.Context) (*Snapshot, error) {

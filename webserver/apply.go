@@ -86,11 +86,12 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 	if err != nil {
 		return Result{}, "", err
 	}
-	switched, err := s.linkIn(final)
+	want := s.wanted(final)
+	switched, err := s.linkIn(final, want)
 	if err != nil {
 		return Result{}, "", err
 	}
-	removed, err := s.linkOut(final)
+	removed, err := s.linkOut(want)
 	if err != nil {
 		s.log.Warn("could not remove the links of names no longer served", "err", err)
 	}
@@ -102,25 +103,35 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 	return res, g.id, nil
 }
 
+// wantedLinks are the links a plan needs.
+type wantedLinks struct{ hosts, certs map[string]string }
+
+func (s *Server) wanted(plan Plan) wantedLinks {
+	return wantedLinks{hosts: wantedHosts(plan), certs: s.opts.wantedCerts(plan)}
+}
+
 // linkIn points every name of plan at its document root and certificate
 // set; it returns how many links it switched.
-func (s *Server) linkIn(plan Plan) (int, error) {
+func (s *Server) linkIn(plan Plan, want wantedLinks) (int, error) {
 	if err := s.opts.ensureCertSets(plan); err != nil {
 		return 0, err
 	}
-	hosts, err := s.hosts.update(wantedHosts(plan))
+	hosts, err := s.hosts.update(want.hosts)
 	if err != nil {
 		return hosts, err
 	}
-	certs, err := s.certs.update(s.opts.wantedCerts(plan))
+	certs, err := s.certs.update(want.certs)
 	return hosts + certs, err
 }
 
-// linkOut removes the links of names plan does not serve, and the
-// certificate sets no name uses; it returns how many links it removed.
-func (s *Server) linkOut(plan Plan) (int, error) {
-	hosts, err1 := s.hosts.prune(wantedHosts(plan))
-	certs, err2 := s.certs.prune(s.opts.wantedCerts(plan))
+// linkOut removes the links of names not wanted, and the certificate
+// sets no name uses; it returns how many links it removed.
+func (s *Server) linkOut(want wantedLinks) (int, error) {
+	hosts, err1 := s.hosts.prune(want.hosts)
+	certs, err2 := s.certs.prune(want.certs)
+	if certs == 0 && err2 == nil {
+		return hosts, err1
+	}
 	return hosts + certs, errors.Join(err1, err2, s.opts.pruneCertSets(s.certs))
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 )
 
 // Result is what Apply did.
@@ -55,7 +56,7 @@ func (s *Server) selectSites(plan Plan) selection {
 		}
 		sel.order = append(sel.order, d)
 		old, wasLive := s.liveSites[d]
-		if wasLive && reflect.DeepEqual(old, site) {
+		if wasLive && old.equal(site) {
 			sel.same[d] = site
 			continue
 		}
@@ -66,7 +67,7 @@ func (s *Server) selectSites(plan Plan) selection {
 			sel.rejected[d] = err.Error()
 			continue
 		}
-		if r, ok := s.refused[d]; ok && reflect.DeepEqual(r.site, site) {
+		if r, ok := s.refused[d]; ok && r.site.equal(site) {
 			sel.rejected[d] = r.reason
 			continue
 		}
@@ -76,9 +77,20 @@ func (s *Server) selectSites(plan Plan) selection {
 	return sel
 }
 
+// equal reports whether two sites are the same in every field.
+func (s Site) equal(o Site) bool {
+	return s.Domain == o.Domain && s.Root == o.Root && s.RedirectAliases == o.RedirectAliases &&
+		s.RedirectHTML == o.RedirectHTML && slices.Equal(s.Aliases, o.Aliases) &&
+		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) &&
+		(s.TLS == o.TLS || reflect.DeepEqual(s.TLS, o.TLS))
+}
+
 // rejectNameClashes rejects a changed site that claims a name a site kept
 // as it is serves, or that an earlier changed site claims.
 func (sel *selection) rejectNameClashes() {
+	if len(sel.changed) == 0 {
+		return
+	}
 	owner := map[string]string{}
 	for _, d := range sel.order {
 		if site, ok := sel.same[d]; ok {
@@ -134,7 +146,6 @@ func checkSiteAlone(site Site, plan Plan) error {
 // their live form unless a name of it is now another site's.
 func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
 	plan.Sites = make([]Site, 0, len(sel.order))
-	owner := map[string]string{}
 	var fallbacks []Site
 	for _, d := range sel.order {
 		site, ok := sel.same[d]
@@ -148,8 +159,14 @@ func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
 			continue
 		}
 		plan.Sites = append(plan.Sites, site)
+	}
+	if len(fallbacks) == 0 {
+		return plan
+	}
+	owner := map[string]string{}
+	for _, site := range plan.Sites {
 		for _, n := range site.names() {
-			owner[n] = d
+			owner[n] = site.Domain
 		}
 	}
 	for _, old := range fallbacks {
@@ -314,7 +331,7 @@ func (s *Server) sameConfig(plan Plan) bool {
 		}
 		seen++
 		old.Root, site.Root = "", ""
-		if !reflect.DeepEqual(old, site) { // both with sorted aliases: see selectSites
+		if !old.equal(site) { // both with sorted aliases: see selectSites
 			return false
 		}
 	}

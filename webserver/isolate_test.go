@@ -5,6 +5,7 @@ import (
 	stdtls "crypto/tls"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,5 +192,36 @@ func TestCertificateRenewalNeedsNoReload(t *testing.T) {
 	}
 	if got := s.Status().Reloads; got != reloads {
 		t.Errorf("reloads: got %d, want %d", got, reloads)
+	}
+}
+
+// TestSiteEqualSeesEveryField guards Site.equal, which Apply uses to
+// decide what changed: a field it ignored would make a change invisible.
+func TestSiteEqualSeesEveryField(t *testing.T) {
+	base := Site{Domain: "a.test"}
+	variants := []Site{
+		{Domain: "b.test"},
+		{Domain: "a.test", Aliases: []string{"www.a.test"}},
+		{Domain: "a.test", RedirectAliases: true},
+		{Domain: "a.test", Root: "/srv/a"},
+		{Domain: "a.test", RedirectHTML: true},
+		{Domain: "a.test", Rules: &Rules{Redirects: []Redirect{{From: seg("a"), To: "/b", Status: 301}}}},
+		{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}},
+	}
+	if n := reflect.TypeOf(Site{}).NumField(); n != len(variants) {
+		t.Fatalf("Site has %d fields, the test covers %d: cover the new one here and in Site.equal", n, len(variants))
+	}
+	for _, v := range variants {
+		if base.equal(v) || v.equal(base) {
+			t.Errorf("equal(%+v, %+v) = true", base, v)
+		}
+		if !v.equal(v) {
+			t.Errorf("equal(%+v, itself) = false", v)
+		}
+	}
+	a := Site{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}}
+	b := Site{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}}
+	if !a.equal(b) {
+		t.Error("equal sites behind different pointers are not equal")
 	}
 }

@@ -56,6 +56,17 @@ func benchScale(b *testing.B, sites int) {
 	importState(b, c, doc)
 	last := fmt.Sprintf("s%06d.scale.test", sites-1)
 	f.eventually("the last site served", 10*time.Minute, func() error { return n.serves(last) })
+	// The pass that serves the last site may still be linking others.
+	f.eventually("the node converged", 10*time.Minute, func() error {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.AppliedRevision != st.DesiredRevision || st.AppliedRevision == 0 {
+			return fmt.Errorf("applied %d, desired %d", st.AppliedRevision, st.DesiredRevision)
+		}
+		return nil
+	})
 	b.ReportMetric(time.Since(start).Seconds(), "import+serve-s")
 	time.Sleep(2 * time.Second) // let the pass's garbage go
 	b.ReportMetric(rssMiB(b, n.p.cmd.Process.Pid), "node-rss-MiB")
