@@ -297,3 +297,39 @@ func TestRootChangesNeedNoReload(t *testing.T) {
 		t.Errorf("after the changes: generation %s reloads %d workers %v; want %s, %d, %v (no reload)", got.Generation, got.Reloads, childPIDs(got.PID), st.Generation, st.Reloads, workers)
 	}
 }
+
+// TestCleanURLs checks how paths map to files now that the static handler
+// answers first: a file wins, then name.html, then a directory's index;
+// a directory without the slash redirects to it; a miss is the site's
+// 404 page, or a plain 404 without one.
+func TestCleanURLs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	root := f.site(t, "c", map[string]string{"index.html": "home", "about.html": "about", "404.html": "custom 404"})
+	writeFiles(t, root+"/docs", map[string]string{"index.html": "docs"})
+	bare := f.site(t, "bare", map[string]string{"index.html": "bare home"})
+	plan := Plan{HTTPListen: f.listen, PlaceholderRoot: f.placeholder, Sites: []Site{{Domain: "c.test", Root: root}, {Domain: "bare.test", Root: bare}}}
+	mustApply(t, s, plan, true)
+	run(t, s)
+	waitServing(t, f.listen, "c.test", "/", 200, "home")
+	for _, tc := range []struct {
+		host, path     string
+		status         int
+		body, location string
+	}{
+		{"c.test", "/about", 200, "about", ""},
+		{"c.test", "/about.html", 200, "about", ""},
+		{"c.test", "/docs/", 200, "docs", ""},
+		{"c.test", "/docs", 301, "", "/docs/"},
+		{"c.test", "/nope", 404, "custom 404", ""},
+		{"c.test", "/docs/nope", 404, "custom 404", ""},
+		{"bare.test", "/nope", 404, "404 page not found\n", ""},
+		{"unknown.test", "/about", 404, UnknownHostBody, ""},
+	} {
+		r := mustGet(t, f.listen, tc.host, tc.path)
+		if r.status != tc.status || (tc.body != "" && r.body != tc.body) || r.header.Get("Location") != tc.location {
+			t.Errorf("GET %s%s: got %d %q Location %q, want %d %q %q", tc.host, tc.path, r.status, r.body, r.header.Get("Location"), tc.status, tc.body, tc.location)
+		}
+	}
+}
