@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -81,6 +83,32 @@ func clusterTable(w *tabwriter.Writer, cs client.ClusterStatus, now time.Time) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s ago\t%s\t%s\n", n.Name, leader, n.AppliedRevision, drift, health,
 			now.Sub(n.LastSeen).Round(time.Second), dashIfEmpty(n.APIAddress), n.Version)
+	}
+	siteErrorsTable(w, cs)
+}
+
+// maxReasonShown cuts a site's error in the table; -o json has all of it.
+const maxReasonShown = 160
+
+// siteErrorsTable lists, per live node, the sites it serves in their last
+// good state and why (nginx's message when nginx refused the site).
+func siteErrorsTable(w *tabwriter.Writer, cs client.ClusterStatus) {
+	header := false
+	for _, n := range cs.Nodes {
+		if !n.Live {
+			continue
+		}
+		for _, site := range slices.Sorted(maps.Keys(n.SiteErrors)) {
+			if !header {
+				fmt.Fprintln(w, "\nNODE\tSITE\tSERVED AS LAST GOOD, BECAUSE")
+				header = true
+			}
+			reason := strings.Join(strings.Fields(n.SiteErrors[site]), " ")
+			if len(reason) > maxReasonShown {
+				reason = strings.ToValidUTF8(reason[:maxReasonShown], "") + "..."
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", n.Name, site, reason)
+		}
 	}
 }
 

@@ -80,6 +80,9 @@ func TestHostileRecordsDoNotStopOtherSites(t *testing.T) {
 		}
 		return nil
 	})
+	if out, err := n.cli("cluster", "status"); err != nil || !strings.Contains(out, "garbage.test") || !strings.Contains(out, "unreadable site record") {
+		t.Errorf("cluster status does not name the bad sites: %v\n%s", err, out)
+	}
 	metrics := n.metrics()
 	for _, want := range []string{`sitefleet_site_error{reason="unreadable site record`, `site="garbage.test"`, `site="default"`} {
 		if !strings.Contains(metrics, want) {
