@@ -113,7 +113,10 @@ type Node struct {
 	status  statusBox
 	applied atomic.Pointer[state.Snapshot] // written by the worker goroutine only
 	checked map[string]checkedSite         // owned by the worker goroutine
-	fetch   *fetcher                       // nil without bundles
+	// checkedNext and owner are reused by usableSites (worker goroutine).
+	checkedNext map[string]checkedSite
+	owner       map[string]string
+	fetch       *fetcher // nil without bundles
 
 	// Owned by the worker goroutine.
 	waitingForBundles bool                   // the last apply lacked a bundle

@@ -316,16 +316,27 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 		}
 		errs[domain] = err.Error()
 	}
-	owner := map[string]string{}
+	// The maps are kept from pass to pass: at 100,000 sites, allocating
+	// them anew each time cost more than filling them.
+	if n.owner == nil {
+		n.owner = make(map[string]string, 2*len(snap.Sites))
+	}
+	owner := n.owner
+	clear(owner)
 	out := make([]state.Site, 0, len(snap.Sites))
 	claim := func(s state.Site) bool {
-		for _, name := range s.Names() {
+		if o, taken := owner[s.Domain]; taken && o != s.Domain {
+			fail(s.Domain, fmt.Errorf("name %q is already used by site %q", s.Domain, o))
+			return false
+		}
+		for _, name := range s.Aliases {
 			if o, taken := owner[name]; taken && o != s.Domain {
 				fail(s.Domain, fmt.Errorf("name %q is already used by site %q", name, o))
 				return false
 			}
 		}
-		for _, name := range s.Names() {
+		owner[s.Domain] = s.Domain
+		for _, name := range s.Aliases {
 			owner[name] = s.Domain
 		}
 		return true
@@ -336,7 +347,11 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 			out = append(out, old)
 		}
 	}
-	checked := make(map[string]checkedSite, len(snap.Sites))
+	checked := n.checkedNext
+	if checked == nil {
+		checked = make(map[string]checkedSite, len(snap.Sites))
+	}
+	clear(checked)
 	for _, raw := range snap.Sites {
 		c, ok := n.checked[raw.Domain]
 		if !ok || c.rev != raw.Revision || raw.Revision == 0 {
@@ -355,7 +370,7 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 			out = append(out, s)
 		}
 	}
-	n.checked = checked
+	n.checked, n.checkedNext = checked, n.checked
 	return out, errs
 }
 

@@ -145,7 +145,12 @@ func (l *linkSet) prune(want map[string]string) (int, error) {
 // domain and, unless they redirect, the aliases, to the site's root (or
 // the placeholder).
 func wantedHosts(plan Plan) map[string]string {
-	want := make(map[string]string, len(plan.Sites))
+	return wantedHostsInto(make(map[string]string, len(plan.Sites)), plan)
+}
+
+// wantedHostsInto is wantedHosts filling want, which it clears first.
+func wantedHostsInto(want map[string]string, plan Plan) map[string]string {
+	clear(want)
 	for _, s := range plan.Sites {
 		root := cmp.Or(s.Root, plan.PlaceholderRoot)
 		want[s.Domain] = root

@@ -87,15 +87,31 @@ func (s Site) equal(o Site) bool {
 
 // rejectNameClashes rejects a changed site that claims a name a site kept
 // as it is serves, or that an earlier changed site claims.
+//
+// Only the names the changed sites claim are looked up among the others,
+// so a pass that changes a few sites builds no map of every name.
 func (sel *selection) rejectNameClashes() {
 	if len(sel.changed) == 0 {
 		return
 	}
+	claimed := map[string]bool{}
+	for _, site := range sel.changed {
+		for _, n := range site.names() {
+			claimed[n] = true
+		}
+	}
 	owner := map[string]string{}
 	for _, d := range sel.order {
-		if site, ok := sel.same[d]; ok {
-			for _, n := range site.names() {
-				owner[n] = d
+		site, ok := sel.same[d]
+		if !ok {
+			continue
+		}
+		if claimed[site.Domain] {
+			owner[site.Domain] = d
+		}
+		for _, a := range site.Aliases {
+			if claimed[a] {
+				owner[a] = d
 			}
 		}
 	}

@@ -42,6 +42,7 @@ type Server struct {
 
 	// Guarded by applySem.
 	hosts     *linkSet           // <Prefix>/hosts: name -> document root
+	wantHosts map[string]string  // reused by wanted
 	certs     *linkSet           // <Prefix>/certs: name -> certificate set
 	liveSites map[string]Site    // the sites of the live generation, by domain
 	livePlan  Plan               // the live plan's settings (no sites)
