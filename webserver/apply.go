@@ -75,7 +75,7 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 		return Result{}, "", fmt.Errorf("render: plan: %w", err)
 	}
 	sel := s.selectSites(plan)
-	final, g, err := s.settle(ctx, plan, &sel)
+	final, g, diff, err := s.settle(ctx, plan, &sel)
 	if err != nil {
 		return Result{}, "", err
 	}
@@ -86,14 +86,9 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 	if err != nil {
 		return Result{}, "", err
 	}
-	want := s.wanted(final)
-	switched, err := s.linkIn(final, want)
+	switched, removed, err := s.relink(final, diff)
 	if err != nil {
 		return Result{}, "", err
-	}
-	removed, err := s.linkOut(want)
-	if err != nil {
-		s.log.Warn("could not remove the links of names no longer served", "err", err)
 	}
 	s.recordLive(final, &sel)
 	res := Result{Changed: changed, Switched: switched + removed}
@@ -140,33 +135,71 @@ func (s *Server) linkOut(want wantedLinks) (int, error) {
 	return hosts + certs, errors.Join(err1, err2, s.opts.pruneCertSets(s.certs))
 }
 
+// relink brings the links in line with final. Once the links on disk are
+// known to match the live sites, only the sites of the diff are touched;
+// the first time (after New) and after a link failed, every link is
+// compared and the stray ones removed.
+func (s *Server) relink(final Plan, diff liveDiff) (int, int, error) {
+	if s.linksSynced && sameSettings(final, s.livePlan) {
+		switched, err := s.relinkIn(final, diff)
+		if err != nil {
+			s.linksSynced = false
+			return switched, 0, err
+		}
+		removed, err := s.relinkOut(final, diff)
+		if err != nil {
+			s.linksSynced = false
+			s.log.Warn("could not remove the links of names no longer served", "err", err)
+		}
+		s.recordDiff(diff)
+		return switched, removed, nil
+	}
+	want := s.wanted(final)
+	switched, err := s.linkIn(final, want)
+	if err != nil {
+		return switched, 0, err
+	}
+	removed, err := s.linkOut(want)
+	if err != nil {
+		s.log.Warn("could not remove the links of names no longer served", "err", err)
+	}
+	s.linksSynced = err == nil
+	live := make(map[string]Site, len(final.Sites))
+	for _, site := range final.Sites {
+		live[site.Domain] = site
+	}
+	s.liveSites = live
+	return switched, removed, nil
+}
+
 // settle renders the plan with every changed site and has nginx test it;
 // if nginx refuses it, it isolates the sites at fault and renders the plan
 // without them. It returns the plan to serve and its generation, staged
 // and tested unless it is the live one.
-func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, generation, error) {
+func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, generation, liveDiff, error) {
 	final := sel.assemble(plan, sel.allChanged())
-	if s.sameConfig(final) {
-		return final, s.liveGen, nil // only links change: nothing to render
+	diff := s.diffLive(final)
+	if s.sameConfig(final, diff) {
+		return final, s.liveGen, diff, nil // only links change: nothing to render
 	}
 	g, err := render(final, s.opts)
 	if err != nil {
-		return Plan{}, generation{}, err
+		return Plan{}, generation{}, liveDiff{}, err
 	}
 	err = s.stageAndTest(ctx, g)
 	var te *TestError
 	if !errors.As(err, &te) || len(sel.changed) == 0 {
-		return final, g, err
+		return final, g, diff, err
 	}
 	accepted, err := s.isolate(ctx, plan, sel, te)
 	if err != nil {
-		return Plan{}, generation{}, err
+		return Plan{}, generation{}, liveDiff{}, err
 	}
 	final = sel.assemble(plan, accepted)
 	if g, err = render(final, s.opts); err != nil {
-		return Plan{}, generation{}, err
+		return Plan{}, generation{}, liveDiff{}, err
 	}
-	return final, g, s.stageAndTest(ctx, g)
+	return final, g, s.diffLive(final), s.stageAndTest(ctx, g)
 }
 
 // stageAndTest writes g into its generation directory and has `nginx -t`

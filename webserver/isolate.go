@@ -322,12 +322,13 @@ func (s *Server) currentLive() string {
 }
 
 // sameConfig reports whether plan renders the live generation for certain
-// without rendering it: its settings are the live plan's, and every site
-// that differs from its live form differs only in its root, or is plain
-// (nginx's config does not name it) and was added or removed. That is the
-// common change (a deploy, a rollback, a plain site added or removed), and
-// it then costs the sites it touches, not a render of the fleet.
-func (s *Server) sameConfig(plan Plan) bool {
+// without rendering it: its settings and the operator's files are the
+// live ones, and every site that differs from its live form differs only
+// in its root, or is plain (nginx's config does not name it) and was added
+// or removed. That is the common change (a deploy, a rollback, a plain
+// site added or removed), and it then costs the sites it touches, not a
+// render of the fleet.
+func (s *Server) sameConfig(plan Plan, d liveDiff) bool {
 	if s.liveGen.id == "" || s.liveGen.id != s.currentLive() || !sameSettings(plan, s.livePlan) {
 		return false
 	}
@@ -336,34 +337,7 @@ func (s *Server) sameConfig(plan Plan) bool {
 	if err != nil || extrasDigest(files, names) != s.liveGen.extras {
 		return false // the operator's files changed: render and test them
 	}
-	seen := 0
-	for _, site := range plan.Sites {
-		old, ok := s.liveSites[site.Domain]
-		if !ok {
-			if !site.plain() {
-				return false
-			}
-			continue
-		}
-		seen++
-		old.Root, site.Root = "", ""
-		if !old.equal(site) { // both with sorted aliases: see selectSites
-			return false
-		}
-	}
-	if seen == len(s.liveSites) {
-		return true
-	}
-	kept := make(map[string]bool, len(plan.Sites))
-	for _, site := range plan.Sites {
-		kept[site.Domain] = true
-	}
-	for d, old := range s.liveSites {
-		if !kept[d] && !old.plain() {
-			return false
-		}
-	}
-	return true
+	return d.onlyLinks()
 }
 
 // sameSettings compares what a plan holds besides its sites.
@@ -372,14 +346,10 @@ func sameSettings(a, b Plan) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// recordLive remembers the sites of the plan that went live and forgets
-// refusals of sites that left the plan or changed since.
+// recordLive remembers the settings of the plan that went live (relink
+// recorded its sites) and forgets refusals of sites that left the plan or
+// changed since.
 func (s *Server) recordLive(plan Plan, sel *selection) {
-	live := make(map[string]Site, len(plan.Sites))
-	for _, site := range plan.Sites {
-		live[site.Domain] = site
-	}
-	s.liveSites = live
 	plan.Sites = nil
 	s.livePlan = plan
 	for d, r := range s.refused {

@@ -3,6 +3,9 @@ package webserver
 import (
 	"context"
 	stdtls "crypto/tls"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -223,5 +226,76 @@ func TestSiteEqualSeesEveryField(t *testing.T) {
 	b := Site{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}}
 	if !a.equal(b) {
 		t.Error("equal sites behind different pointers are not equal")
+	}
+}
+
+// TestLinksFollowRandomPlans applies a random sequence of plans (sites
+// added, removed, redeployed, aliases moving between sites, aliases turning
+// to redirects, TLS on and off) and checks after each that the links on
+// disk are exactly those the plan needs: the incremental link updates
+// never leave a stale link or miss one.
+func TestLinksFollowRandomPlans(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	dir := filepath.Join(f.dir, "certs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := certFiles(t, s, dir, "tls.test")
+	dh := filepath.Join(f.dir, "dh.pem")
+	if err := os.WriteFile(dh, sftls.FFDHE2048(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{"", f.site(t, "r1", map[string]string{"index.html": "1"}), f.site(t, "r2", map[string]string{"index.html": "2"})}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for step := range 40 {
+		plan := Plan{HTTPListen: f.listen, HTTPSListen: "127.0.0.1:" + strconv.Itoa(freePort(t)), DHParams: dh, PlaceholderRoot: f.placeholder}
+		if step > 0 {
+			plan.HTTPSListen = s.livePlan.HTTPSListen // keep the settings, so links change alone
+		}
+		aliases := rng.Perm(6)
+		for i := range 5 {
+			if rng.IntN(4) == 0 {
+				continue // this site is absent from this plan
+			}
+			site := Site{Domain: fmt.Sprintf("s%d.test", i), Root: roots[rng.IntN(len(roots))], RedirectAliases: rng.IntN(3) == 0}
+			for _, a := range aliases {
+				if a%5 == i && rng.IntN(2) == 0 {
+					site.Aliases = append(site.Aliases, fmt.Sprintf("a%d.test", a))
+				}
+			}
+			if rng.IntN(3) == 0 {
+				c := cert
+				c.Names = []string{site.Domain}
+				site.TLS = &SiteTLS{Certificates: []CertFiles{c}}
+			}
+			plan.Sites = append(plan.Sites, site)
+		}
+		if res := apply(t, s, plan); len(res.Rejected) > 0 {
+			t.Fatalf("step %d: rejected %v", step, res.Rejected)
+		}
+		checkLinks(t, step, s.opts.hostsDir(), wantedHosts(plan))
+		checkLinks(t, step, s.opts.certsDir(), s.opts.wantedCerts(plan))
+	}
+}
+
+// checkLinks compares the links in dir with want.
+func checkLinks(t *testing.T, step int, dir string, want map[string]string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatalf("step %d: %s: %v", step, e.Name(), err)
+		}
+		got[e.Name()] = target
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("step %d: links in %s:\n got %v\nwant %v", step, filepath.Base(dir), got, want)
 	}
 }

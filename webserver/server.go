@@ -41,13 +41,16 @@ type Server struct {
 	reloads atomic.Int64 // reloads since New
 
 	// Guarded by applySem.
-	hosts     *linkSet           // <Prefix>/hosts: name -> document root
-	wantHosts map[string]string  // reused by wanted
-	certs     *linkSet           // <Prefix>/certs: name -> certificate set
-	liveSites map[string]Site    // the sites of the live generation, by domain
-	livePlan  Plan               // the live plan's settings (no sites)
-	liveGen   generation         // the live generation's id and listen address (no files)
-	refused   map[string]refusal // site forms nginx refused, by domain
+	hosts     *linkSet          // <Prefix>/hosts: name -> document root
+	wantHosts map[string]string // reused by wanted
+	// linksSynced: the links on disk are known to match liveSites, so a
+	// change touches only the links of the sites it changes.
+	linksSynced bool
+	certs       *linkSet           // <Prefix>/certs: name -> certificate set
+	liveSites   map[string]Site    // the sites of the live generation, by domain
+	livePlan    Plan               // the live plan's settings (no sites)
+	liveGen     generation         // the live generation's id and listen address (no files)
+	refused     map[string]refusal // site forms nginx refused, by domain
 }
 
 // Status is a snapshot for the node status API.
