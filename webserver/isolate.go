@@ -34,8 +34,8 @@ type refusal struct {
 
 // selection sorts the sites of a plan by what Apply does with them.
 type selection struct {
-	order    []string        // every domain of the plan, sorted
-	same     map[string]Site // desired form already live
+	sites    []Site          // every site of the plan, sorted by domain, without repeats
+	same     []bool          // per site: its desired form is already live
 	changed  map[string]Site // desired form to try
 	fallback map[string]Site // live form, kept while the desired one is not served
 	rejected map[string]string
@@ -47,19 +47,22 @@ type selection struct {
 // other sites), and a form nginx refused before is not tried again. The
 // caller holds applySem.
 func (s *Server) selectSites(plan Plan) selection {
-	sel := selection{same: map[string]Site{}, changed: map[string]Site{}, fallback: map[string]Site{}, rejected: map[string]string{}}
-	for _, site := range sortedSites(plan.Sites) {
+	sel := selection{changed: map[string]Site{}, fallback: map[string]Site{}, rejected: map[string]string{}}
+	sorted := sortedSites(plan.Sites)
+	sel.sites, sel.same = sorted[:0], make([]bool, 0, len(sorted))
+	for _, site := range sorted {
 		d := site.Domain
-		if _, dup := sel.same[d]; dup || sel.changed[d].Domain != "" || sel.rejected[d] != "" {
+		if n := len(sel.sites); n > 0 && sel.sites[n-1].Domain == d {
 			sel.rejected[d] = "the plan lists this site twice"
 			continue
 		}
-		sel.order = append(sel.order, d)
+		sel.sites = append(sel.sites, site)
 		old, wasLive := s.liveSites[d]
 		if wasLive && old.equal(site) {
-			sel.same[d] = site
+			sel.same = append(sel.same, true)
 			continue
 		}
+		sel.same = append(sel.same, false)
 		if wasLive {
 			sel.fallback[d] = old
 		}
@@ -101,21 +104,21 @@ func (sel *selection) rejectNameClashes() {
 		}
 	}
 	owner := map[string]string{}
-	for _, d := range sel.order {
-		site, ok := sel.same[d]
-		if !ok {
+	for i, site := range sel.sites {
+		if !sel.same[i] {
 			continue
 		}
 		if claimed[site.Domain] {
-			owner[site.Domain] = d
+			owner[site.Domain] = site.Domain
 		}
 		for _, a := range site.Aliases {
 			if claimed[a] {
-				owner[a] = d
+				owner[a] = site.Domain
 			}
 		}
 	}
-	for _, d := range sel.order {
+	for _, s := range sel.sites {
+		d := s.Domain
 		site, ok := sel.changed[d]
 		if !ok {
 			continue
@@ -161,12 +164,13 @@ func checkSiteAlone(site Site, plan Plan) error {
 // the changed ones in accepted in their desired form, and the others in
 // their live form unless a name of it is now another site's.
 func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
-	plan.Sites = make([]Site, 0, len(sel.order))
+	plan.Sites = make([]Site, 0, len(sel.sites))
 	var fallbacks []Site
-	for _, d := range sel.order {
-		site, ok := sel.same[d]
+	for i, site := range sel.sites {
+		d := site.Domain
+		ok := sel.same[i]
 		if !ok && accepted[d] {
-			site, ok = sel.changed[d], true
+			site, ok = sel.changed[d]
 		}
 		if !ok {
 			if old, has := sel.fallback[d]; has {
@@ -248,9 +252,9 @@ func (s *Server) isolate(ctx context.Context, plan Plan, sel *selection, full *T
 		return search(cands[len(cands)/2:])
 	}
 	var cands []string
-	for _, d := range sel.order {
-		if _, ok := sel.changed[d]; ok {
-			cands = append(cands, d)
+	for _, site := range sel.sites {
+		if _, ok := sel.changed[site.Domain]; ok {
+			cands = append(cands, site.Domain)
 		}
 	}
 	// All of them together is the plan that failed: start with halves.
