@@ -151,6 +151,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 			certs[c.ID] = c
 		}
 	}
+	plan.Sites = make([]webserver.Site, 0, len(sites))
 	for _, s := range sites {
 		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
 		if s.Deployment != nil {

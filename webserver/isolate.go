@@ -84,8 +84,19 @@ func (s *Server) selectSites(plan Plan) selection {
 func (s Site) equal(o Site) bool {
 	return s.Domain == o.Domain && s.Root == o.Root && s.RedirectAliases == o.RedirectAliases &&
 		s.RedirectHTML == o.RedirectHTML && slices.Equal(s.Aliases, o.Aliases) &&
-		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) &&
-		(s.TLS == o.TLS || reflect.DeepEqual(s.TLS, o.TLS))
+		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) && s.TLS.equal(o.TLS)
+}
+
+// equal compares two TLS settings without reflection: the reconciler
+// builds them anew on every pass, for every HTTPS site.
+func (t *SiteTLS) equal(o *SiteTLS) bool {
+	if t == nil || o == nil {
+		return t == o
+	}
+	return t.RedirectHTTP == o.RedirectHTTP && t.HSTS == o.HSTS &&
+		slices.EqualFunc(t.Certificates, o.Certificates, func(a, b CertFiles) bool {
+			return a.Chain == b.Chain && a.Key == b.Key && a.Staple == b.Staple && slices.Equal(a.Names, b.Names)
+		})
 }
 
 // rejectNameClashes rejects a changed site that claims a name a site kept

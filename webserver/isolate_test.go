@@ -222,6 +222,25 @@ func TestSiteEqualSeesEveryField(t *testing.T) {
 			t.Errorf("equal(%+v, itself) = false", v)
 		}
 	}
+	c := CertFiles{Names: []string{"a.test"}, Chain: "/c", Key: "/k"}
+	tlsBase := &SiteTLS{Certificates: []CertFiles{c}}
+	tlsVariants := []*SiteTLS{
+		{Certificates: []CertFiles{{Names: []string{"b.test"}, Chain: "/c", Key: "/k"}}},
+		{Certificates: []CertFiles{{Names: []string{"a.test"}, Chain: "/c2", Key: "/k"}}},
+		{Certificates: []CertFiles{{Names: []string{"a.test"}, Chain: "/c", Key: "/k2"}}},
+		{Certificates: []CertFiles{{Names: []string{"a.test"}, Chain: "/c", Key: "/k", Staple: true}}},
+		{Certificates: []CertFiles{c}, RedirectHTTP: true},
+		{Certificates: []CertFiles{c}, HSTS: "max-age=1"},
+		nil,
+	}
+	if n := reflect.TypeOf(SiteTLS{}).NumField() + reflect.TypeOf(CertFiles{}).NumField() - 1; n != len(tlsVariants)-1 { // less the Certificates slice itself
+		t.Fatalf("SiteTLS and CertFiles have %d fields, the test covers %d: cover the new one here and in SiteTLS.equal", n, len(tlsVariants)-1)
+	}
+	for _, v := range tlsVariants {
+		if tlsBase.equal(v) || v.equal(tlsBase) {
+			t.Errorf("equal(%+v, %+v) = true", tlsBase, v)
+		}
+	}
 	a := Site{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}}
 	b := Site{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}}
 	if !a.equal(b) {
