@@ -3,9 +3,11 @@ package webserver
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,8 +15,8 @@ import (
 )
 
 // rawGet sends target exactly as given (no re-encoding) with Host host on a
-// fresh connection and returns the parsed response, or an error when nginx
-// closed the connection without a parsable answer.
+// fresh connection and returns the parsed response and its body, or an
+// error when nginx closed the connection without a parsable answer.
 func rawGet(addr, host, target string) (*http.Response, string, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -30,8 +32,9 @@ func rawGet(addr, host, target string) (*http.Response, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	resp.Body.Close()
-	return resp, "", nil
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, string(body), err
 }
 
 // hostilePaths are request targets an attacker sends: encoded CR, LF and
@@ -330,6 +333,34 @@ func TestCleanURLs(t *testing.T) {
 		r := mustGet(t, f.listen, tc.host, tc.path)
 		if r.status != tc.status || (tc.body != "" && r.body != tc.body) || r.header.Get("Location") != tc.location {
 			t.Errorf("GET %s%s: got %d %q Location %q, want %d %q %q", tc.host, tc.path, r.status, r.body, r.header.Get("Location"), tc.status, tc.body, tc.location)
+		}
+	}
+}
+
+// TestHostileHostHeaders checks that a Host header cannot reach a file
+// outside the linked document roots: nginx serves root <prefix>/hosts/$host.
+func TestHostileHostHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	root := f.site(t, "a", map[string]string{"index.html": "A"})
+	writeFiles(t, f.prefix, map[string]string{"index.html": "prefix file"})
+	writeFiles(t, filepath.Join(f.prefix, "links.tmp"), map[string]string{"index.html": "tmp file"})
+	mustApply(t, s, Plan{HTTPListen: f.listen, PlaceholderRoot: f.placeholder, Sites: []Site{{Domain: "a.test", Root: root}}}, true)
+	run(t, s)
+	waitServing(t, f.listen, "a.test", "/", 200, "A")
+	for _, host := range []string{"..", "../..", "a.test/..", "a.test/../..", ".", "%2e%2e", "..%2f..", "hosts", "links.tmp",
+		"../links.tmp", "a.test\\..\\..", "[::1]", "a.test.", "A.TEST", "a.test:80", "_", "*", ".a.test", "a..test", "\u00e0.test"} {
+		resp, got, err := rawGet(f.listen, host, "/index.html")
+		if err != nil {
+			continue // refused outright
+		}
+		switch {
+		case resp.StatusCode == 400:
+		case resp.StatusCode == 404 && got == UnknownHostBody:
+		case resp.StatusCode == 200 && got == "A" && (host == "a.test." || host == "A.TEST" || host == "a.test:80"):
+		default:
+			t.Errorf("Host %q: got %d %q, want 400 or the unknown-host answer", host, resp.StatusCode, got)
 		}
 	}
 }
