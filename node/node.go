@@ -112,11 +112,14 @@ type Node struct {
 	wake    chan struct{}
 	status  statusBox
 	applied atomic.Pointer[state.Snapshot] // written by the worker goroutine only
-	checked map[string]checkedSite         // owned by the worker goroutine
-	// checkedNext and owner are reused by usableSites (worker goroutine).
-	checkedNext map[string]checkedSite
-	owner       map[string]string
-	fetch       *fetcher // nil without bundles
+	// Owned by the worker goroutine: the last pass's validations, in the
+	// snapshot's order (checkedSorted: domain order), the list the next
+	// pass refills, and the name owners usableSites reuses.
+	checked       []checkedSite
+	checkedNext   []checkedSite
+	checkedSorted bool
+	owner         map[string]string
+	fetch         *fetcher // nil without bundles
 
 	// Owned by the worker goroutine.
 	waitingForBundles bool                   // the last apply lacked a bundle

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -348,17 +349,27 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 			out = append(out, old)
 		}
 	}
-	checked := n.checkedNext
-	if checked == nil {
-		checked = make(map[string]checkedSite, len(snap.Sites))
-	}
-	clear(checked)
+	// The validation of the last pass is reused for every site whose
+	// revision did not change: both lists are in domain order (a snapshot's
+	// are), so one walk pairs them without a map.
+	prev, next := n.checked, n.checkedNext[:0]
+	sorted := slices.IsSortedFunc(snap.Sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
+	j := 0
 	for _, raw := range snap.Sites {
-		c, ok := n.checked[raw.Domain]
-		if !ok || c.rev != raw.Revision || raw.Revision == 0 {
+		var c checkedSite
+		reused := false
+		if sorted && n.checkedSorted {
+			for j < len(prev) && prev[j].domain < raw.Domain {
+				j++
+			}
+			if j < len(prev) && prev[j].domain == raw.Domain && prev[j].rev == raw.Revision && raw.Revision != 0 {
+				c, reused = prev[j], true
+			}
+		}
+		if !reused {
 			c = checkSite(raw)
 		}
-		checked[raw.Domain] = c
+		next = append(next, c)
 		s, err := c.site, c.err
 		if err != nil {
 			fail(raw.Domain, err)
@@ -371,16 +382,17 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 			out = append(out, s)
 		}
 	}
-	n.checked, n.checkedNext = checked, n.checked
+	n.checked, n.checkedNext, n.checkedSorted = next, prev, sorted
 	return out, errs
 }
 
 // checkedSite caches the validation of a site at one revision, so a pass
 // over 10,000 sites re-validates only those that changed.
 type checkedSite struct {
-	rev  int64
-	site state.Site
-	err  error
+	domain string // as stored
+	rev    int64
+	site   state.Site
+	err    error
 }
 
 func checkSite(raw state.Site) checkedSite {
@@ -391,7 +403,7 @@ func checkSite(raw state.Site) checkedSite {
 	if err != nil {
 		err = fmt.Errorf("invalid site in the store: %w", err)
 	}
-	return checkedSite{rev: raw.Revision, site: s, err: err}
+	return checkedSite{domain: raw.Domain, rev: raw.Revision, site: s, err: err}
 }
 
 func (n *Node) lastApplied(domain string) (state.Site, bool) {
