@@ -101,20 +101,21 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 // wantedLinks are the links a plan needs.
 type wantedLinks struct{ hosts, certs map[string]string }
 
-// The map of hosts is reused from Apply to Apply (under applySem): at
-// 100,000 sites, allocating it anew cost more than filling it.
+// wanted computes them into maps reused from Apply to Apply (under
+// applySem): at 100,000 sites, allocating them anew cost more than filling
+// them.
 func (s *Server) wanted(plan Plan) wantedLinks {
-	if s.wantHosts == nil {
-		s.wantHosts = make(map[string]string, 2*len(plan.Sites))
-	}
-	return wantedLinks{hosts: wantedHostsInto(s.wantHosts, plan), certs: s.opts.wantedCerts(plan)}
+	s.wantHosts, s.wantCerts = s.opts.links(plan, s.wantHosts, s.wantCerts)
+	return wantedLinks{hosts: s.wantHosts, certs: s.wantCerts}
 }
 
 // linkIn points every name of plan at its document root and certificate
 // set; it returns how many links it switched.
 func (s *Server) linkIn(plan Plan, want wantedLinks) (int, error) {
-	if err := s.opts.ensureCertSets(plan); err != nil {
-		return 0, err
+	for _, site := range plan.Sites {
+		if err := s.opts.siteCertSets(plan, site); err != nil {
+			return 0, err
+		}
 	}
 	hosts, err := s.hosts.update(want.hosts)
 	if err != nil {
@@ -177,8 +178,9 @@ func (s *Server) relink(final Plan, diff liveDiff) (int, int, error) {
 // without them. It returns the plan to serve and its generation, staged
 // and tested unless it is the live one.
 func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, generation, liveDiff, error) {
-	final := sel.assemble(plan, sel.allChanged())
-	diff := s.diffLive(final)
+	all := sel.allChanged()
+	final, dropped := sel.assemble(plan, all)
+	diff := s.diffOf(sel, all, dropped)
 	if s.sameConfig(final, diff) {
 		return final, s.liveGen, diff, nil // only links change: nothing to render
 	}
@@ -195,11 +197,11 @@ func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, g
 	if err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
-	final = sel.assemble(plan, accepted)
+	final, dropped = sel.assemble(plan, accepted)
 	if g, err = render(final, s.opts); err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
-	return final, g, s.diffLive(final), s.stageAndTest(ctx, g)
+	return final, g, s.diffOf(sel, accepted, dropped), s.stageAndTest(ctx, g)
 }
 
 // stageAndTest writes g into its generation directory and has `nginx -t`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // liveDiff is how a plan to serve differs from the live one, site by site.
@@ -14,31 +15,29 @@ type liveDiff struct {
 	removed []Site          // live sites the plan does not have
 }
 
-// diffLive compares plan's sites with the live ones: one lookup per site,
-// and a set of the plan's domains only when sites were removed.
-func (s *Server) diffLive(plan Plan) liveDiff {
-	d := liveDiff{old: map[string]Site{}}
-	seen := 0
-	for _, site := range plan.Sites {
-		old, ok := s.liveSites[site.Domain]
-		if ok {
-			seen++
-			if old.equal(site) {
-				continue
-			}
+// diffOf derives how final, assembled from sel with the changed sites in
+// accepted, differs from the live sites. selectSites compared every site
+// with its live form already: only the accepted changes, the live forms
+// they replace (sel.fallback holds each live site's form), the fallbacks
+// assemble dropped and the live sites the plan left are looked at.
+func (s *Server) diffOf(sel *selection, accepted map[string]bool, dropped []Site) liveDiff {
+	d := liveDiff{old: map[string]Site{}, removed: dropped}
+	for _, site := range sel.sites {
+		changed, ok := sel.changed[site.Domain]
+		if !ok || !accepted[site.Domain] {
+			continue
+		}
+		d.changed = append(d.changed, changed)
+		if old, wasLive := sel.fallback[site.Domain]; wasLive {
 			d.old[site.Domain] = old
 		}
-		d.changed = append(d.changed, site)
 	}
-	if seen < len(s.liveSites) {
-		in := make(map[string]bool, len(plan.Sites))
-		for _, site := range plan.Sites {
-			in[site.Domain] = true
-		}
-		for domain, old := range s.liveSites {
-			if !in[domain] {
-				d.removed = append(d.removed, old)
-			}
+	if sel.live == len(s.liveSites) {
+		return d
+	}
+	for domain, old := range s.liveSites {
+		if _, in := slices.BinarySearchFunc(sel.sites, domain, func(a Site, d string) int { return cmp.Compare(a.Domain, d) }); !in {
+			d.removed = append(d.removed, old)
 		}
 	}
 	return d
@@ -69,25 +68,6 @@ func (d liveDiff) onlyLinks() bool {
 	return true
 }
 
-// siteLinks adds to hosts and certs the links site needs.
-func (o Options) siteLinks(plan Plan, site Site, hosts, certs map[string]string) {
-	root := cmp.Or(site.Root, plan.PlaceholderRoot)
-	hosts[site.Domain] = root
-	if !site.RedirectAliases {
-		for _, a := range site.Aliases {
-			hosts[a] = root
-		}
-	}
-	if plan.HTTPSListen == "" || site.TLS == nil {
-		return
-	}
-	for _, c := range site.TLS.Certificates {
-		for _, n := range c.Names {
-			certs[n] = o.certSet(c)
-		}
-	}
-}
-
 // relinkIn makes the links of the diff's changed sites, after their
 // certificate sets; it returns how many links it switched. Links of sites
 // the diff does not name are left alone: they are right already.
@@ -95,12 +75,8 @@ func (s *Server) relinkIn(plan Plan, d liveDiff) (int, error) {
 	hosts, certs := map[string]string{}, map[string]string{}
 	for _, site := range d.changed {
 		s.opts.siteLinks(plan, site, hosts, certs)
-		if plan.HTTPSListen != "" && site.TLS != nil {
-			for _, c := range site.TLS.Certificates {
-				if err := s.opts.ensureCertSet(c); err != nil {
-					return 0, err
-				}
-			}
+		if err := s.opts.siteCertSets(plan, site); err != nil {
+			return 0, err
 		}
 	}
 	nh, err := s.hosts.update(hosts)

@@ -141,26 +141,55 @@ func (l *linkSet) prune(want map[string]string) (int, error) {
 	return n, nil
 }
 
-// wantedHosts returns the link every name of plan's sites needs: the
-// domain and, unless they redirect, the aliases, to the site's root (or
-// the placeholder).
-func wantedHosts(plan Plan) map[string]string {
-	return wantedHostsInto(make(map[string]string, len(plan.Sites)), plan)
+// links returns the links every name of plan's sites needs, filling hosts
+// and certs (cleared first; nil makes new maps): see siteLinks.
+func (o Options) links(plan Plan, hosts, certs map[string]string) (map[string]string, map[string]string) {
+	if hosts == nil {
+		hosts = make(map[string]string, len(plan.Sites))
+	}
+	if certs == nil {
+		certs = map[string]string{}
+	}
+	clear(hosts)
+	clear(certs)
+	for _, s := range plan.Sites {
+		o.siteLinks(plan, s, hosts, certs)
+	}
+	return hosts, certs
 }
 
-// wantedHostsInto is wantedHosts filling want, which it clears first.
-func wantedHostsInto(want map[string]string, plan Plan) map[string]string {
-	clear(want)
-	for _, s := range plan.Sites {
-		root := cmp.Or(s.Root, plan.PlaceholderRoot)
-		want[s.Domain] = root
-		if !s.RedirectAliases {
-			for _, a := range s.Aliases {
-				want[a] = root
-			}
+// siteLinks adds to hosts and certs the links site needs: its domain and,
+// unless they redirect, its aliases to its root (or the placeholder); with
+// HTTPS, each name of a certificate to the certificate's set.
+func (o Options) siteLinks(plan Plan, site Site, hosts, certs map[string]string) {
+	root := cmp.Or(site.Root, plan.PlaceholderRoot)
+	hosts[site.Domain] = root
+	if !site.RedirectAliases {
+		for _, a := range site.Aliases {
+			hosts[a] = root
 		}
 	}
-	return want
+	if plan.HTTPSListen == "" || site.TLS == nil {
+		return
+	}
+	for _, c := range site.TLS.Certificates {
+		for _, n := range c.Names {
+			certs[n] = o.certSet(c)
+		}
+	}
+}
+
+// siteCertSets creates the certificate sets site needs (with HTTPS).
+func (o Options) siteCertSets(plan Plan, site Site) error {
+	if plan.HTTPSListen == "" || site.TLS == nil {
+		return nil
+	}
+	for _, c := range site.TLS.Certificates {
+		if err := o.ensureCertSet(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // certSet is the directory that pairs a chain with its key.
@@ -169,46 +198,9 @@ func (o Options) certSet(c CertFiles) string {
 	return filepath.Join(o.certSetsDir(), hex.EncodeToString(h[:12]))
 }
 
-// wantedCerts returns the certificate set each name with a certificate
-// needs (none without HTTPS).
-func (o Options) wantedCerts(plan Plan) map[string]string {
-	want := map[string]string{}
-	if plan.HTTPSListen == "" {
-		return want
-	}
-	for _, s := range plan.Sites {
-		if s.TLS == nil {
-			continue
-		}
-		for _, c := range s.TLS.Certificates {
-			for _, n := range c.Names {
-				want[n] = o.certSet(c)
-			}
-		}
-	}
-	return want
-}
-
-// ensureCertSets creates the certificate sets of plan that do not exist:
-// a directory made aside and renamed into place, holding chain.pem and
-// key.pem as links to the caller's files.
-func (o Options) ensureCertSets(plan Plan) error {
-	if plan.HTTPSListen == "" {
-		return nil
-	}
-	for _, s := range plan.Sites {
-		if s.TLS == nil {
-			continue
-		}
-		for _, c := range s.TLS.Certificates {
-			if err := o.ensureCertSet(c); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
+// ensureCertSet creates the set of c if it does not exist: a directory
+// made aside and renamed into place, holding chain.pem and key.pem as links
+// to the caller's files.
 func (o Options) ensureCertSet(c CertFiles) error {
 	dir := o.certSet(c)
 	if _, err := os.Stat(dir); err == nil {

@@ -39,6 +39,7 @@ type selection struct {
 	changed  map[string]Site // desired form to try
 	fallback map[string]Site // live form, kept while the desired one is not served
 	rejected map[string]string
+	live     int // how many of sites are live (in any form)
 }
 
 // selectSites compares plan's sites with the live ones. A site already live
@@ -58,6 +59,9 @@ func (s *Server) selectSites(plan Plan) selection {
 		}
 		sel.sites = append(sel.sites, site)
 		old, wasLive := s.liveSites[d]
+		if wasLive {
+			sel.live++
+		}
 		if wasLive && old.equal(site) {
 			sel.same = append(sel.same, true)
 			continue
@@ -173,8 +177,9 @@ func checkSiteAlone(site Site, plan Plan) error {
 
 // assemble returns plan with the sites to render: those kept as they are,
 // the changed ones in accepted in their desired form, and the others in
-// their live form unless a name of it is now another site's.
-func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
+// their live form unless a name of it is now another site's; and the live
+// forms it left out for that reason.
+func (sel *selection) assemble(plan Plan, accepted map[string]bool) (Plan, []Site) {
 	plan.Sites = make([]Site, 0, len(sel.sites))
 	var fallbacks []Site
 	for i, site := range sel.sites {
@@ -192,7 +197,7 @@ func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
 		plan.Sites = append(plan.Sites, site)
 	}
 	if len(fallbacks) == 0 {
-		return plan
+		return plan, nil
 	}
 	owner := map[string]string{}
 	for _, site := range plan.Sites {
@@ -200,13 +205,19 @@ func (sel *selection) assemble(plan Plan, accepted map[string]bool) Plan {
 			owner[n] = site.Domain
 		}
 	}
+	var dropped []Site
 	for _, old := range fallbacks {
 		if n, _ := clash(old, owner); n == "" {
 			plan.Sites = append(plan.Sites, old)
+		} else {
+			dropped = append(dropped, old)
 		}
 	}
-	return plan
+	return plan, dropped
 }
+
+// first returns the plan of assemble's results.
+func first(p Plan, _ []Site) Plan { return p }
 
 // allChanged is every changed site, accepted.
 func (sel *selection) allChanged() map[string]bool {
@@ -226,7 +237,7 @@ func (sel *selection) allChanged() map[string]bool {
 // runs per refused site; ctx ending aborts it with ctx's error.
 func (s *Server) isolate(ctx context.Context, plan Plan, sel *selection, full *TestError) (map[string]bool, error) {
 	accepted := map[string]bool{}
-	if err := s.tryPlan(ctx, sel.assemble(plan, accepted)); err != nil {
+	if err := s.tryPlan(ctx, first(sel.assemble(plan, accepted))); err != nil {
 		var te *TestError
 		if errors.As(err, &te) {
 			return nil, full // not a site's fault: report nginx's first answer
@@ -245,7 +256,7 @@ func (s *Server) isolate(ctx context.Context, plan Plan, sel *selection, full *T
 		for _, d := range cands {
 			trial[d] = true
 		}
-		err := s.tryPlan(ctx, sel.assemble(plan, trial))
+		err := s.tryPlan(ctx, first(sel.assemble(plan, trial)))
 		var te *TestError
 		switch {
 		case err == nil:

@@ -294,8 +294,9 @@ func TestLinksFollowRandomPlans(t *testing.T) {
 		if res := apply(t, s, plan); len(res.Rejected) > 0 {
 			t.Fatalf("step %d: rejected %v", step, res.Rejected)
 		}
-		checkLinks(t, step, s.opts.hostsDir(), wantedHosts(plan))
-		checkLinks(t, step, s.opts.certsDir(), s.opts.wantedCerts(plan))
+		hosts, certs := s.opts.links(plan, nil, nil)
+		checkLinks(t, step, s.opts.hostsDir(), hosts)
+		checkLinks(t, step, s.opts.certsDir(), certs)
 	}
 }
 

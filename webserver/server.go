@@ -43,6 +43,7 @@ type Server struct {
 	// Guarded by applySem.
 	hosts     *linkSet          // <Prefix>/hosts: name -> document root
 	wantHosts map[string]string // reused by wanted
+	wantCerts map[string]string // reused by wanted
 	// linksSynced: the links on disk are known to match liveSites, so a
 	// change touches only the links of the sites it changes.
 	linksSynced bool
