@@ -28,6 +28,7 @@ import (
 // genFixture is what every generated plan shares: an nginx prefix, a
 // document root, DH parameters and a certificate nginx can load.
 type genFixture struct {
+	dir          string
 	srv          *webserver.Server
 	root, dh     string
 	chain, key   string
@@ -41,8 +42,8 @@ var (
 	genErr  error
 )
 
-// generativeFixture builds the shared fixture once per test binary; the
-// directory is removed by the OS's temp cleanup, not by a test's.
+// generativeFixture builds the shared fixture once per test binary;
+// TestMain removes its directory.
 func generativeFixture(t testing.TB) *genFixture {
 	t.Helper()
 	genOnce.Do(func() { genFix, genErr = newGenFixture() })
@@ -60,7 +61,7 @@ func newGenFixture() (*genFixture, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f := &genFixture{root: filepath.Join(dir, "root"), placeholder: filepath.Join(dir, "placeholder"),
+	f := &genFixture{dir: dir, root: filepath.Join(dir, "root"), placeholder: filepath.Join(dir, "placeholder"),
 		dh: filepath.Join(dir, "dh.pem"), chain: filepath.Join(dir, "c.pem"), key: filepath.Join(dir, "k.pem"),
 		plain: "127.0.0.1:1", https: "127.0.0.1:2"}
 	for _, d := range []string{f.root, f.placeholder} {

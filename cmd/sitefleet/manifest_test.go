@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -107,6 +108,21 @@ func TestManifestRules(t *testing.T) {
 	}
 }
 
+// hugeHeaders is a _headers file within every parser limit (under 1 MiB,
+// 195 rules of 5 headers) whose rules would generate more than the 1 MiB
+// of nginx config one bundle may.
+func hugeHeaders() string {
+	var b strings.Builder
+	value := strings.Repeat("v", 1024)
+	for i := range 195 {
+		fmt.Fprintf(&b, "/%s%03d\n", strings.Repeat("p", 60), i)
+		for h := range 5 {
+			fmt.Fprintf(&b, "  X-H%d: %s\n", h, value)
+		}
+	}
+	return b.String()
+}
+
 func TestManifestRefusedAtUpload(t *testing.T) {
 	e := etcdtest.New(t)
 	n := startNode(t, nodeConfig(t, e.Endpoint()))
@@ -121,6 +137,9 @@ func TestManifestRefusedAtUpload(t *testing.T) {
 		"header brace":        {"_headers", "/*\n  X-A: b}\n", "_headers line 2"},
 		"header quote":        {"_headers", "/*\n  X-A: \"q\"\n", "_headers line 2"},
 		"hop-by-hop header":   {"_headers", "/*\n  X-Ok: 1\n  Connection: close\n", "_headers line 3"},
+		"encoded slash":       {"_redirects", "/a /b 301\n/a%2Fb /c 301\n", "_redirects line 2"},
+		"encoded CR":          {"_headers", "/a%0d\n  X-A: b\n", "_headers line 1"},
+		"rules over the cap":  {"_headers", hugeHeaders(), "bytes of nginx config"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			archive := tarGz(t, map[string]string{"index.html": "x\n", tc.file: tc.body})
