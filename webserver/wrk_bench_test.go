@@ -1,16 +1,14 @@
 package webserver
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // BenchmarkServeWrk compares, with wrk (50 connections, one thread), the
@@ -37,7 +35,7 @@ func BenchmarkServeWrk(b *testing.B) {
 		waitServing(b, f.listen, "r.test", "/page.html", 200, strings.Repeat("x", 1024))
 		waitFor(b, 10*time.Second, "nginx to run", func() bool { return s.Status().PID != 0 })
 		pin(s.Status().PID)
-		bare := startBare(b, f.dir, root)
+		bare := testutil.BareNginx(b, root, "1", "0")
 		var ratios, ours, base []float64
 		for range 9 {
 			o := runWrk(b, wrk, f.listen, "r.test")
@@ -89,60 +87,4 @@ func runWrk(b *testing.B, wrk, addr, host string) float64 {
 	}
 	b.Fatalf("no Requests/sec in wrk's output:\n%s", out)
 	return 0
-}
-
-// startBare runs nginx with a minimal config serving root, one worker
-// pinned to CPU 0 when taskset exists, and returns its address.
-func startBare(b *testing.B, dir, root string) string {
-	d := filepath.Join(dir, "bare")
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user nobody " + defaultGroup() + ";"
-	}
-	conf := fmt.Sprintf(`%s
-worker_processes 1;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log stderr error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  default_type text/html;
-  client_body_temp_path %[2]s/body;
-  proxy_temp_path %[2]s/proxy;
-  fastcgi_temp_path %[2]s/fastcgi;
-  uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
-  server { listen %[3]s; root %[4]s; index index.html; }
-}
-`, user, d, addr, root)
-	path := filepath.Join(d, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	bin, err := findBinary("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	name, args := bin, []string{"-p", d, "-c", path}
-	if _, err := exec.LookPath("taskset"); err == nil {
-		name, args = "taskset", append([]string{"-c", "0", bin}, args...)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGQUIT); _ = cmd.Wait() })
-	waitFor(b, 10*time.Second, "bare nginx", func() bool {
-		r, err := get(addr, "bare.test", "/page.html")
-		return err == nil && r.status == 200
-	})
-	return addr
 }

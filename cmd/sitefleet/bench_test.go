@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,7 +139,7 @@ func BenchmarkServeDeployedSite(b *testing.B) {
 			b.Fatal(err)
 		}
 		root := filepath.Join(n.cfg.DataDir, "bundles", res.Bundle.SHA256)
-		bare := startBareNginx(b, root)
+		bare := testutil.BareNginx(b, root, "auto", "")
 		// Warm both up, then alternate and keep the better of two rounds
 		// each, so that a reload settling or a noisy moment does not
 		// decide the ratio.
@@ -157,62 +154,6 @@ func BenchmarkServeDeployedSite(b *testing.B) {
 		b.ReportMetric(base, "bare-nginx-rps")
 		b.ReportMetric(ours/base, "ratio")
 		b.ReportMetric(0, "ns/op")
-	}
-}
-
-// startBareNginx serves root on a free port with a minimal config, until
-// the benchmark ends.
-func startBareNginx(b *testing.B, root string) string {
-	b.Helper()
-	dir := testutil.WorldReadableTempDir(b)
-	addr := testutil.FreeAddr(b)
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user nobody nogroup;"
-	}
-	conf := fmt.Sprintf(`%s
-worker_processes auto;
-daemon off;
-pid %s/nginx.pid;
-error_log stderr error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  default_type text/html;
-  client_body_temp_path %s/body;
-  proxy_temp_path %s/proxy;
-  fastcgi_temp_path %s/fastcgi;
-  uwsgi_temp_path %s/uwsgi;
-  scgi_temp_path %s/scgi;
-  server { listen %s; root %s; index index.html; }
-}
-`, user, dir, dir, dir, dir, dir, dir, addr, root)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	bin := "nginx"
-	if _, err := exec.LookPath(bin); err != nil {
-		bin = "/usr/sbin/nginx"
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", path)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGQUIT); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("bare nginx did not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
