@@ -383,6 +383,11 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 		}
 	}
 	n.checked, n.checkedNext, n.checkedSorted = next, prev, sorted
+	if len(snap.Unreadable) > 0 {
+		// The last good forms of unreadable sites went first; the applied
+		// snapshot must be in domain order (Snapshot.Site searches it).
+		slices.SortFunc(out, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
+	}
 	return out, errs
 }
 

@@ -29,8 +29,12 @@ func TestHostileRecordsDoNotStopOtherSites(t *testing.T) {
 	if _, err := n.api.PutSite(ctx, state.Site{Domain: "kept.test", Aliases: []string{"www.kept.test"}}, client.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "zz.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
 	n.waitServed("good.test")
 	n.waitServed("www.kept.test")
+	n.waitServed("zz.test")
 
 	cli := e.Client(t)
 	keys := state.Keys{Prefix: cfg.State.Etcd.KeyPrefix}
@@ -43,6 +47,7 @@ func TestHostileRecordsDoNotStopOtherSites(t *testing.T) {
 		"semi.test":    `{"domain":"semi.test","aliases":["a.test;root /etc"]}`,
 		"brace.test":   `{"domain":"brace.test","aliases":["x}.test"]}`,
 		"kept.test":    `{"domain":"kept.test","aliases":["www.kept.test","bad\nname.test"]}`,
+		"zz.test":      `{"domain": "zz.test", "aliases": [`, // a served site turned unreadable
 	}
 	for domain, value := range hostile {
 		if _, err := cli.Put(ctx, keys.Site(domain), value); err != nil {
@@ -88,6 +93,17 @@ func TestHostileRecordsDoNotStopOtherSites(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+
+	// More changes: the bad sites keep their last good forms pass after
+	// pass (the served form of one is looked up in the last applied state).
+	for _, d := range []string{"later2.test", "later3.test", "later4.test"} {
+		if _, err := n.api.PutSite(ctx, state.Site{Domain: d}, client.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+		n.waitServed(d)
+		n.waitServed("zz.test")
+		n.waitServed("www.kept.test")
 	}
 
 	// Repaired through the API, a bad site applies.
