@@ -82,3 +82,41 @@ func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestImportRepairsUnreadableRecords checks that `state set` replaces a
+// site record that does not decode (or that names another site) when the
+// document has the site, even in the same form as the record claims, and
+// removes it when the document does not.
+func TestImportRepairsUnreadableRecords(t *testing.T) {
+	s, e := newStore(t)
+	ctx := context.Background()
+	cli := e.Client(t)
+	for key, value := range map[string]string{
+		s.Keys().Site("kept.test"):  "{not json",
+		s.Keys().Site("gone.test"):  "{not json",
+		s.Keys().Site("moved.test"): `{"domain":"other.test"}`,
+	} {
+		if _, err := cli.Put(ctx, key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := s.Snapshot(ctx)
+	if err != nil || len(before.Unreadable) != 3 {
+		t.Fatalf("snapshot before: %v unreadable, err %v; want all 3", before.Unreadable, err)
+	}
+	doc := state.Document{Revision: before.Revision, Sites: []state.Site{{Domain: "kept.test"}, {Domain: "moved.test"}}}
+	res, err := s.Import(ctx, doc, false)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if len(res.Changes) != 3 {
+		t.Errorf("changes: %+v, want kept and moved updated, gone removed", res.Changes)
+	}
+	after, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Unreadable) != 0 || len(after.Sites) != 2 || after.Sites[0].Domain != "kept.test" || after.Sites[1].Domain != "moved.test" {
+		t.Errorf("after the import: sites %+v, unreadable %v; want kept.test and moved.test, readable", after.Sites, after.Unreadable)
+	}
+}
