@@ -37,8 +37,8 @@ func collectBundles(ctx context.Context, store *state.Store, cli *clientv3.Clien
 	if err != nil {
 		return fmt.Errorf("bundle gc: %w", err)
 	}
-	if snap.PendingImport != "" || len(snap.Unreadable) > 0 {
-		return nil // an unreadable site may deploy any bundle: remove nothing
+	if snap.PendingImport != "" || len(snap.Unreadable) > 0 || len(snap.BadRecords) > 0 {
+		return nil // an unreadable record may name any bundle: remove nothing
 	}
 	live := map[string]bool{}
 	for _, b := range Collectable(snap, keep) {

@@ -127,6 +127,9 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	if n.fetch != nil {
 		n.fetch.setWant(snap.Bundles)
 	}
+	if len(snap.BadRecords) > 0 {
+		n.log.Warn("records in the store that do not decode are left out", "records", snap.BadRecords)
+	}
 	sites, siteErrs := n.usableSites(snap)
 	sites, siteErrs = n.resolveBundles(sites, siteErrs)
 	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot, ACMEChallengeUpstream: n.opts.ACMEUpstream}

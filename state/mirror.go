@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +39,7 @@ type Mirror struct {
 	sites      map[string]Site
 	order      []string // the domains of sites, sorted
 	unreadable map[string]string
+	bad        map[string]string      // BadRecords
 	bundles    map[string]Bundle      // by key
 	certs      map[string]Certificate // by key
 	dh         *DHParams
@@ -147,6 +148,10 @@ func (m *Mirror) load(ctx context.Context) error {
 	for d, e := range snap.Unreadable {
 		m.unreadable[d] = e
 	}
+	m.bad = map[string]string{}
+	for k, e := range snap.BadRecords {
+		m.bad[k] = e
+	}
 	m.bundles = map[string]Bundle{}
 	for _, b := range snap.Bundles {
 		m.bundles[m.store.keys.Bundle(b.App, b.Version)] = b
@@ -183,60 +188,54 @@ func (m *Mirror) follow(ctx context.Context) {
 				}
 				return
 			}
-			if err := m.apply(resp.Events, resp.Header.Revision); err != nil {
-				m.log.Warn("state mirror: reading the state again", "err", err)
-				return
-			}
+			m.apply(resp.Events, resp.Header.Revision)
 		}
 	}
 }
 
 // apply applies watch events at revision rev.
-func (m *Mirror) apply(events []*clientv3.Event, rev int64) error {
+func (m *Mirror) apply(events []*clientv3.Event, rev int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, ev := range events {
-		if err := m.applyOne(ev.Kv, ev.Type == mvccpb.DELETE); err != nil {
-			return err
-		}
+		m.applyOne(ev.Kv, ev.Type == mvccpb.DELETE)
 	}
 	m.rev = max(m.rev, rev)
 	if len(events) > 0 {
 		m.changedLocked()
 	}
-	return nil
 }
 
-// applyOne applies the put or delete of one key.
-func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) error {
+// applyOne applies the put or delete of one key. A record that does not
+// decode is left out and noted, as Store.Snapshot does.
+func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) {
 	k := m.store.keys
 	key := string(kv.Key)
+	delete(m.bad, key)
 	switch {
 	case strings.HasPrefix(key, k.Sites()):
 		domain := strings.TrimPrefix(key, k.Sites())
 		m.removeSite(domain)
 		delete(m.unreadable, domain)
 		if deleted {
-			return nil
+			return
 		}
 		site, err := decodeSiteKey(kv, domain)
 		if err != nil {
 			m.unreadable[domain] = err.Error()
-			return nil
+			return
 		}
 		m.addSite(site)
 	case strings.HasPrefix(key, k.Apps()):
-		return applyDecoded(m.bundles, key, kv, deleted, decodeBundle)
+		m.noteBad(key, applyDecoded(m.bundles, key, kv, deleted, decodeBundle))
 	case strings.HasPrefix(key, k.Certs()):
-		return applyDecoded(m.certs, key, kv, deleted, decodeCert)
+		m.noteBad(key, applyDecoded(m.certs, key, kv, deleted, decodeCert))
 	case key == k.DHParams():
 		m.dh = nil
 		if !deleted {
 			dh, err := decodeDHParams(kv)
-			if err != nil {
-				return fmt.Errorf("dh parameters: %w", err)
-			}
 			m.dh = dh
+			m.noteBad(key, err)
 		}
 	case key == k.Meta():
 		m.stateRev = 0
@@ -249,7 +248,13 @@ func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) error {
 			m.pending = string(kv.Value)
 		}
 	}
-	return nil
+}
+
+// noteBad records that the record at key does not decode (err not nil).
+func (m *Mirror) noteBad(key string, err error) {
+	if err != nil {
+		m.bad[key] = err.Error()
+	}
 }
 
 // addSite records a site and keeps order sorted: a binary search and one
@@ -273,15 +278,16 @@ func (m *Mirror) removeSite(domain string) {
 	}
 }
 
-// applyDecoded puts or deletes one decoded record of a map.
+// applyDecoded puts or deletes one decoded record of a map; a record that
+// does not decode is removed from it and its error returned.
 func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, deleted bool, decode func(*mvccpb.KeyValue) (T, error)) error {
+	delete(into, key)
 	if deleted {
-		delete(into, key)
 		return nil
 	}
 	v, err := decode(kv)
 	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return err
 	}
 	into[key] = v
 	return nil
@@ -295,10 +301,10 @@ func (m *Mirror) build() *Snapshot {
 		snap.Sites = append(snap.Sites, m.sites[d])
 	}
 	if len(m.unreadable) > 0 {
-		snap.Unreadable = make(map[string]string, len(m.unreadable))
-		for d, e := range m.unreadable {
-			snap.Unreadable[d] = e
-		}
+		snap.Unreadable = maps.Clone(m.unreadable)
+	}
+	if len(m.bad) > 0 {
+		snap.BadRecords = maps.Clone(m.bad)
 	}
 	for _, b := range m.bundles {
 		snap.Bundles = append(snap.Bundles, b)

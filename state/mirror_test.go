@@ -65,6 +65,15 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("bundle")
+	for _, key := range []string{s.Keys().Bundle("web", "2"), s.Keys().Cert("bad"), s.Keys().DHParams()} {
+		if _, err := e.Client(t).Put(ctx, key, "{not json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("garbage bundle, certificate and DH parameters records")
+	if snap, err := m.Snapshot(ctx); err != nil || len(snap.BadRecords) != 3 || len(snap.Bundles) != 1 {
+		t.Errorf("garbage records: %v bad records, %d bundles, err %v; want the 3 named and the good bundle kept", snap.BadRecords, len(snap.Bundles), err)
+	}
 	before := m.Changed()
 	m.Resync()
 	select {

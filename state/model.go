@@ -109,6 +109,9 @@ type Snapshot struct {
 	// read (it does not decode, or names another domain than its key) to
 	// why. Such a site is not in Sites.
 	Unreadable map[string]string `json:"unreadable,omitempty"`
+	// BadRecords maps the key of each bundle, certificate or DH parameters
+	// record that does not decode to why; such a record is left out.
+	BadRecords map[string]string `json:"badRecords,omitempty"`
 }
 
 // Site returns the site with the given primary domain.

@@ -16,8 +16,9 @@ import (
 // other keys of the fleet (node records, leases) do not move. It fails with an Unavailable *Error when etcd cannot be
 // reached within the store's timeout. A site record that does not decode,
 // or whose domain is not its key's, is not in Sites but in Unreadable with
-// the reason: one bad record must not stop the fleet from applying every
-// other site. Nodes keep serving such a site as they last applied it, and
+// the reason, and a bundle, certificate or DH parameters record that does
+// not decode is left out and named in BadRecords: one bad record must not
+// stop the fleet from applying every other site. Nodes keep serving such a site as they last applied it, and
 // whatever removes things for want of a site must count it as present.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap, _, err := s.snapshotAt(ctx)
@@ -64,7 +65,8 @@ func (s *Store) snapshotAt(ctx context.Context) (*Snapshot, int64, error) {
 	for _, kv := range resp.Responses[3].GetResponseRange().Kvs {
 		b, err := decodeBundle(kv)
 		if err != nil {
-			return nil, 0, err
+			snap.badRecord(kv, err)
+			continue
 		}
 		snap.Bundles = append(snap.Bundles, b)
 	}
@@ -72,13 +74,14 @@ func (s *Store) snapshotAt(ctx context.Context) (*Snapshot, int64, error) {
 	for _, kv := range resp.Responses[4].GetResponseRange().Kvs {
 		c, err := decodeCert(kv)
 		if err != nil {
-			return nil, 0, err
+			snap.badRecord(kv, err)
+			continue
 		}
 		snap.Certificates = append(snap.Certificates, c)
 	}
 	if kvs := resp.Responses[5].GetResponseRange().Kvs; len(kvs) > 0 {
 		if snap.DHParams, err = decodeDHParams(kvs[0]); err != nil {
-			return nil, 0, err
+			snap.badRecord(kvs[0], err)
 		}
 	}
 	return snap, resp.Header.Revision, nil
@@ -99,6 +102,15 @@ func (s *Store) GetSite(ctx context.Context, domain string) (Site, int64, error)
 	}
 	site, err := decodeSite(resp.Kvs[0])
 	return site, resp.Header.Revision, err
+}
+
+// badRecord notes a bundle, certificate or DH parameters record that does
+// not decode.
+func (s *Snapshot) badRecord(kv *mvccpb.KeyValue, err error) {
+	if s.BadRecords == nil {
+		s.BadRecords = map[string]string{}
+	}
+	s.BadRecords[string(kv.Key)] = err.Error()
 }
 
 // decodeSiteKey decodes a site record stored under domain's key.

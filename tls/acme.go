@@ -408,8 +408,8 @@ func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
 			w.putStatus(ctx, ACMEStatus{Name: name, State: "issued", UpdatedAt: time.Now().UTC()})
 		}
 	}
-	if len(snap.Unreadable) > 0 {
-		// An unreadable site may use any of them: remove nothing.
+	if len(snap.Unreadable) > 0 || len(snap.BadRecords) > 0 {
+		// An unreadable record may use or be any of them: remove nothing.
 		return w.next.d, nil
 	}
 	for id, c := range certs {

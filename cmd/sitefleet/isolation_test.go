@@ -54,6 +54,12 @@ func TestHostileRecordsDoNotStopOtherSites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Records of other kinds that do not decode are left out, too.
+	for _, key := range []string{keys.Bundle("junk", "1"), keys.Cert("junk"), keys.DHParams()} {
+		if _, err := cli.Put(ctx, key, "{not json"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := cli.Put(ctx, keys.Meta(), fmt.Sprintf(`{"updatedAt":%q}`, time.Now().UTC().Format(time.RFC3339))); err != nil {
 		t.Fatal(err)
 	}
