@@ -34,10 +34,9 @@ type Mirror struct {
 
 	mu         sync.Mutex
 	synced     bool
-	rev        int64 // etcd revision the copy is at
-	stateRev   int64 // the meta key's mod revision
-	sites      map[string]Site
-	order      []string // the domains of sites, sorted
+	rev        int64  // etcd revision the copy is at
+	stateRev   int64  // the meta key's mod revision
+	sites      []Site // sorted by domain
 	unreadable map[string]string
 	bad        map[string]string      // BadRecords
 	bundles    map[string]Bundle      // by key
@@ -137,13 +136,8 @@ func (m *Mirror) load(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rev, m.stateRev, m.pending, m.dh = rev, snap.Revision, snap.PendingImport, snap.DHParams
-	m.sites = make(map[string]Site, len(snap.Sites))
-	m.order = make([]string, 0, len(snap.Sites))
-	for _, s := range snap.Sites {
-		m.sites[s.Domain] = s
-		m.order = append(m.order, s.Domain)
-	}
-	slices.Sort(m.order)
+	m.sites = slices.Clone(snap.Sites)
+	slices.SortFunc(m.sites, compareDomains)
 	m.unreadable = map[string]string{}
 	for d, e := range snap.Unreadable {
 		m.unreadable[d] = e
@@ -257,26 +251,26 @@ func (m *Mirror) noteBad(key string, err error) {
 	}
 }
 
-// addSite records a site and keeps order sorted: a binary search and one
-// copy of the index, no sort of the sites.
+// addSite records a site and keeps the sites sorted: a binary search and
+// at most one move of the slice, no sort.
 func (m *Mirror) addSite(s Site) {
-	if _, ok := m.sites[s.Domain]; !ok {
-		i, _ := slices.BinarySearch(m.order, s.Domain)
-		m.order = slices.Insert(m.order, i, s.Domain)
+	i, found := slices.BinarySearchFunc(m.sites, s.Domain, siteDomainCmp)
+	if found {
+		m.sites[i] = s
+		return
 	}
-	m.sites[s.Domain] = s
+	m.sites = slices.Insert(m.sites, i, s)
 }
 
 // removeSite forgets a site, if it is known.
 func (m *Mirror) removeSite(domain string) {
-	if _, ok := m.sites[domain]; !ok {
-		return
-	}
-	delete(m.sites, domain)
-	if i, found := slices.BinarySearch(m.order, domain); found {
-		m.order = slices.Delete(m.order, i, i+1)
+	if i, found := slices.BinarySearchFunc(m.sites, domain, siteDomainCmp); found {
+		m.sites = slices.Delete(m.sites, i, i+1)
 	}
 }
+
+func compareDomains(a, b Site) int            { return cmp.Compare(a.Domain, b.Domain) }
+func siteDomainCmp(s Site, domain string) int { return cmp.Compare(s.Domain, domain) }
 
 // applyDecoded puts or deletes one decoded record of a map; a record that
 // does not decode is removed from it and its error returned.
@@ -295,11 +289,8 @@ func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, del
 
 // build makes a Snapshot of the copy, sorted as Store.Snapshot sorts it.
 func (m *Mirror) build() *Snapshot {
-	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh,
-		Sites: make([]Site, 0, len(m.sites))}
-	for _, d := range m.order {
-		snap.Sites = append(snap.Sites, m.sites[d])
-	}
+	// One copy of the sorted sites: the copy changes in place.
+	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh, Sites: slices.Clone(m.sites)}
 	if len(m.unreadable) > 0 {
 		snap.Unreadable = maps.Clone(m.unreadable)
 	}
