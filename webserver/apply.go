@@ -101,12 +101,11 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 // wantedLinks are the links a plan needs.
 type wantedLinks struct{ hosts, certs map[string]string }
 
-// wanted computes them into maps reused from Apply to Apply (under
-// applySem): at 100,000 sites, allocating them anew cost more than filling
-// them.
+// wanted computes them. Only a full relink (the first Apply, one after a
+// link failed or the settings changed) needs them, so they are not kept.
 func (s *Server) wanted(plan Plan) wantedLinks {
-	s.wantHosts, s.wantCerts = s.opts.links(plan, s.wantHosts, s.wantCerts)
-	return wantedLinks{hosts: s.wantHosts, certs: s.wantCerts}
+	hosts, certs := s.opts.links(plan)
+	return wantedLinks{hosts: hosts, certs: certs}
 }
 
 // linkIn points every name of plan at its document root and certificate
@@ -165,11 +164,7 @@ func (s *Server) relink(final Plan, diff liveDiff) (int, int, error) {
 		s.log.Warn("could not remove the links of names no longer served", "err", err)
 	}
 	s.linksSynced = err == nil
-	live := make(map[string]Site, len(final.Sites))
-	for _, site := range final.Sites {
-		live[site.Domain] = site
-	}
-	s.liveSites = live
+	s.liveSites = slices.SortedFunc(slices.Values(final.Sites), byDomain)
 	return switched, removed, nil
 }
 

@@ -35,8 +35,8 @@ func (s *Server) diffOf(sel *selection, accepted map[string]bool, dropped []Site
 	if sel.live == len(s.liveSites) {
 		return d
 	}
-	for domain, old := range s.liveSites {
-		if _, in := slices.BinarySearchFunc(sel.sites, domain, func(a Site, d string) int { return cmp.Compare(a.Domain, d) }); !in {
+	for _, old := range s.liveSites {
+		if _, in := slices.BinarySearchFunc(sel.sites, old.Domain, siteDomainCmp); !in {
 			d.removed = append(d.removed, old)
 		}
 	}
@@ -132,12 +132,35 @@ func (l *linkSet) remove(drop, keep map[string]string) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// recordDiff updates the live sites with the diff.
+// recordDiff updates the live sites with the diff: a few changes are
+// placed by binary search (a move of the slice each), many by one sort.
 func (s *Server) recordDiff(d liveDiff) {
+	if len(d.changed)+len(d.removed) > 64 {
+		gone := make(map[string]bool, len(d.changed)+len(d.removed))
+		for _, site := range d.changed {
+			gone[site.Domain] = true
+		}
+		for _, old := range d.removed {
+			gone[old.Domain] = true
+		}
+		live := slices.DeleteFunc(s.liveSites, func(site Site) bool { return gone[site.Domain] })
+		s.liveSites = slices.SortedFunc(slices.Values(append(live, d.changed...)), byDomain)
+		return
+	}
 	for _, site := range d.changed {
-		s.liveSites[site.Domain] = site
+		i, found := slices.BinarySearchFunc(s.liveSites, site.Domain, siteDomainCmp)
+		if found {
+			s.liveSites[i] = site
+		} else {
+			s.liveSites = slices.Insert(s.liveSites, i, site)
+		}
 	}
 	for _, old := range d.removed {
-		delete(s.liveSites, old.Domain)
+		if i, found := slices.BinarySearchFunc(s.liveSites, old.Domain, siteDomainCmp); found {
+			s.liveSites = slices.Delete(s.liveSites, i, i+1)
+		}
 	}
 }
+
+func byDomain(a, b Site) int                  { return cmp.Compare(a.Domain, b.Domain) }
+func siteDomainCmp(s Site, domain string) int { return cmp.Compare(s.Domain, domain) }

@@ -141,17 +141,10 @@ func (l *linkSet) prune(want map[string]string) (int, error) {
 	return n, nil
 }
 
-// links returns the links every name of plan's sites needs, filling hosts
-// and certs (cleared first; nil makes new maps): see siteLinks.
-func (o Options) links(plan Plan, hosts, certs map[string]string) (map[string]string, map[string]string) {
-	if hosts == nil {
-		hosts = make(map[string]string, len(plan.Sites))
-	}
-	if certs == nil {
-		certs = map[string]string{}
-	}
-	clear(hosts)
-	clear(certs)
+// links returns the links every name of plan's sites needs: see
+// siteLinks.
+func (o Options) links(plan Plan) (hosts, certs map[string]string) {
+	hosts, certs = make(map[string]string, len(plan.Sites)), map[string]string{}
 	for _, s := range plan.Sites {
 		o.siteLinks(plan, s, hosts, certs)
 	}

@@ -49,17 +49,20 @@ type selection struct {
 // caller holds applySem.
 func (s *Server) selectSites(plan Plan) selection {
 	sel := selection{changed: map[string]Site{}, fallback: map[string]Site{}, rejected: map[string]string{}}
-	sorted := sortedSites(plan.Sites)
-	sel.sites, sel.same = sorted[:0], make([]bool, 0, len(sorted))
-	for _, site := range sorted {
+	sel.sites = withoutRepeats(sortedSites(plan.Sites), sel.rejected)
+	sel.same = make([]bool, 0, len(sel.sites))
+	// Both lists are in domain order: one walk pairs each site with its
+	// live form.
+	live, j := s.liveSites, 0
+	for _, site := range sel.sites {
 		d := site.Domain
-		if n := len(sel.sites); n > 0 && sel.sites[n-1].Domain == d {
-			sel.rejected[d] = "the plan lists this site twice"
-			continue
+		for j < len(live) && live[j].Domain < d {
+			j++
 		}
-		sel.sites = append(sel.sites, site)
-		old, wasLive := s.liveSites[d]
+		var old Site
+		wasLive := j < len(live) && live[j].Domain == d
 		if wasLive {
+			old = live[j]
 			sel.live++
 		}
 		if wasLive && old.equal(site) {
@@ -82,6 +85,31 @@ func (s *Server) selectSites(plan Plan) selection {
 	}
 	sel.rejectNameClashes()
 	return sel
+}
+
+// withoutRepeats returns sorted without the sites whose domain repeats the
+// one before (noted in rejected); sorted itself when none does.
+func withoutRepeats(sorted []Site, rejected map[string]string) []Site {
+	repeats := func(i int) bool { return i > 0 && sorted[i-1].Domain == sorted[i].Domain }
+	first := -1
+	for i := range sorted {
+		if repeats(i) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return sorted
+	}
+	out := slices.Clone(sorted[:first])
+	for i := first; i < len(sorted); i++ {
+		if repeats(i) {
+			rejected[sorted[i].Domain] = "the plan lists this site twice"
+			continue
+		}
+		out = append(out, sorted[i])
+	}
+	return out
 }
 
 // equal reports whether two sites are the same in every field.

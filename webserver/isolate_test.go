@@ -294,7 +294,7 @@ func TestLinksFollowRandomPlans(t *testing.T) {
 		if res := apply(t, s, plan); len(res.Rejected) > 0 {
 			t.Fatalf("step %d: rejected %v", step, res.Rejected)
 		}
-		hosts, certs := s.opts.links(plan, nil, nil)
+		hosts, certs := s.opts.links(plan)
 		checkLinks(t, step, s.opts.hostsDir(), hosts)
 		checkLinks(t, step, s.opts.certsDir(), certs)
 	}

@@ -1,7 +1,6 @@
 package webserver
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -78,7 +77,8 @@ func render(plan Plan, opts Options) (generation, error) {
 			return generation{}, fmt.Errorf("render: plan: %w", err)
 		}
 		https = &l
-	} else {
+	} else if slices.ContainsFunc(sites, func(s Site) bool { return s.TLS != nil }) {
+		sites = slices.Clone(sites) // it may be the caller's
 		for i := range sites {
 			sites[i].TLS = nil // no HTTPS on this node
 		}
@@ -114,20 +114,20 @@ func render(plan Plan, opts Options) (generation, error) {
 	return generation{files: files, id: id, listen: listen, extras: extrasDigest(files, extraNames)}, nil
 }
 
-// sortedSites returns a copy of sites sorted by Domain, each with sorted aliases.
-// Plans that are sorted already (the reconciler's are) cost no sort and no
-// copy of the aliases.
+// sortedSites returns sites sorted by Domain, each with sorted aliases:
+// in itself when it is so already (the reconciler's plans are), else a
+// sorted copy. The result must not be modified.
 func sortedSites(in []Site) []Site {
+	if slices.IsSortedFunc(in, byDomain) && !slices.ContainsFunc(in, func(s Site) bool { return !slices.IsSorted(s.Aliases) }) {
+		return in // the reconciler's plans are in order: no copy
+	}
 	sites := slices.Clone(in)
 	for i := range sites {
 		if !slices.IsSorted(sites[i].Aliases) {
 			sites[i].Aliases = slices.Sorted(slices.Values(sites[i].Aliases))
 		}
 	}
-	byDomain := func(a, b Site) int { return cmp.Compare(a.Domain, b.Domain) }
-	if !slices.IsSortedFunc(sites, byDomain) {
-		slices.SortFunc(sites, byDomain)
-	}
+	slices.SortFunc(sites, byDomain)
 	return sites
 }
 

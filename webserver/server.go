@@ -41,14 +41,12 @@ type Server struct {
 	reloads atomic.Int64 // reloads since New
 
 	// Guarded by applySem.
-	hosts     *linkSet          // <Prefix>/hosts: name -> document root
-	wantHosts map[string]string // reused by wanted
-	wantCerts map[string]string // reused by wanted
+	hosts *linkSet // <Prefix>/hosts: name -> document root
 	// linksSynced: the links on disk are known to match liveSites, so a
 	// change touches only the links of the sites it changes.
 	linksSynced bool
 	certs       *linkSet           // <Prefix>/certs: name -> certificate set
-	liveSites   map[string]Site    // the sites of the live generation, by domain
+	liveSites   []Site             // the sites of the live generation, sorted by domain
 	livePlan    Plan               // the live plan's settings (no sites)
 	liveGen     generation         // the live generation's id and listen address (no files)
 	refused     map[string]refusal // site forms nginx refused, by domain
