@@ -114,12 +114,22 @@ type Node struct {
 	applied atomic.Pointer[state.Snapshot] // written by the worker goroutine only
 	// Owned by the worker goroutine: the last pass's validations, in the
 	// snapshot's order (checkedSorted: domain order), the list the next
-	// pass refills, and the name owners usableSites reuses.
+	// pass refills, and the name owners usableSites updates.
 	checked       []checkedSite
 	checkedNext   []checkedSite
 	checkedSorted bool
-	owner         map[string]string
-	fetch         *fetcher // nil without bundles
+	owner         map[string]string // name -> site, as the last pass claimed them
+	ownersClean   bool              // owner holds exactly the names of checked
+	changedSites  int               // how many sites the pass found changed
+	fetch         *fetcher          // nil without bundles
+	// Owned by the worker goroutine: what the last plan's sites were built
+	// from (planned, parallel to plannedSites), the list the next pass
+	// refills, and the certificates and DH parameters they were built with.
+	planned      []plannedSite
+	plannedNext  []plannedSite
+	plannedSites []webserver.Site
+	plannedCerts []state.Certificate
+	plannedDH    string
 
 	// Owned by the worker goroutine.
 	waitingForBundles bool                   // the last apply lacked a bundle
@@ -280,7 +290,8 @@ func (n *Node) probeLoop(ctx context.Context) {
 // cacheWriter writes the latest applied state to the cache file in the
 // background: encoding 100,000 sites takes longer than applying a change,
 // and the next pass must not wait for it. Bursts coalesce into one write
-// of the latest state; the last one is written when the node stops.
+// of the latest state (see cacheMinInterval); the last one is written when
+// the node stops.
 type cacheWriter struct {
 	cache state.Cache
 	log   *slog.Logger
@@ -301,16 +312,33 @@ func (c *cacheWriter) put(snap *state.Snapshot, at time.Time) {
 	}
 }
 
+// cacheMinInterval spaces cache writes: a change after a quiet spell is
+// written at once, a burst of changes at most once per interval (each
+// write encodes the whole state).
+const cacheMinInterval = time.Second
+
 // run writes what put handed it until ctx ends, then writes what is left.
 func (c *cacheWriter) run(ctx context.Context) {
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			c.flush()
 			return
 		case <-c.wake:
-			c.flush()
 		}
+		if wait := cacheMinInterval - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				c.flush()
+				return
+			case <-t.C:
+			}
+		}
+		c.flush()
+		last = time.Now()
 	}
 }
 

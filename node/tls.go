@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/state"
@@ -36,9 +37,26 @@ type tlsFiles struct {
 	// dhFrom is the fleet's DH parameters PEM ("" for none) that dhPath
 	// was written for.
 	dhFrom, dhPath string
-	// prev are the files the previous applied plan named.
+	// prev are the files the applied plan named at the last clean-up.
 	prev []string
+	// hashes remembers certHash per certificate ID: a pass looks up every
+	// HTTPS site's certificate, and hashing each record each time cost
+	// more than the rest of the pass at 100,000 sites.
+	hashes map[string]hashedCert
+	// dirty: files were written since the last clean-up; certs is how
+	// many certificate records there were then, cleaned when.
+	dirty   bool
+	certs   int
+	cleaned time.Time
 }
+
+// hashedCert is a certificate record's content and its certHash.
+type hashedCert struct{ chain, key, hash string }
+
+// cleanInterval bounds how long a file no site uses any more (its
+// certificate still exists) stays; files of a renewed or removed
+// certificate go at the pass that follows.
+const cleanInterval = 10 * time.Minute
 
 // certHash names a certificate record's files.
 func certHash(c state.Certificate) string {
@@ -51,12 +69,27 @@ func certHash(c state.Certificate) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// hash returns certHash(c), computed once per record content. Comparing
+// the strings is cheap: a record shared by many sites is one string.
+func (t *tlsFiles) hash(c state.Certificate) string {
+	if h, ok := t.hashes[c.ID]; ok && h.chain == c.ChainPEM && h.key == c.KeySealed {
+		return h.hash
+	}
+	if t.hashes == nil {
+		t.hashes = map[string]hashedCert{}
+	}
+	h := certHash(c)
+	t.hashes[c.ID] = hashedCert{chain: c.ChainPEM, key: c.KeySealed, hash: h}
+	return h
+}
+
 // files returns the files of c, writing them first if needed.
 func (t *tlsFiles) files(c state.Certificate) (webserver.CertFiles, error) {
-	hash := certHash(c)
+	hash := t.hash(c)
 	if f, ok := t.written[hash]; ok {
 		return f, nil
 	}
+	t.dirty = true
 	key, err := sftls.OpenKey(c, t.sealer)
 	if err != nil {
 		return webserver.CertFiles{}, err
@@ -123,7 +156,7 @@ func (t *tlsFiles) dhParams(p *state.DHParams) (string, error) {
 	if err := fsutil.WriteFileAtomic(path, pemBytes, 0o644); err != nil {
 		return "", fmt.Errorf("write dh parameters: %w", err)
 	}
-	t.dhFrom, t.dhPath = from, path
+	t.dhFrom, t.dhPath, t.dirty = from, path, true
 	return path, nil
 }
 
@@ -195,9 +228,16 @@ func (t *tlsFiles) siteTLS(site state.Site, certs map[string]state.Certificate) 
 }
 
 // applied removes the files that neither plan, now applied, nor the one
-// before it names (old nginx workers may still be finishing requests with
-// those), and forgets them.
-func (t *tlsFiles) applied(plan webserver.Plan) error {
+// applied at the last clean-up names (old nginx workers may still be
+// finishing requests with those), and forgets them. Listing every file a
+// plan names costs the fleet, so it runs only when a file was written
+// (a renewal, new parameters) or the number of certificates changed since
+// the last clean-up, or cleanInterval passed.
+func (t *tlsFiles) applied(plan webserver.Plan, certs int) error {
+	if !t.dirty && certs == t.certs && time.Since(t.cleaned) < cleanInterval {
+		return nil
+	}
+	t.dirty, t.certs, t.cleaned = false, certs, time.Now()
 	files := planFiles(plan)
 	keep := map[string]bool{}
 	for _, f := range append(files, t.prev...) {
@@ -224,6 +264,11 @@ func (t *tlsFiles) applied(plan webserver.Plan) error {
 	for hash, f := range t.written {
 		if !keep[f.Chain] {
 			delete(t.written, hash)
+		}
+	}
+	for id, h := range t.hashes {
+		if _, ok := t.written[h.hash]; !ok {
+			delete(t.hashes, id)
 		}
 	}
 	return errors.Join(errs...)

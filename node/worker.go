@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -155,26 +156,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 			certs[c.ID] = c
 		}
 	}
-	plan.Sites = make([]webserver.Site, 0, len(sites))
-	for _, s := range sites {
-		ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
-		if s.Deployment != nil {
-			ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
-			rules, err := n.rulesFor(s.Deployment.SHA256)
-			if err != nil {
-				siteErr(s.Domain, err)
-			}
-			ws.Rules = rules
-		}
-		if n.tls != nil {
-			tlsCfg, err := n.tls.siteTLS(s, certs)
-			if err != nil {
-				siteErr(s.Domain, err)
-			}
-			ws.TLS = tlsCfg
-		}
-		plan.Sites = append(plan.Sites, ws)
-	}
+	plan.Sites = n.planSites(sites, snap.Certificates, certs, plan.DHParams, siteErr)
 	res, err := n.opts.Web.Apply(ctx, plan)
 	if err != nil {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
@@ -196,12 +178,100 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	}
 	n.cache.put(applied, now)
 	if n.tls != nil {
-		if err := n.tls.applied(plan); err != nil {
+		if err := n.tls.applied(plan, len(snap.Certificates)); err != nil {
 			n.log.Warn("could not remove old certificate files", "err", err)
 		}
 	}
 	n.removeUnused(ctx, snap, applied)
+	if n.changedSites >= bulkChange {
+		// A pass over this many changes (a start, an import) used memory
+		// the next ones will not need: give it back now rather than over
+		// the minutes the runtime's scavenger takes.
+		debug.FreeOSMemory()
+	}
 	return nil
+}
+
+// bulkChange is how many changed sites make a pass a bulk change.
+const bulkChange = 5000
+
+// plannedSite is what the web server's form of a site was built from,
+// and the errors building it gave.
+type plannedSite struct {
+	rev    int64  // the site record's revision
+	bundle string // the deployed bundle's digest, "" for none
+	err    error
+}
+
+// planSites returns the web server's form of each site. The form of a
+// site whose record and served bundle are those of the last pass is
+// reused, as long as the certificates and DH parameters did not change
+// either: a pass builds only the changed sites. Both lists are in domain
+// order, so one walk pairs them; sites out of order are all built.
+func (n *Node) planSites(sites []state.Site, records []state.Certificate, certs map[string]state.Certificate, dh string, siteErr func(string, error)) []webserver.Site {
+	reuse := slices.IsSortedFunc(sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) }) &&
+		dh == n.plannedDH && slices.EqualFunc(records, n.plannedCerts, func(a, b state.Certificate) bool {
+		return a.ID == b.ID && a.Revision == b.Revision && a.Revision != 0
+	})
+	prev, prevSites := n.planned, n.plannedSites
+	next, out := n.plannedNext[:0], make([]webserver.Site, 0, len(sites))
+	j := 0
+	for _, s := range sites {
+		bundle := ""
+		if s.Deployment != nil {
+			bundle = s.Deployment.SHA256
+		}
+		if reuse {
+			for j < len(prev) && prevSites[j].Domain < s.Domain {
+				j++
+			}
+			if j < len(prev) && prevSites[j].Domain == s.Domain && prev[j].rev == s.Revision && s.Revision != 0 && prev[j].bundle == bundle {
+				if prev[j].err != nil {
+					siteErr(s.Domain, prev[j].err)
+				}
+				next, out = append(next, prev[j]), append(out, prevSites[j])
+				continue
+			}
+		}
+		ws, err := n.planSite(s, certs)
+		if err != nil {
+			siteErr(s.Domain, err)
+		}
+		next = append(next, plannedSite{rev: s.Revision, bundle: bundle, err: err})
+		out = append(out, ws)
+	}
+	n.planned, n.plannedNext, n.plannedSites = next, prev, out
+	n.plannedCerts, n.plannedDH = records, dh
+	return out
+}
+
+// planSite builds the web server's form of one site.
+func (n *Node) planSite(s state.Site, certs map[string]state.Certificate) (webserver.Site, error) {
+	var errs error
+	add := func(err error) {
+		if errs == nil {
+			errs = err
+		} else {
+			errs = fmt.Errorf("%w; %w", errs, err)
+		}
+	}
+	ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
+	if s.Deployment != nil {
+		ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
+		rules, err := n.rulesFor(s.Deployment.SHA256)
+		if err != nil {
+			add(err)
+		}
+		ws.Rules = rules
+	}
+	if n.tls != nil {
+		tlsCfg, err := n.tls.siteTLS(s, certs)
+		if err != nil {
+			add(err)
+		}
+		ws.TLS = tlsCfg
+	}
+	return ws, errs
 }
 
 // keepServedForms replaces each site the web server rejected with the form
@@ -314,6 +384,105 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 // name another site holds keeps its last applied form, if it had one, and
 // its error is returned; it never takes the other sites down.
 func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]string) {
+	checked, gone, fresh, paired := n.recheck(snap.Sites)
+	n.changedSites = len(fresh) + len(gone)
+	if !paired || len(snap.Unreadable) > 0 || !n.claimChanges(gone, fresh) {
+		return n.claimAll(snap, checked)
+	}
+	out := make([]state.Site, len(checked))
+	for i := range checked {
+		out[i] = checked[i].site
+	}
+	return out, nil
+}
+
+// recheck validates the sites, reusing the last pass's validation of every
+// site whose revision did not change: both lists are in domain order (a
+// snapshot's are), so one walk pairs them without a map. It returns the
+// validations in the order of sites, the last pass's forms of the sites
+// that changed or left, and the indexes of the sites that changed or came.
+// When either list is out of order, they are not paired: every site is
+// validated again and gone is nil.
+func (n *Node) recheck(sites []state.Site) (checked []checkedSite, gone []state.Site, fresh []int, paired bool) {
+	prev, next := n.checked, n.checkedNext[:0]
+	sorted := slices.IsSortedFunc(sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
+	paired = sorted && n.checkedSorted
+	j := 0
+	for i, raw := range sites {
+		if paired {
+			for j < len(prev) && prev[j].domain < raw.Domain {
+				gone = appendValid(gone, prev[j])
+				j++
+			}
+			if j < len(prev) && prev[j].domain == raw.Domain {
+				if prev[j].rev == raw.Revision && raw.Revision != 0 {
+					next = append(next, prev[j])
+					j++
+					continue
+				}
+				gone = appendValid(gone, prev[j])
+				j++
+			}
+		}
+		next = append(next, checkSite(raw))
+		fresh = append(fresh, i)
+	}
+	if !paired {
+		gone = nil
+	} else {
+		for ; j < len(prev); j++ {
+			gone = appendValid(gone, prev[j])
+		}
+	}
+	n.checked, n.checkedNext, n.checkedSorted = next, prev, sorted
+	return next, gone, fresh, paired
+}
+
+func appendValid(to []state.Site, c checkedSite) []state.Site {
+	if c.err != nil {
+		return to
+	}
+	return append(to, c.site)
+}
+
+// claimChanges updates the name owners of the last pass with the sites
+// that changed: the names of their old forms are released, then their new
+// forms claim theirs. It does so only when the last pass served every site
+// as desired, and reports false (the owners are then to be rebuilt) as
+// soon as a changed site does not validate or claims a taken name: when no
+// name clashes, the order in which sites claim does not matter, so the
+// result is the one a walk of every site gives.
+func (n *Node) claimChanges(gone []state.Site, fresh []int) bool {
+	if !n.ownersClean {
+		return false
+	}
+	owner := n.owner
+	for _, s := range gone {
+		for _, name := range s.Names() {
+			if owner[name] == s.Domain {
+				delete(owner, name)
+			}
+		}
+	}
+	for _, i := range fresh {
+		c := n.checked[i]
+		if c.err != nil {
+			return false
+		}
+		for _, name := range c.site.Names() {
+			if o, taken := owner[name]; taken && o != c.site.Domain {
+				return false
+			}
+			owner[name] = c.site.Domain
+		}
+	}
+	return true
+}
+
+// claimAll has every site claim its names in domain order, the first
+// claim winning; a site that does not validate, or loses a name, falls
+// back to its last applied form if that form's names are free.
+func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Site, map[string]string) {
 	var errs map[string]string
 	fail := func(domain string, err error) {
 		if errs == nil {
@@ -321,8 +490,8 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 		}
 		errs[domain] = err.Error()
 	}
-	// The maps are kept from pass to pass: at 100,000 sites, allocating
-	// them anew each time cost more than filling them.
+	// The map is kept from pass to pass: at 100,000 sites, allocating it
+	// anew each time cost more than filling it.
 	if n.owner == nil {
 		n.owner = make(map[string]string, 2*len(snap.Sites))
 	}
@@ -352,40 +521,21 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 			out = append(out, old)
 		}
 	}
-	// The validation of the last pass is reused for every site whose
-	// revision did not change: both lists are in domain order (a snapshot's
-	// are), so one walk pairs them without a map.
-	prev, next := n.checked, n.checkedNext[:0]
-	sorted := slices.IsSortedFunc(snap.Sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
-	j := 0
-	for _, raw := range snap.Sites {
-		var c checkedSite
-		reused := false
-		if sorted && n.checkedSorted {
-			for j < len(prev) && prev[j].domain < raw.Domain {
-				j++
-			}
-			if j < len(prev) && prev[j].domain == raw.Domain && prev[j].rev == raw.Revision && raw.Revision != 0 {
-				c, reused = prev[j], true
-			}
-		}
-		if !reused {
-			c = checkSite(raw)
-		}
-		next = append(next, c)
-		s, err := c.site, c.err
-		if err != nil {
-			fail(raw.Domain, err)
-			if old, ok := n.lastApplied(raw.Domain); ok && claim(old) {
+	for _, c := range checked {
+		if c.err != nil {
+			fail(c.domain, c.err)
+			if old, ok := n.lastApplied(c.domain); ok && claim(old) {
 				out = append(out, old)
 			}
 			continue
 		}
-		if claim(s) {
-			out = append(out, s)
+		if claim(c.site) {
+			out = append(out, c.site)
 		}
 	}
-	n.checked, n.checkedNext, n.checkedSorted = next, prev, sorted
+	// The owners can be updated by the next pass only if they hold
+	// exactly the names of the sites as checked.
+	n.ownersClean = errs == nil
 	if len(snap.Unreadable) > 0 {
 		// The last good forms of unreadable sites went first; the applied
 		// snapshot must be in domain order (Snapshot.Site searches it).

@@ -19,7 +19,7 @@ import (
 // wildcard certificate, and reports: how long the whole state took to
 // import and serve, the node's resident memory, and over 30 site adds,
 // the API write's round trip and the time from the write returning to
-// nginx serving the site.
+// nginx serving the site, and the resident memory after them.
 func BenchmarkScale(b *testing.B) {
 	for _, sites := range []int{10000, 100000} {
 		b.Run(fmt.Sprintf("sites=%d", sites), func(b *testing.B) {
@@ -89,6 +89,9 @@ func benchScale(b *testing.B, sites int) {
 	}
 	report(b, writes, "api-write-ms")
 	report(b, served, "write-to-served-ms")
+	// Each pass leaves garbage the runtime collects at its pace: the
+	// resident memory after a run of single changes is reported too.
+	b.ReportMetric(rssMiB(b, n.p.cmd.Process.Pid), "node-rss-after-adds-MiB")
 }
 
 // importState replaces the state with doc, retrying when the leader's
