@@ -290,8 +290,8 @@ func (n *Node) probeLoop(ctx context.Context) {
 // cacheWriter writes the latest applied state to the cache file in the
 // background: encoding 100,000 sites takes longer than applying a change,
 // and the next pass must not wait for it. Bursts coalesce into one write
-// of the latest state (see cacheMinInterval); the last one is written when
-// the node stops.
+// of the latest state (see cacheMaxGap); the last one is written when the
+// node stops.
 type cacheWriter struct {
 	cache state.Cache
 	log   *slog.Logger
@@ -312,14 +312,15 @@ func (c *cacheWriter) put(snap *state.Snapshot, at time.Time) {
 	}
 }
 
-// cacheMinInterval spaces cache writes: a change after a quiet spell is
-// written at once, a burst of changes at most once per interval (each
-// write encodes the whole state).
-const cacheMinInterval = time.Second
+// cacheMaxGap bounds the spacing of cache writes: after a write, the next
+// one waits as long as that one took (each encodes the whole state), so
+// writing takes at most about half of a core whatever the fleet's size,
+// and a change to a small fleet is written at once.
+const cacheMaxGap = time.Second
 
 // run writes what put handed it until ctx ends, then writes what is left.
 func (c *cacheWriter) run(ctx context.Context) {
-	var last time.Time
+	var next time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -327,7 +328,7 @@ func (c *cacheWriter) run(ctx context.Context) {
 			return
 		case <-c.wake:
 		}
-		if wait := cacheMinInterval - time.Since(last); wait > 0 {
+		if wait := time.Until(next); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -337,8 +338,9 @@ func (c *cacheWriter) run(ctx context.Context) {
 			case <-t.C:
 			}
 		}
+		start := time.Now()
 		c.flush()
-		last = time.Now()
+		next = time.Now().Add(min(time.Since(start), cacheMaxGap))
 	}
 }
 

@@ -32,7 +32,7 @@ func (n *Node) Preview(ctx context.Context) (Preview, error) {
 	seen := map[string]bool{}
 	for _, raw := range snap.Sites {
 		seen[raw.Domain] = true
-		want := checkSite(raw).site
+		want := checkSite(raw).form(raw)
 		have, ok := applied.Site(raw.Domain)
 		switch {
 		case !ok:

@@ -298,7 +298,8 @@ func (n *Node) keepServedForms(sites []state.Site, rejected map[string]string) [
 // resolveBundles makes every site serve a bundle that is present in full:
 // a site whose deployed bundle has not arrived yet keeps serving the
 // deployment it served before (or the placeholder), and says so in its
-// error, until the fetcher brings the bundle and triggers a pass.
+// error, until the fetcher brings the bundle and triggers a pass. sites is
+// not modified.
 func (n *Node) resolveBundles(sites []state.Site, errs map[string]string) ([]state.Site, map[string]string) {
 	waiting := false
 	defer func() { n.waitingForBundles = waiting }()
@@ -316,6 +317,9 @@ func (n *Node) resolveBundles(sites []state.Site, errs map[string]string) ([]sta
 			}
 		}
 		errs[s.Domain] = msg
+		if !waiting {
+			sites = slices.Clone(sites) // it may be the snapshot's
+		}
 		waiting = true
 		sites[i].Deployment = nil
 		if old, ok := n.lastApplied(s.Domain); ok && old.Deployment != nil && n.opts.Bundles != nil && n.opts.Bundles.Has(old.Deployment.SHA256) {
@@ -386,12 +390,18 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]string) {
 	checked, gone, fresh, paired := n.recheck(snap.Sites)
 	n.changedSites = len(fresh) + len(gone)
-	if !paired || len(snap.Unreadable) > 0 || !n.claimChanges(gone, fresh) {
+	if !paired || len(snap.Unreadable) > 0 || !n.claimChanges(snap.Sites, gone, fresh) {
 		return n.claimAll(snap, checked)
+	}
+	// Every site is served as desired: when all are stored in their valid
+	// form (the API stores them so), the snapshot's list is the answer,
+	// shared, not copied.
+	if !slices.ContainsFunc(checked, func(c checkedSite) bool { return c.norm != nil }) {
+		return snap.Sites, nil
 	}
 	out := make([]state.Site, len(checked))
 	for i := range checked {
-		out[i] = checked[i].site
+		out[i] = checked[i].form(snap.Sites[i])
 	}
 	return out, nil
 }
@@ -400,9 +410,9 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 // site whose revision did not change: both lists are in domain order (a
 // snapshot's are), so one walk pairs them without a map. It returns the
 // validations in the order of sites, the last pass's forms of the sites
-// that changed or left, and the indexes of the sites that changed or came.
-// When either list is out of order, they are not paired: every site is
-// validated again and gone is nil.
+// that changed or left (their names only), and the indexes of the sites
+// that changed or came. When either list is out of order, they are not
+// paired: every site is validated again and gone is nil.
 func (n *Node) recheck(sites []state.Site) (checked []checkedSite, gone []state.Site, fresh []int, paired bool) {
 	prev, next := n.checked, n.checkedNext[:0]
 	sorted := slices.IsSortedFunc(sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
@@ -442,7 +452,7 @@ func appendValid(to []state.Site, c checkedSite) []state.Site {
 	if c.err != nil {
 		return to
 	}
-	return append(to, c.site)
+	return append(to, state.Site{Domain: c.domain, Aliases: c.aliases})
 }
 
 // claimChanges updates the name owners of the last pass with the sites
@@ -452,7 +462,7 @@ func appendValid(to []state.Site, c checkedSite) []state.Site {
 // soon as a changed site does not validate or claims a taken name: when no
 // name clashes, the order in which sites claim does not matter, so the
 // result is the one a walk of every site gives.
-func (n *Node) claimChanges(gone []state.Site, fresh []int) bool {
+func (n *Node) claimChanges(sites, gone []state.Site, fresh []int) bool {
 	if !n.ownersClean {
 		return false
 	}
@@ -469,11 +479,12 @@ func (n *Node) claimChanges(gone []state.Site, fresh []int) bool {
 		if c.err != nil {
 			return false
 		}
-		for _, name := range c.site.Names() {
-			if o, taken := owner[name]; taken && o != c.site.Domain {
+		site := c.form(sites[i])
+		for _, name := range site.Names() {
+			if o, taken := owner[name]; taken && o != site.Domain {
 				return false
 			}
-			owner[name] = c.site.Domain
+			owner[name] = site.Domain
 		}
 	}
 	return true
@@ -521,7 +532,7 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Si
 			out = append(out, old)
 		}
 	}
-	for _, c := range checked {
+	for i, c := range checked {
 		if c.err != nil {
 			fail(c.domain, c.err)
 			if old, ok := n.lastApplied(c.domain); ok && claim(old) {
@@ -529,8 +540,8 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Si
 			}
 			continue
 		}
-		if claim(c.site) {
-			out = append(out, c.site)
+		if site := c.form(snap.Sites[i]); claim(site) {
+			out = append(out, site)
 		}
 	}
 	// The owners can be updated by the next pass only if they hold
@@ -545,23 +556,39 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Si
 }
 
 // checkedSite caches the validation of a site at one revision, so a pass
-// over 10,000 sites re-validates only those that changed.
+// over 100,000 sites re-validates only those that changed. It is small: a
+// site stored in its valid form (as the API stores it) is not copied.
 type checkedSite struct {
-	domain string // as stored
-	rev    int64
-	site   state.Site
-	err    error
+	domain  string   // as stored
+	aliases []string // of the valid form, to release its names when it goes
+	rev     int64
+	err     error
+	norm    *state.Site // the valid form, when it differs from the stored one
+}
+
+// form returns the valid form of the site stored as raw.
+func (c checkedSite) form(raw state.Site) state.Site {
+	if c.norm != nil {
+		return *c.norm
+	}
+	return raw
 }
 
 func checkSite(raw state.Site) checkedSite {
+	c := checkedSite{domain: raw.Domain, rev: raw.Revision}
 	s, err := raw.Normalize()
 	if err == nil && s.Domain != raw.Domain {
 		err = errors.New("domain is not in normal form")
 	}
-	if err != nil {
-		err = fmt.Errorf("invalid site in the store: %w", err)
+	switch {
+	case err != nil:
+		c.err = fmt.Errorf("invalid site in the store: %w", err)
+	case s.Equal(raw):
+		c.aliases = raw.Aliases
+	default:
+		c.aliases, c.norm = s.Aliases, &s
 	}
-	return checkedSite{domain: raw.Domain, rev: raw.Revision, site: s, err: err}
+	return c
 }
 
 func (n *Node) lastApplied(domain string) (state.Site, bool) {

@@ -37,6 +37,7 @@ type Mirror struct {
 	rev        int64  // etcd revision the copy is at
 	stateRev   int64  // the meta key's mod revision
 	sites      []Site // sorted by domain
+	shared     bool   // sites was handed out in a snapshot: copy before changing it
 	unreadable map[string]string
 	bad        map[string]string      // BadRecords
 	bundles    map[string]Bundle      // by key
@@ -136,7 +137,7 @@ func (m *Mirror) load(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rev, m.stateRev, m.pending, m.dh = rev, snap.Revision, snap.PendingImport, snap.DHParams
-	m.sites = slices.Clone(snap.Sites)
+	m.sites, m.shared = slices.Clone(snap.Sites), false
 	slices.SortFunc(m.sites, compareDomains)
 	m.unreadable = map[string]string{}
 	for d, e := range snap.Unreadable {
@@ -254,6 +255,7 @@ func (m *Mirror) noteBad(key string, err error) {
 // addSite records a site and keeps the sites sorted: a binary search and
 // at most one move of the slice, no sort.
 func (m *Mirror) addSite(s Site) {
+	m.own()
 	i, found := slices.BinarySearchFunc(m.sites, s.Domain, siteDomainCmp)
 	if found {
 		m.sites[i] = s
@@ -265,7 +267,16 @@ func (m *Mirror) addSite(s Site) {
 // removeSite forgets a site, if it is known.
 func (m *Mirror) removeSite(domain string) {
 	if i, found := slices.BinarySearchFunc(m.sites, domain, siteDomainCmp); found {
+		m.own()
 		m.sites = slices.Delete(m.sites, i, i+1)
+	}
+}
+
+// own copies the sites if a snapshot holds them, so that snapshots never
+// change: a change after a snapshot costs one copy, further ones none.
+func (m *Mirror) own() {
+	if m.shared {
+		m.sites, m.shared = slices.Grow(slices.Clone(m.sites), 16), false
 	}
 }
 
@@ -289,8 +300,9 @@ func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, del
 
 // build makes a Snapshot of the copy, sorted as Store.Snapshot sorts it.
 func (m *Mirror) build() *Snapshot {
-	// One copy of the sorted sites: the copy changes in place.
-	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh, Sites: slices.Clone(m.sites)}
+	// The sorted sites themselves: the next change copies them (own).
+	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh, Sites: slices.Clip(m.sites)}
+	m.shared = true
 	if len(m.unreadable) > 0 {
 		snap.Unreadable = maps.Clone(m.unreadable)
 	}

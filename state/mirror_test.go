@@ -50,13 +50,25 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 		}
 	}
 	same("sites added")
+	// A snapshot handed out never changes: the mirror changes a copy.
+	held, err := m.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldJSON := jsonOf(held)
 	if _, err := s.PutSite(ctx, state.Site{Domain: "s1.test", Options: state.SiteOptions{RedirectHTML: true}}, state.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DeleteSite(ctx, "s2.test", state.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
-	same("site changed and removed")
+	if _, err := s.PutSite(ctx, state.Site{Domain: "s0a.test"}, state.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	same("site changed, removed and added")
+	if got := jsonOf(held); got != heldJSON {
+		t.Errorf("a snapshot changed after it was handed out:\nwas %s\nnow %s", heldJSON, got)
+	}
 	if _, err := e.Client(t).Put(ctx, s.Keys().Site("bad.test"), "{not json"); err != nil {
 		t.Fatal(err)
 	}
