@@ -74,6 +74,11 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 	if err := validateGlobal(plan); err != nil {
 		return Result{}, "", fmt.Errorf("render: plan: %w", err)
 	}
+	opts, err := s.opts.withExtrasRead()
+	if err != nil {
+		return Result{}, "", err
+	}
+	s.applyOpts = opts
 	sel := s.selectSites(plan)
 	final, g, diff, err := s.settle(ctx, plan, &sel)
 	if err != nil {
@@ -179,7 +184,7 @@ func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, g
 	if s.sameConfig(final, diff) {
 		return final, s.liveGen, diff, nil // only links change: nothing to render
 	}
-	g, err := render(final, s.opts)
+	g, err := render(final, s.applyOpts)
 	if err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
@@ -193,7 +198,7 @@ func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, g
 		return Plan{}, generation{}, liveDiff{}, err
 	}
 	final, dropped = sel.assemble(plan, accepted)
-	if g, err = render(final, s.opts); err != nil {
+	if g, err = render(final, s.applyOpts); err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
 	return final, g, s.diffOf(sel, accepted, dropped), s.stageAndTest(ctx, g)

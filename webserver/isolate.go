@@ -354,7 +354,7 @@ func (s *Server) Test(ctx context.Context, plan Plan) error {
 // tryPlan renders plan, stages it without syncing and runs `nginx -t` on
 // it, then removes it. The live generation counts as tested.
 func (s *Server) tryPlan(ctx context.Context, plan Plan) error {
-	g, err := render(plan, s.opts)
+	g, err := render(plan, s.applyOpts)
 	if err != nil {
 		return err
 	}
@@ -387,7 +387,7 @@ func (s *Server) sameConfig(plan Plan, d liveDiff) bool {
 		return false
 	}
 	files := map[string][]byte{}
-	names, err := readExtras(s.opts.ExtraHTTPConfigFiles, files)
+	names, err := readExtras(s.applyOpts, files)
 	if err != nil || extrasDigest(files, names) != s.liveGen.extras {
 		return false // the operator's files changed: render and test them
 	}

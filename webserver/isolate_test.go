@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +130,66 @@ func TestApplyGlobalFaultIsNotBlamedOnSites(t *testing.T) {
 	res, err := s.Apply(context.Background(), plan)
 	if err == nil || !strings.Contains(err.Error(), `unknown directive "garbage"`) || len(res.Rejected) != 0 {
 		t.Fatalf("Apply with a broken operator file: got %+v, %v; want nginx's error and no site blamed", res, err)
+	}
+}
+
+// TestApplyReadsOperatorFilesOnce: an operator fixing a broken file while
+// Apply tests configs must not make the changed sites look refused. The
+// file here is a FIFO that gives broken contents to its first reader and
+// good ones after: Apply must see one version throughout, so it reports
+// the file's fault and blames no site.
+func TestApplyReadsOperatorFilesOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	extra := filepath.Join(f.dir, "extra.conf")
+	writeFiles(t, f.dir, map[string]string{"extra.conf": "gzip on;\n"})
+	opts := f.options()
+	opts.ExtraHTTPConfigFiles = []string{extra}
+	s := f.newServer(t, opts)
+	plan := f.twoSites(t)
+	mustApply(t, s, plan, true)
+
+	if err := os.Remove(extra); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(extra, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := 0; ; i++ {
+			w, err := os.OpenFile(extra, os.O_WRONLY, 0) // blocks until a reader opens it
+			if err != nil {
+				return
+			}
+			body := "gzip on;\n"
+			if i == 0 {
+				body = "garbage here;\n"
+			}
+			_, _ = w.WriteString(body)
+			w.Close()
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		// Unblock the writer's open, if it waits for a reader.
+		if r, err := os.OpenFile(extra, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			time.Sleep(10 * time.Millisecond)
+			r.Close()
+		}
+		<-stopped
+	})
+	plan.Sites = append(plan.Sites, Site{Domain: "new.test"})
+	res, err := s.Apply(context.Background(), plan)
+	if err == nil || !strings.Contains(err.Error(), `unknown directive "garbage"`) || len(res.Rejected) != 0 {
+		t.Fatalf("Apply while the operator's file is fixed: got %+v, %v; want the file's error and no site blamed", res, err)
 	}
 }
 

@@ -69,6 +69,10 @@ type Options struct {
 
 	// caps describes the binary; set by New, nil means "assume everything".
 	caps *binaryCaps
+	// extras, when set, holds the operator's extra files as read once for
+	// a whole Apply, so that every config it renders and tests sees the
+	// same contents; nil reads ExtraHTTPConfigFiles.
+	extras map[string][]byte
 }
 
 // binaryCaps is what `nginx -V` told us about the binary.

@@ -103,7 +103,7 @@ func render(plan Plan, opts Options) (generation, error) {
 	if rules != nil {
 		files[rulesFile] = rules
 	}
-	extraNames, err := readExtras(o.ExtraHTTPConfigFiles, files)
+	extraNames, err := readExtras(o, files)
 	if err != nil {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
@@ -132,19 +132,38 @@ func sortedSites(in []Site) []Site {
 }
 
 // readExtras copies the contents of the operator's extra files into files
-// and returns their generation-relative names in order.
-func readExtras(paths []string, files map[string][]byte) ([]string, error) {
-	names := make([]string, 0, len(paths))
-	for i, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("read extra http config: %w", err)
+// (from o.extras when it holds them) and returns their generation-relative
+// names in order.
+func readExtras(o Options, files map[string][]byte) ([]string, error) {
+	names := make([]string, 0, len(o.ExtraHTTPConfigFiles))
+	for i, p := range o.ExtraHTTPConfigFiles {
+		data, ok := o.extras[p]
+		if !ok {
+			var err error
+			if data, err = os.ReadFile(p); err != nil {
+				return nil, fmt.Errorf("read extra http config: %w", err)
+			}
 		}
 		name := fmt.Sprintf("extra-%02d-%s", i, sanitizeFileName(filepath.Base(p)))
 		files[name] = data
 		names = append(names, name)
 	}
 	return names, nil
+}
+
+// withExtrasRead returns o with the operator's extra files read, for an
+// Apply: an operator editing a file while Apply tests configs must not
+// make a site look refused that the file refused.
+func (o Options) withExtrasRead() (Options, error) {
+	o.extras = make(map[string][]byte, len(o.ExtraHTTPConfigFiles))
+	for _, p := range o.ExtraHTTPConfigFiles {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return o, fmt.Errorf("render: read extra http config: %w", err)
+		}
+		o.extras[p] = data
+	}
+	return o, nil
 }
 
 // extrasDigest hashes the contents of the extra files of a generation.
