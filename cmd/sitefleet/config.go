@@ -44,6 +44,7 @@ type Config struct {
 	DataDir            string       `mapstructure:"dataDir"`
 	NodeName           string       `mapstructure:"nodeName"`
 	DisallowLeadership bool         `mapstructure:"disallowLeadership"`
+	MemoryLimitBytes   int64        `mapstructure:"memoryLimitBytes"`
 	State              StateConfig  `mapstructure:"state"`
 	API                APIConfig    `mapstructure:"api"`
 	Web                WebConfig    `mapstructure:"web"`
@@ -172,6 +173,10 @@ type LogConfig struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
 }
+
+// minMemoryLimit is the smallest memoryLimitBytes accepted: below it the
+// node would collect garbage without pause.
+const minMemoryLimit = 64 << 20
 
 // defaultConfig returns the configuration used for keys nobody sets.
 func defaultConfig() Config {
@@ -344,6 +349,9 @@ func (c *Config) Validate() error {
 	}
 	if n := c.State.Etcd.MaxTxnOps; n != 0 && n < minTxnOps {
 		errs = append(errs, fmt.Errorf("state.etcd.maxTxnOps %d: must be at least %d (or 0 for the store's default)", n, minTxnOps))
+	}
+	if c.MemoryLimitBytes != 0 && c.MemoryLimitBytes < minMemoryLimit {
+		errs = append(errs, fmt.Errorf("memoryLimitBytes %d: must be at least %d (64 MiB), or 0 for none", c.MemoryLimitBytes, minMemoryLimit))
 	}
 	if c.API.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("api.maxBodyBytes %d: must not be negative (0 for the default)", c.API.MaxBodyBytes))

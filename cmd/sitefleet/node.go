@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,9 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	for _, w := range cfg.warnings() {
 		log.Warn(w)
+	}
+	if cfg.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimitBytes)
 	}
 	log.Info("node starting", "node", cfg.NodeName, "version", version, "store", cfg.State.Store,
 		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)

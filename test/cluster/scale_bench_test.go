@@ -20,18 +20,29 @@ import (
 // import and serve, the node's resident memory, and over 30 site adds,
 // the API write's round trip and the time from the write returning to
 // nginx serving the site, and the resident memory after them.
+//
+// The last run sets the node's memoryLimitBytes, which trades garbage
+// collection work for resident memory.
 func BenchmarkScale(b *testing.B) {
-	for _, sites := range []int{10000, 100000} {
-		b.Run(fmt.Sprintf("sites=%d", sites), func(b *testing.B) {
+	for _, run := range []struct {
+		sites    int
+		memLimit int64
+	}{{10000, 0}, {100000, 0}, {100000, 180 << 20}} {
+		name := fmt.Sprintf("sites=%d", run.sites)
+		if run.memLimit > 0 {
+			name += fmt.Sprintf("/memoryLimit=%dMiB", run.memLimit>>20)
+		}
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				benchScale(b, sites)
+				benchScale(b, run.sites, run.memLimit)
 			}
 		})
 	}
 }
 
-func benchScale(b *testing.B, sites int) {
-	f := newFleetWith(b, fleetOptions{nodes: 1, api: func(int) string { return "  maxBodyBytes: 67108864\n" }})
+func benchScale(b *testing.B, sites int, memLimit int64) {
+	f := newFleetWith(b, fleetOptions{nodes: 1, api: func(int) string { return "  maxBodyBytes: 67108864\n" },
+		extra: func(int) string { return fmt.Sprintf("memoryLimitBytes: %d\n", memLimit) }})
 	n, c, ctx := f.nodes[0], f.client(0), context.Background()
 	chain, key, err := sftls.SelfSigned([]string{"*.scale.test"}, 24*time.Hour, time.Now())
 	if err != nil {
