@@ -123,59 +123,13 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// WaitDeployed polls the fleet's records until every live node serves the
-// state at rev without an error for domain, or ctx ends.
+// WaitDeployed returns once every live node serves the state at rev
+// without an error for domain, or ctx ends (see cluster.WaitDeployed).
 func (a *statusAdapter) WaitDeployed(ctx context.Context, domain string, rev int64) (client.DeployWait, error) {
-	var last client.DeployWait
-	for {
-		rctx, cancel := context.WithTimeout(ctx, a.timeout)
-		v, err := cluster.ReadView(rctx, a.cli, a.keys)
-		cancel()
-		if err == nil {
-			last = deployProgress(v, domain, rev)
-			if last.Done {
-				return last, nil
-			}
-		}
-		// Nodes publish their record as soon as they serve a new state:
-		// wait for the next change of a record (or a second, whatever
-		// happens) rather than poll.
-		a.awaitRecordChange(ctx, v.Revision)
-		if ctx.Err() != nil {
-			return last, ctx.Err()
-		}
+	p, err := cluster.WaitDeployed(ctx, a.cli, a.keys, domain, rev, a.timeout)
+	out := client.DeployWait{Done: p.Done, Nodes: []client.DeployNodeWait{}}
+	for _, n := range p.Nodes {
+		out.Nodes = append(out.Nodes, client.DeployNodeWait{Node: n.Node, AppliedRevision: n.AppliedRevision, Serving: n.Serving, Error: n.Error})
 	}
-}
-
-// awaitRecordChange returns once a node record changed after revision rev
-// (0: from now), after a second at the latest, or when ctx ends.
-func (a *statusAdapter) awaitRecordChange(ctx context.Context, rev int64) {
-	wctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix()}
-	if rev > 0 {
-		opts = append(opts, clientv3.WithRev(rev+1))
-	}
-	for resp := range a.cli.Watch(clientv3.WithRequireLeader(wctx), a.keys.Nodes(), opts...) {
-		if resp.Err() != nil || len(resp.Events) > 0 {
-			return
-		}
-	}
-}
-
-func deployProgress(v cluster.View, domain string, rev int64) client.DeployWait {
-	out := client.DeployWait{Done: true, Nodes: []client.DeployNodeWait{}}
-	for _, n := range v.Nodes {
-		if !n.Live {
-			continue
-		}
-		w := client.DeployNodeWait{Node: n.Name, AppliedRevision: n.AppliedRevision, Error: n.SiteErrors[domain]}
-		w.Serving = n.AppliedRevision >= rev && w.Error == ""
-		if !w.Serving && w.Error == "" {
-			w.Error = fmt.Sprintf("serves revision %d, not yet %d", n.AppliedRevision, rev)
-		}
-		out.Done = out.Done && w.Serving
-		out.Nodes = append(out.Nodes, w)
-	}
-	return out
+	return out, err
 }
