@@ -245,14 +245,21 @@ func (m *Member) register(ctx context.Context, sess *concurrency.Session) error 
 }
 
 func (m *Member) recordValue() (string, error) {
-	r := m.opts.Record()
-	r.Name, r.ID, r.StartedAt, r.UpdatedAt = m.opts.Name, m.opts.ID, m.started, time.Now().UTC()
-	r.Leader, r.DisallowLeadership = m.IsLeader(), m.opts.DisallowLeadership
+	r := m.record()
+	r.UpdatedAt = time.Now().UTC()
 	b, err := json.Marshal(r)
 	if err != nil {
 		return "", fmt.Errorf("encode node record: %w", err)
 	}
 	return string(b), nil
+}
+
+// record returns the node's record without its time.
+func (m *Member) record() NodeRecord {
+	r := m.opts.Record()
+	r.Name, r.ID, r.StartedAt = m.opts.Name, m.opts.ID, m.started
+	r.Leader, r.DisallowLeadership = m.IsLeader(), m.opts.DisallowLeadership
+	return r
 }
 
 // Notify asks for the node's record to be published now, e.g. because
@@ -264,21 +271,46 @@ func (m *Member) Notify() {
 	}
 }
 
-// publish rewrites the node's record every PublishInterval and when
-// notified, only while the key is still bound to this session's lease, and
-// the last-seen copy with it. It returns nil when ctx ends and an error if
-// the record was lost.
+// heartbeatEvery is how many publish intervals may pass without a write
+// while the record does not change: its updatedAt (the "last seen" of a
+// node that is gone) stays that fresh.
+const heartbeatEvery = 15
+
+// publish publishes the node's record when notified, and every
+// PublishInterval if it changed, or at the latest every heartbeatEvery
+// intervals; only while the key is still bound to this session's lease,
+// and the last-seen copy with it. An idle node thus writes nothing most
+// of the time, and a notified write rarely waits behind a periodic one.
+// It returns nil when ctx ends and an error if the record was lost.
 func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 	t := time.NewTicker(m.opts.PublishInterval)
 	defer t.Stop()
+	var last string // the last record written, without its time
+	var lastAt time.Time
 	for {
+		notified := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-m.notify:
+			notified = true
 		}
-		if err := m.publishOnce(ctx, sess); err != nil {
+		r := m.record()
+		r.UpdatedAt = time.Time{}
+		content, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode node record: %w", err)
+		}
+		if !notified && string(content) == last && time.Since(lastAt) < heartbeatEvery*m.opts.PublishInterval {
+			continue
+		}
+		r.UpdatedAt = time.Now().UTC()
+		val, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode node record: %w", err)
+		}
+		if err := m.publishOnce(ctx, sess, string(val)); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -286,17 +318,15 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 				return err
 			}
 			m.log.Debug("could not publish the node record", "err", err)
+			continue
 		}
+		last, lastAt = string(content), r.UpdatedAt
 	}
 }
 
 var errRecordLost = errors.New("the node record is no longer bound to this node's lease")
 
-func (m *Member) publishOnce(ctx context.Context, sess *concurrency.Session) error {
-	val, err := m.recordValue()
-	if err != nil {
-		return err
-	}
+func (m *Member) publishOnce(ctx context.Context, sess *concurrency.Session, val string) error {
 	rctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
 	defer cancel()
 	resp, err := m.opts.Client.Txn(rctx).

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,4 +237,36 @@ func TestStaleMemberCleaner(t *testing.T) {
 	if len(resp.Kvs) != 1 {
 		t.Fatal("a recent member record was removed")
 	}
+}
+
+// An idle node does not rewrite its record every interval (etcd's history
+// would grow with nothing to say); a change is written at the next tick,
+// and Notify writes at once.
+func TestRecordWrittenWhenItChanges(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	var applied atomic.Int64
+	m, _ := runMember(t, cli, "n1", "data-a", func(o *MemberOptions) {
+		o.PublishInterval = 50 * time.Millisecond
+		o.Record = func() NodeRecord { return NodeRecord{Ready: true, AppliedRevision: applied.Load()} }
+	})
+	modRev := func() int64 {
+		resp, err := cli.Get(context.Background(), m.nodeKey())
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0
+		}
+		return resp.Kvs[0].ModRevision
+	}
+	waitFor(t, "n1 registered and leading", 5*time.Second, func() bool { return modRev() > 0 && m.IsLeader() })
+	time.Sleep(200 * time.Millisecond) // the record with the leadership goes out
+	first := modRev()
+	time.Sleep(400 * time.Millisecond) // 8 intervals, fewer than a heartbeat
+	if got := modRev(); got != first {
+		t.Errorf("an unchanged record was rewritten (mod revision %d -> %d)", first, got)
+	}
+	applied.Store(7)
+	waitFor(t, "the changed record written", 2*time.Second, func() bool { return modRev() > first })
+	second := modRev()
+	m.Notify()
+	waitFor(t, "the notified record written", 2*time.Second, func() bool { return modRev() > second })
 }
