@@ -128,6 +128,13 @@ func (k Keys) Leader() string { return k.Prefix + "/leader/" }
 // Tokens is the prefix of the API token hashes every node accepts.
 func (k Keys) Tokens() string { return k.Prefix + "/auth/tokens/" }
 
+// ACMECache is the prefix of the ACME client's cache (account key,
+// certificates, challenge tokens); ACMEStatus that of the leader's
+// issuance status per name. Both are outside state/: writing them does
+// not move the state revision.
+func (k Keys) ACMECache() string  { return k.Prefix + "/acme/cache/" }
+func (k Keys) ACMEStatus() string { return k.Prefix + "/acme/status/" }
+
 // ctx bounds one etcd request by the store's timeout.
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)

@@ -38,11 +38,11 @@ type ACMEOptions struct {
 	RetryMin, RetryMax time.Duration
 }
 
-// ACME keys in etcd: the autocert cache (account key, certificates,
-// challenge tokens), every value sealed with the cluster key, and the
-// issuance status of each name.
-func acmeCachePrefix(k state.Keys) string  { return k.Prefix + "/acme/cache/" }
-func acmeStatusPrefix(k state.Keys) string { return k.Prefix + "/acme/status/" }
+// ACME keys in etcd (state.Keys): the autocert cache (account key,
+// certificates, challenge tokens), every value sealed with the cluster
+// key, and the issuance status of each name.
+func acmeCachePrefix(k state.Keys) string  { return k.ACMECache() }
+func acmeStatusPrefix(k state.Keys) string { return k.ACMEStatus() }
 
 // ACMEStatus is the leader's record of its work on one name.
 type ACMEStatus struct {

@@ -2,6 +2,7 @@ package tls
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -218,8 +219,8 @@ func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, r
 			if ctx.Err() != nil {
 				return nil
 			}
-			if !ok || resp.Err() != nil {
-				return fmt.Errorf("watch state: %v", resp.Err())
+			if err := watchEnded(resp, ok); err != nil {
+				return err
 			}
 			if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
 				return nil
@@ -229,8 +230,8 @@ func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, r
 			for drained := false; !drained; {
 				select {
 				case resp, ok := <-changes:
-					if !ok || resp.Err() != nil {
-						return fmt.Errorf("watch state: %v", resp.Err())
+					if err := watchEnded(resp, ok); err != nil {
+						return err
 					}
 				default:
 					drained = true
@@ -239,4 +240,16 @@ func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, r
 		case <-t.C:
 		}
 	}
+}
+
+// watchEnded returns why a watch response ends the watch, or nil if it
+// does not: an error, or the channel closing (which carries none).
+func watchEnded(resp clientv3.WatchResponse, ok bool) error {
+	switch {
+	case !ok:
+		return errors.New("watch state: the watch closed")
+	case resp.Err() != nil:
+		return fmt.Errorf("watch state: %w", resp.Err())
+	}
+	return nil
 }
