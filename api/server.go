@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/state"
@@ -32,7 +31,7 @@ type Store interface {
 	Import(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error)
 	GetBundle(ctx context.Context, app, version string) (state.Bundle, error)
 	ListBundles(ctx context.Context, app string) ([]state.Bundle, error)
-	DeleteBundle(ctx context.Context, app, version string, guard ...clientv3.Cmp) error
+	DeleteBundle(ctx context.Context, app, version string, guard ...state.Guard) error
 	Deploy(ctx context.Context, domain, app, version string, pre state.Precondition) (state.Site, error)
 	Rollback(ctx context.Context, domain string, pre state.Precondition) (state.Site, error)
 }

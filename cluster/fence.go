@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/state"
 )
 
 // ErrNotLeader is returned by a fenced write whose leadership has ended.
@@ -31,6 +33,9 @@ type Fence struct {
 func (f Fence) Cmp() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Rev)
 }
+
+// Guard is the fence as the state store's writes take it.
+func (f Fence) Guard() state.Guard { return state.GuardOf(f.Cmp()) }
 
 // Txn commits ops if the leadership holds and cmps hold. It returns
 // ErrNotLeader when the leadership is gone and ErrGuardFailed when cmps

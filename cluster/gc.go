@@ -42,7 +42,7 @@ func collectBundles(ctx context.Context, store *state.Store, cli *clientv3.Clien
 	}
 	live := map[string]bool{}
 	for _, b := range Collectable(snap, keep) {
-		if err := store.DeleteBundle(ctx, b.App, b.Version, f.Cmp()); err != nil {
+		if err := store.DeleteBundle(ctx, b.App, b.Version, f.Guard()); err != nil {
 			if ctx.Err() != nil || state.ErrorCode(err) == state.InUse {
 				continue
 			}

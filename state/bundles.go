@@ -205,7 +205,7 @@ func sortBundles(bs []Bundle) {
 // DeleteBundle removes a bundle's record. A bundle that a site serves or
 // keeps in its history is refused with an InUse *Error naming the site.
 // guard is a leader's fence (garbage collection; see commitFenced).
-func (s *Store) DeleteBundle(ctx context.Context, app, version string, guard ...clientv3.Cmp) error {
+func (s *Store) DeleteBundle(ctx context.Context, app, version string, guard ...Guard) error {
 	if err := ValidateApp(app); err != nil {
 		return err
 	}

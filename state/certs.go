@@ -83,7 +83,7 @@ func decodeDHParams(kv *mvccpb.KeyValue) (*DHParams, error) {
 
 // PutDHParams stores new Diffie-Hellman parameters; guard adds compares
 // (the leader's fence) that must hold, or the result is a Conflict *Error.
-func (s *Store) PutDHParams(ctx context.Context, p DHParams, guard ...clientv3.Cmp) error {
+func (s *Store) PutDHParams(ctx context.Context, p DHParams, guard ...Guard) error {
 	val, err := marshal(p)
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func (s *Store) PutDHParams(ctx context.Context, p DHParams, guard ...clientv3.C
 // revision a Conflict *Error. The record must carry a sealed key. An
 // imported certificate that replaces one must still cover the sites that
 // serve it (Invalid). guard is a leader's fence (see commitFenced).
-func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondition, guard ...clientv3.Cmp) (Certificate, error) {
+func (s *Store) PutCertificate(ctx context.Context, c Certificate, pre Precondition, guard ...Guard) (Certificate, error) {
 	if c.ID == "" || strings.ContainsAny(c.ID, "/ \t\n") || !c.Type.Valid() || c.KeySealed == "" || c.ChainPEM == "" {
 		return Certificate{}, Errorf(Invalid, "certificate record %q is incomplete or malformed", c.ID)
 	}
@@ -212,7 +212,7 @@ func (s *Store) scanSites(ctx context.Context, key string) (siteScan, error) {
 
 // deleteGuarded deletes key in a transaction guarded by the scan it read
 // (no state change since) and by guard.
-func (s *Store) deleteGuarded(ctx context.Context, what, key string, scan siteScan, guard []clientv3.Cmp) (bool, error) {
+func (s *Store) deleteGuarded(ctx context.Context, what, key string, scan siteScan, guard []Guard) (bool, error) {
 	cmps := []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", scan.metaRev),
 		clientv3.Compare(clientv3.ModRevision(key), "=", scan.obj.ModRevision),
@@ -268,7 +268,7 @@ func (s *Store) ListCertificates(ctx context.Context) ([]Certificate, error) {
 // key, from etcd. A certificate that a site serves is an InUse *Error that
 // names the sites; a missing one is a NotFound *Error. guard is a leader's
 // fence (see commitFenced).
-func (s *Store) DeleteCertificate(ctx context.Context, id string, guard ...clientv3.Cmp) error {
+func (s *Store) DeleteCertificate(ctx context.Context, id string, guard ...Guard) error {
 	for range maxRetries {
 		scan, err := s.scanSites(ctx, s.keys.Cert(id))
 		if err != nil {

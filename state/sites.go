@@ -173,7 +173,11 @@ func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, op
 // error is a Conflict *Error wrapping ErrFenceLost, so a caller never
 // retries a write it is no longer allowed to make. The bool reports
 // whether cmps held.
-func (s *Store) commitFenced(ctx context.Context, what string, fence, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+func (s *Store) commitFenced(ctx context.Context, what string, guards []Guard, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+	fence := make([]clientv3.Cmp, len(guards))
+	for i, g := range guards {
+		fence[i] = g.cmp
+	}
 	m, err := s.touchMeta()
 	if err != nil {
 		return 0, false, err

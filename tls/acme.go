@@ -484,7 +484,7 @@ func (w *acmeWork) ensure(ctx context.Context, name string, cur state.Certificat
 		return err
 	}
 	pre := state.Precondition{IfNoneMatch: !have, IfMatch: cur.Revision}
-	if _, err := w.o.Store.PutCertificate(ctx, c, pre, w.f.Cmp()); err != nil {
+	if _, err := w.o.Store.PutCertificate(ctx, c, pre, w.f.Guard()); err != nil {
 		return fmt.Errorf("record certificate: %w", err)
 	}
 	w.o.Logger.Info("obtained ACME certificate", "name", name, "serial", c.Serial, "notAfter", c.NotAfter, "issuer", c.Issuer)

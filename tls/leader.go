@@ -107,7 +107,7 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time
 			return 0, err
 		}
 		pre := state.Precondition{IfNoneMatch: !ok, IfMatch: cur.Revision}
-		if _, err := o.Store.PutCertificate(ctx, c, pre, f.Cmp()); err != nil {
+		if _, err := o.Store.PutCertificate(ctx, c, pre, f.Guard()); err != nil {
 			if state.ErrorCode(err) == state.Conflict || state.ErrorCode(err) == state.Exists {
 				continue // deposed, or changed meanwhile: the next pass sees it
 			}
@@ -142,7 +142,7 @@ func newSelfSigned(id string, site state.Site, o LeaderOptions, now time.Time) (
 // removeUnused deletes a certificate the leader made that no site uses;
 // a site that took it up meanwhile keeps it (the delete is refused).
 func removeUnused(ctx context.Context, o LeaderOptions, id string, f cluster.Fence) {
-	err := o.Store.DeleteCertificate(ctx, id, f.Cmp())
+	err := o.Store.DeleteCertificate(ctx, id, f.Guard())
 	switch {
 	case err == nil:
 		o.Logger.Info("removed certificate no site uses", "certificate", id)
@@ -172,7 +172,7 @@ func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
 					}
 					return fmt.Errorf("dh parameters: %w", err)
 				}
-				err = o.Store.PutDHParams(ctx, state.DHParams{PEM: string(pemBytes), Bits: o.DHBits, CreatedAt: time.Now().UTC()}, f.Cmp())
+				err = o.Store.PutDHParams(ctx, state.DHParams{PEM: string(pemBytes), Bits: o.DHBits, CreatedAt: time.Now().UTC()}, f.Guard())
 				if err != nil {
 					if ctx.Err() != nil || state.ErrorCode(err) == state.Conflict {
 						return nil
