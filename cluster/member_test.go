@@ -17,6 +17,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/internal/faultproxy"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -47,18 +48,6 @@ func runMember(t *testing.T, cli *clientv3.Client, name, id string, tweak func(*
 	return m, stop
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, f func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !f() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func view(t *testing.T, cli *clientv3.Client) View {
 	t.Helper()
 	v, err := ReadView(context.Background(), cli, testKeys)
@@ -82,7 +71,7 @@ func TestRegistryAndNameConflicts(t *testing.T) {
 	e := etcdtest.New(t)
 	cli := e.Client(t)
 	_, stopA := runMember(t, cli, "n1", "data-a", nil)
-	waitFor(t, "n1 registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "n1" })
+	testutil.WaitFor(t, "n1 registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "n1" })
 
 	other, _ := NewMember(MemberOptions{Client: cli, Keys: testKeys, Name: "n1", ID: "data-b", Record: func() NodeRecord { return NodeRecord{} }})
 	if err := other.CheckName(context.Background()); !errors.Is(err, ErrNameInUse) {
@@ -108,10 +97,10 @@ func TestElectionFailoverAndDisallow(t *testing.T) {
 	e := etcdtest.New(t)
 	cli := e.Client(t)
 	a, stopA := runMember(t, cli, "a", "a", nil)
-	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	testutil.WaitFor(t, "a leads", 5*time.Second, a.IsLeader)
 	b, _ := runMember(t, cli, "b", "b", nil)
 	c, _ := runMember(t, cli, "c", "c", func(o *MemberOptions) { o.DisallowLeadership = true })
-	waitFor(t, "b and c registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b,c" })
+	testutil.WaitFor(t, "b and c registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b,c" })
 	if b.IsLeader() || c.IsLeader() {
 		t.Fatal("two leaders")
 	}
@@ -119,13 +108,13 @@ func TestElectionFailoverAndDisallow(t *testing.T) {
 		t.Fatalf("view leader = %q, want a", v.Leader)
 	}
 	stopA()
-	took := waitFor(t, "b takes over after a resigns", 5*time.Second, b.IsLeader)
+	took := testutil.WaitFor(t, "b takes over after a resigns", 5*time.Second, b.IsLeader)
 	t.Logf("failover after a clean stop took %s", took)
 	time.Sleep(300 * time.Millisecond)
 	if c.IsLeader() {
 		t.Fatal("a node with disallowLeadership leads")
 	}
-	waitFor(t, "b's record says leader", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "b's record says leader", 5*time.Second, func() bool {
 		for _, n := range view(t, cli).Nodes {
 			if n.Name == "b" {
 				return n.Live && n.Leader
@@ -150,7 +139,7 @@ func TestFencing(t *testing.T) {
 		return nil
 	}
 	a, _ := runMember(t, cli, "a", "a", func(o *MemberOptions) { o.Tasks = []LeaderTask{task} })
-	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	testutil.WaitFor(t, "a leads", 5*time.Second, a.IsLeader)
 	f := <-fences
 	if err := f.Txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "1")); err != nil {
 		t.Fatalf("fenced write while leading: %v", err)
@@ -171,7 +160,7 @@ func TestFencing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "b leads", 10*time.Second, b.IsLeader)
+	testutil.WaitFor(t, "b leads", 10*time.Second, b.IsLeader)
 	if err := f.Txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "late")); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("deposed leader's write: %v, want ErrNotLeader", err)
 	}
@@ -179,7 +168,7 @@ func TestFencing(t *testing.T) {
 	if got := string(resp.Kvs[0].Value); got != "1" {
 		t.Fatalf("fenced key = %q, want 1", got)
 	}
-	waitFor(t, "a steps down", 10*time.Second, func() bool { return !a.IsLeader() })
+	testutil.WaitFor(t, "a steps down", 10*time.Second, func() bool { return !a.IsLeader() })
 }
 
 // TestPartitionedLeaderIsReplaced cuts the leader from etcd: its lease
@@ -200,17 +189,17 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	}
 	defer viaProxy.Close()
 	a, _ := runMember(t, viaProxy, "a", "a", nil)
-	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	testutil.WaitFor(t, "a leads", 5*time.Second, a.IsLeader)
 	b, _ := runMember(t, cli, "b", "b", nil)
-	waitFor(t, "b registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b" })
+	testutil.WaitFor(t, "b registered", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b" })
 
 	proxy.Blackhole()
-	took := waitFor(t, "b leads", 2*time.Second+3*time.Second, b.IsLeader)
+	took := testutil.WaitFor(t, "b leads", 2*time.Second+3*time.Second, b.IsLeader)
 	t.Logf("b took over %s after a was cut off (TTL 2s)", took)
-	waitFor(t, "a leaves the registry", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "b" })
-	waitFor(t, "a steps down", 10*time.Second, func() bool { return !a.IsLeader() })
+	testutil.WaitFor(t, "a leaves the registry", 5*time.Second, func() bool { return liveNames(view(t, cli)) == "b" })
+	testutil.WaitFor(t, "a steps down", 10*time.Second, func() bool { return !a.IsLeader() })
 	proxy.Restore()
-	waitFor(t, "a registers again", 15*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b" })
+	testutil.WaitFor(t, "a registers again", 15*time.Second, func() bool { return liveNames(view(t, cli)) == "a,b" })
 	if !b.IsLeader() || a.IsLeader() {
 		t.Fatalf("after a returns: a leader %t, b leader %t", a.IsLeader(), b.IsLeader())
 	}
@@ -228,8 +217,8 @@ func TestStaleMemberCleaner(t *testing.T) {
 	}
 	cleaner := StaleMemberCleaner(cli, testKeys, time.Minute, 50*time.Millisecond, time.Second)
 	a, _ := runMember(t, cli, "a", "a", func(o *MemberOptions) { o.Tasks = []LeaderTask{cleaner} })
-	waitFor(t, "a leads", 5*time.Second, a.IsLeader)
-	waitFor(t, "the stale record is removed", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "a leads", 5*time.Second, a.IsLeader)
+	testutil.WaitFor(t, "the stale record is removed", 5*time.Second, func() bool {
 		resp, _ := cli.Get(context.Background(), testKeys.Members()+"gone")
 		return resp != nil && len(resp.Kvs) == 0
 	})
@@ -257,7 +246,7 @@ func TestRecordWrittenWhenItChanges(t *testing.T) {
 		}
 		return resp.Kvs[0].ModRevision
 	}
-	waitFor(t, "n1 registered and leading", 5*time.Second, func() bool { return modRev() > 0 && m.IsLeader() })
+	testutil.WaitFor(t, "n1 registered and leading", 5*time.Second, func() bool { return modRev() > 0 && m.IsLeader() })
 	time.Sleep(200 * time.Millisecond) // the record with the leadership goes out
 	first := modRev()
 	time.Sleep(400 * time.Millisecond) // 8 intervals, fewer than a heartbeat
@@ -265,8 +254,8 @@ func TestRecordWrittenWhenItChanges(t *testing.T) {
 		t.Errorf("an unchanged record was rewritten (mod revision %d -> %d)", first, got)
 	}
 	applied.Store(7)
-	waitFor(t, "the changed record written", 2*time.Second, func() bool { return modRev() > first })
+	testutil.WaitFor(t, "the changed record written", 2*time.Second, func() bool { return modRev() > first })
 	second := modRev()
 	m.Notify()
-	waitFor(t, "the notified record written", 2*time.Second, func() bool { return modRev() > second })
+	testutil.WaitFor(t, "the notified record written", 2*time.Second, func() bool { return modRev() > second })
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // startNginx starts nginx on the prefix like a previous sitefleet process
@@ -47,7 +49,7 @@ func TestManagedAdoptsRunningMaster(t *testing.T) {
 	mustApply(t, s, changed, true)
 
 	stop := run(t, s)
-	waitFor(t, 10*time.Second, "adoption", func() bool { return s.Status().PID == cmd.Process.Pid })
+	testutil.WaitFor(t, "adoption", 10*time.Second, func() bool { return s.Status().PID == cmd.Process.Pid })
 	// The adopted master was reloaded to the live generation.
 	waitServing(t, f.listen, "b.test", "/", 200, "B")
 	if st := s.Status(); !st.Running || st.Restarts != 0 {

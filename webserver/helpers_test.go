@@ -207,22 +207,10 @@ func mustGet(t testing.TB, addr, host, path string) response {
 	return r
 }
 
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitServing waits until host answers path with status and body.
 func waitServing(t testing.TB, addr, host, path string, status int, body string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("%s%s to answer %d %q", host, path, status, body), func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("%s%s to answer %d %q", host, path, status, body), 10*time.Second, func() bool {
 		r, err := get(addr, host, path)
 		return err == nil && r.status == status && r.body == body
 	})

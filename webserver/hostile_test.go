@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // rawGet sends target exactly as given (no re-encoding) with Host host on a
@@ -275,7 +277,7 @@ func TestRootChangesNeedNoReload(t *testing.T) {
 	mustApply(t, s, plan, true)
 	run(t, s)
 	waitServing(t, f.listen, "a.test", "/", 200, "v1")
-	waitFor(t, 10*time.Second, "nginx to run", func() bool { return s.Status().PID != 0 })
+	testutil.WaitFor(t, "nginx to run", 10*time.Second, func() bool { return s.Status().PID != 0 })
 	st := s.Status()
 	workers := childPIDs(st.PID)
 

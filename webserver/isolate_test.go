@@ -16,6 +16,8 @@ import (
 	"time"
 
 	sftls "github.com/sitefleet/sitefleet/tls"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // TestApplyIsolatesRefusedSites checks that a site whose config nginx
@@ -238,7 +240,7 @@ func TestCertificateRenewalNeedsNoReload(t *testing.T) {
 		defer conn.Close()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	}
-	waitFor(t, 10*time.Second, "HTTPS", func() bool {
+	testutil.WaitFor(t, "HTTPS", 10*time.Second, func() bool {
 		conn, err := stdtls.Dial("tcp", httpsAddr, &stdtls.Config{ServerName: "tls.test", InsecureSkipVerify: true})
 		if err == nil {
 			conn.Close()

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // twoSites is the plan of the end-to-end tests: a.test with content "A"
@@ -56,7 +58,7 @@ func TestManagedServesSites(t *testing.T) {
 	plan := f.twoSites(t)
 	mustApply(t, s, plan, true) // before Run: Run waits for it
 	run(t, s)
-	waitFor(t, 10*time.Second, "nginx to run", func() bool { return s.Status().Running })
+	testutil.WaitFor(t, "nginx to run", 10*time.Second, func() bool { return s.Status().Running })
 	if err := s.Run(context.Background()); !errors.Is(err, ErrRunActive) {
 		t.Errorf("second concurrent Run: got %v, want ErrRunActive", err)
 	}
@@ -221,7 +223,7 @@ func TestManagedRestartsKilledNginx(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill nginx master: %v", err)
 	}
-	waitFor(t, 15*time.Second, "a restarted nginx", func() bool {
+	testutil.WaitFor(t, "a restarted nginx", 15*time.Second, func() bool {
 		st := s.Status()
 		return st.Running && st.PID != old && st.Restarts == 1
 	})
@@ -262,7 +264,7 @@ func TestManagedStopsOnCancel(t *testing.T) {
 	if logs := f.logs.String(); !strings.Contains(logs, `msg="nginx stopped" pid=`+strconv.Itoa(master)+` status="exit status 0"`) {
 		t.Errorf("nginx did not exit cleanly after SIGQUIT; logs:\n%s", logs)
 	}
-	waitFor(t, 5*time.Second, "goroutines to end", func() bool { return goroutines() <= before })
+	testutil.WaitFor(t, "goroutines to end", 5*time.Second, func() bool { return goroutines() <= before })
 
 	// A new Server on the same prefix recognises the live generation.
 	s2 := f.newServer(t, f.options())
@@ -278,7 +280,7 @@ func TestManagedStopsOnCancel(t *testing.T) {
 // (nginx may answer requests a moment before Run has read its pid file.)
 func runningMaster(t *testing.T, s *Server) int {
 	t.Helper()
-	waitFor(t, 10*time.Second, "nginx to be running", func() bool { return s.Status().Running })
+	testutil.WaitFor(t, "nginx to be running", 10*time.Second, func() bool { return s.Status().Running })
 	pid := s.Status().PID
 	if pid <= 1 {
 		t.Fatalf("running nginx has pid %d", pid)
@@ -299,12 +301,12 @@ func TestManagedStartFailureIsRetried(t *testing.T) {
 	s := f.newServer(t, f.options())
 	mustApply(t, s, f.twoSites(t), true) // nginx -t does not bind
 	run(t, s)
-	waitFor(t, 20*time.Second, "a start error in the status", func() bool {
+	testutil.WaitFor(t, "a start error in the status", 20*time.Second, func() bool {
 		return strings.Contains(s.Status().LastError, "Address already in use")
 	})
 	blocker.Close()
 	waitServing(t, f.listen, "a.test", "/", 200, "A")
-	waitFor(t, 5*time.Second, "the start error to clear", func() bool { return s.Status().LastError == "" })
+	testutil.WaitFor(t, "the start error to clear", 5*time.Second, func() bool { return s.Status().LastError == "" })
 	if st := s.Status(); st.Restarts != 0 {
 		t.Errorf("restarts after start failures: got %d, want 0 (nginx never ran)", st.Restarts)
 	}

@@ -27,6 +27,8 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	sftls "github.com/sitefleet/sitefleet/tls"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // certFiles writes a self-signed certificate for names, its key readable
@@ -257,7 +259,7 @@ func TestOCSPStapling(t *testing.T) {
 
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	waitFor(t, 10*time.Second, "a stapled OCSP response", func() bool {
+	testutil.WaitFor(t, "a stapled OCSP response", 10*time.Second, func() bool {
 		conn, err := tls.Dial("tcp", httpsAddr, &tls.Config{ServerName: "staple.test", RootCAs: roots})
 		if err != nil {
 			return false

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	sftls "github.com/sitefleet/sitefleet/tls"
+
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
 
 // BenchmarkTLSDesign compares two ways of serving N HTTPS sites, each with
@@ -294,7 +296,7 @@ func benchmarkTLSDesign(b *testing.B, d tlsDesign, certs *siteCerts) {
 		if _, err := tlsHandshake(context.Background(), f.listen, certs.names[0], tls.VersionTLS13); err == nil {
 			b.Fatalf("handshake with a 0600 root-owned key succeeded; want a failure")
 		}
-		waitFor(b, 5*time.Second, "nginx to log the key permission error", func() bool {
+		testutil.WaitFor(b, "nginx to log the key permission error", 5*time.Second, func() bool {
 			return strings.Contains(f.logs.String(), "Permission denied")
 		})
 		grantWorkerGroup(b, s, certs)
@@ -625,7 +627,7 @@ func benchmarkTLSHandshakes(b *testing.B, sites int) {
 	bare := &tlsNginx{}
 	bare.start(b, s, f.logs, filepath.Join(f.dir, "bare"),
 		writeBareTLSConfig(b, s, filepath.Join(f.dir, "bare"), bareAddr, root, dhparams, certs))
-	waitFor(b, tlsNginxDeadline, "bare nginx to complete a handshake", func() bool {
+	testutil.WaitFor(b, "bare nginx to complete a handshake", tlsNginxDeadline, func() bool {
 		if bare.exited() {
 			b.Fatalf("bare nginx exited: %v", bare.cmd.ProcessState)
 		}

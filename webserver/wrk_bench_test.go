@@ -33,7 +33,7 @@ func BenchmarkServeWrk(b *testing.B) {
 		mustApply(b, s, plan, true)
 		run(b, s)
 		waitServing(b, f.listen, "r.test", "/page.html", 200, strings.Repeat("x", 1024))
-		waitFor(b, 10*time.Second, "nginx to run", func() bool { return s.Status().PID != 0 })
+		testutil.WaitFor(b, "nginx to run", 10*time.Second, func() bool { return s.Status().PID != 0 })
 		pin(s.Status().PID)
 		bare := testutil.BareNginx(b, root, "1", "0")
 		var ratios, ours, base []float64

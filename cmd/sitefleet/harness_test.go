@@ -123,22 +123,7 @@ func (n *testNode) stop() {
 // eventually retries f until it succeeds or the timeout passes.
 func (n *testNode) eventually(what string, timeout time.Duration, f func() error) {
 	n.t.Helper()
-	eventually(n.t, what, timeout, f)
-}
-
-func eventually(t testing.TB, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(n.t, what, timeout, f)
 }
 
 // get requests path from nginx with the given Host header.

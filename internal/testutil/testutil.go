@@ -5,6 +5,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Ports handed out by FreeAddr lie below Linux's default ephemeral range
@@ -94,3 +96,34 @@ func TarGz(t testing.TB, files map[string]string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// Eventually retries f every 20 ms until it returns nil, and fails the
+// test with what and f's last error once timeout has passed. It returns
+// how long it took.
+func Eventually(t testing.TB, what string, timeout time.Duration, f func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := f()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitFor is Eventually for a condition.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	return Eventually(t, what, timeout, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	})
+}
+
+var errNotYet = errors.New("the condition does not hold yet")

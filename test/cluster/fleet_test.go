@@ -401,17 +401,7 @@ func (f *fleet) client(i int) *client.Client {
 
 func (f *fleet) eventually(what string, timeout time.Duration, fn func() error) time.Duration {
 	f.t.Helper()
-	start := time.Now()
-	for {
-		err := fn()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			f.t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return testutil.Eventually(f.t, what, timeout, fn)
 }
 
 // get requests / from a node's nginx with the given Host.
