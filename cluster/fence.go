@@ -11,7 +11,9 @@ import (
 )
 
 // ErrNotLeader is returned by a fenced write whose leadership has ended.
-var ErrNotLeader = errors.New("cluster: not leader")
+// It is state.ErrFenceLost, which the state store's fenced writes wrap:
+// one sentinel says "the leadership is gone" whichever API wrote.
+var ErrNotLeader = state.ErrFenceLost
 
 // ErrGuardFailed is returned by a fenced write whose own compares failed
 // while the leadership still held.

@@ -66,5 +66,6 @@ func ErrorCode(err error) Code {
 }
 
 // ErrFenceLost is wrapped by the Conflict *Error of a fenced write made
-// after the leadership it needs ended.
-var ErrFenceLost = errors.New("state: the write's fence no longer holds")
+// after the leadership it needs ended; cluster.ErrNotLeader is the same
+// error.
+var ErrFenceLost = errors.New("the leadership this write needs has ended")

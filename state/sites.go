@@ -200,7 +200,7 @@ func (s *Store) commitFenced(ctx context.Context, what string, guards []Guard, c
 		return 0, false, s.wrap(ctx, what, err)
 	}
 	if !resp.Succeeded {
-		return 0, false, &Error{Code: Conflict, Message: what + ": the leadership this write needs has ended", Err: ErrFenceLost}
+		return 0, false, &Error{Code: Conflict, Message: what, Err: ErrFenceLost}
 	}
 	return resp.Header.Revision, resp.Responses[0].GetResponseTxn().Succeeded, nil
 }
