@@ -90,7 +90,7 @@ func (s *server) getBundleBytes(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) listBundles(w http.ResponseWriter, r *http.Request) error {
-	bs, err := s.opts.Store.ListBundles(r.Context(), chi.URLParam(r, "app"))
+	bs, err := s.records.ListBundles(r.Context(), chi.URLParam(r, "app"))
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (s *server) listBundles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getBundle(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.opts.Store.GetBundle(r.Context(), chi.URLParam(r, "app"), chi.URLParam(r, "version"))
+	b, err := s.records.GetBundle(r.Context(), chi.URLParam(r, "app"), chi.URLParam(r, "version"))
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (s *server) getBundle(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) deleteBundle(w http.ResponseWriter, r *http.Request) error {
 	app, version := chi.URLParam(r, "app"), chi.URLParam(r, "version")
-	if err := s.opts.Store.DeleteBundle(r.Context(), app, version); err != nil {
+	if err := s.records.DeleteBundle(r.Context(), app, version); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, 0, map[string]string{"deleted": app + "@" + version})
@@ -136,7 +136,7 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	site, err := s.opts.Store.Deploy(r.Context(), domain, body.App, body.Version, pre)
+	site, err := s.deploys.Deploy(r.Context(), domain, body.App, body.Version, pre)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	site, err := s.opts.Store.Rollback(r.Context(), domain, pre)
+	site, err := s.deploys.Rollback(r.Context(), domain, pre)
 	if err != nil {
 		return err
 	}

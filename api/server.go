@@ -23,15 +23,35 @@ const DefaultMaxBodyBytes = 8 << 20
 
 // Store is what the API needs of the state store.
 type Store interface {
+	SiteStore
+	StateStore
+	BundleRecords
+	Deployer
+}
+
+// SiteStore is what the site handlers need of the state store.
+type SiteStore interface {
 	Snapshot(ctx context.Context) (*state.Snapshot, error)
 	GetSite(ctx context.Context, domain string) (state.Site, int64, error)
 	PutSite(ctx context.Context, site state.Site, pre state.Precondition) (state.Site, error)
 	DeleteSite(ctx context.Context, domain string, pre state.Precondition) (int64, error)
+}
+
+// StateStore exports and imports the whole desired state.
+type StateStore interface {
 	Export(ctx context.Context) (state.Document, error)
 	Import(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error)
+}
+
+// BundleRecords reads and removes the records of uploaded bundles.
+type BundleRecords interface {
 	GetBundle(ctx context.Context, app, version string) (state.Bundle, error)
 	ListBundles(ctx context.Context, app string) ([]state.Bundle, error)
 	DeleteBundle(ctx context.Context, app, version string, guard ...state.Guard) error
+}
+
+// Deployer deploys a bundle to a site and rolls a site back.
+type Deployer interface {
 	Deploy(ctx context.Context, domain, app, version string, pre state.Precondition) (state.Site, error)
 	Rollback(ctx context.Context, domain string, pre state.Precondition) (state.Site, error)
 }
@@ -76,6 +96,11 @@ type Options struct {
 type server struct {
 	opts Options
 	log  *slog.Logger
+	// The state store, as each handler group sees it.
+	sites   SiteStore
+	docs    StateStore
+	records BundleRecords
+	deploys Deployer
 }
 
 // NewHandler returns the API's http.Handler.
@@ -89,7 +114,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &server{opts: opts, log: opts.Logger}
+	s := &server{opts: opts, log: opts.Logger, sites: opts.Store, docs: opts.Store, records: opts.Store, deploys: opts.Store}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.nodeHeader)
 	r.Get("/healthz", s.healthz)

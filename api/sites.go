@@ -59,7 +59,7 @@ func precondition(r *http.Request) (state.Precondition, error) {
 }
 
 func (s *server) listSites(w http.ResponseWriter, r *http.Request) error {
-	snap, err := s.opts.Store.Snapshot(r.Context())
+	snap, err := s.sites.Snapshot(r.Context())
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (s *server) getSite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	site, rev, err := s.opts.Store.GetSite(r.Context(), domain)
+	site, rev, err := s.sites.GetSite(r.Context(), domain)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) error {
 		}
 		pre.IfMatch = body.Revision
 	}
-	site, err := s.opts.Store.PutSite(r.Context(), state.Site{Domain: domain, Aliases: body.Aliases, Options: body.Options, TLS: body.TLS}, pre)
+	site, err := s.sites.PutSite(r.Context(), state.Site{Domain: domain, Aliases: body.Aliases, Options: body.Options, TLS: body.TLS}, pre)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (s *server) deleteSite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rev, err := s.opts.Store.DeleteSite(r.Context(), domain, pre)
+	rev, err := s.sites.DeleteSite(r.Context(), domain, pre)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (s *server) deleteSite(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getState(w http.ResponseWriter, r *http.Request) error {
-	doc, err := s.opts.Store.Export(r.Context())
+	doc, err := s.docs.Export(r.Context())
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (s *server) putState(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	res, err := s.opts.Store.Import(r.Context(), doc, dryRun)
+	res, err := s.docs.Import(r.Context(), doc, dryRun)
 	if err != nil {
 		return err
 	}
