@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/internal/config"
 )
 
 // clientFlags are the flags of every command that talks to a node's API.
@@ -35,15 +35,15 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 	server, token := f.server, f.token
 	if server == "" || token == "" {
 		path, _ := cmd.Flags().GetString("config")
-		cfg, err := loadConfig(viper.New(), path)
+		cfg, err := config.Load(viper.New(), path)
 		if err != nil {
 			return nil, fmt.Errorf("find the local node (set --server and --token to talk to another): %w", err)
 		}
 		if server == "" {
-			server = localURL(cfg.API.Listen)
+			server = config.LocalURL(cfg.API.Listen)
 		}
 		if token == "" {
-			b, err := os.ReadFile(cfg.tokenPath())
+			b, err := os.ReadFile(cfg.TokenPath())
 			if err != nil {
 				return nil, fmt.Errorf("no --token given and the local admin token is unreadable: %w", err)
 			}
@@ -54,21 +54,6 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 		server = "http://" + server
 	}
 	return client.New(server, token), nil
-}
-
-// localURL turns a listen address into a URL to reach it from this host.
-func localURL(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "http://" + listen
-	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
-	}
-	return "http://" + net.JoinHostPort(host, port)
 }
 
 // addOutputFlag adds -o table|json.

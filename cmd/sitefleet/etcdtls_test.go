@@ -16,6 +16,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/state"
 )
@@ -86,11 +87,11 @@ reconcile:
 				if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				cfg, err := loadConfig(viper.New(), path)
+				cfg, err := config.Load(viper.New(), path)
 				if err != nil {
 					t.Fatalf("loadConfig:\n%s\n%v", doc, err)
 				}
-				want := defaultConfig().State.Etcd
+				want := config.Default().State.Etcd
 				want.KeyPrefix, want.Timeout = base.State.Etcd.KeyPrefix, 1000
 				want.Address, want.TLSConfiguration, want.TLSSkipVerify = tc.want.Address, tc.want.TLSConfiguration, tc.want.TLSSkipVerify
 				if got := cfg.State.Etcd; got != want {

@@ -66,7 +66,7 @@ func TestEmbeddedStoreDefaultPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.waitServed("embedded.test")
-	fi, err := os.Stat(cfg.tokenPath())
+	fi, err := os.Stat(cfg.TokenPath())
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin token file: %v mode %v, want 0600", err, fi.Mode().Perm())
 	}
@@ -160,11 +160,11 @@ func TestWrongClusterKeyRefusesToStart(t *testing.T) {
 	a := nodeConfig(t, e.Endpoint())
 	a.State.Etcd.KeyPrefix, a.NodeName, a.Secrets.Key = "/keys", "a", ""
 	n := startNode(t, a)
-	key, err := os.ReadFile(a.secretsKeyPath())
+	key, err := os.ReadFile(a.SecretsKeyPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(a.secretsKeyPath()); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(a.SecretsKeyPath()); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("generated secrets.key has mode %v, want 0600", fi.Mode().Perm())
 	}
 	_ = n

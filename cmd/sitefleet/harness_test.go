@@ -15,6 +15,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/internal/testutil"
 )
@@ -52,7 +53,7 @@ func (b *lockedBuffer) String() string {
 // nodeConfig returns a configuration for a test node using etcd at endpoint.
 func nodeConfig(t testing.TB, endpoint string) Config {
 	t.Helper()
-	cfg := defaultConfig()
+	cfg := config.Default()
 	cfg.DataDir = testutil.WorldReadableTempDir(t)
 	cfg.NodeName = "test"
 	cfg.State.Store = cluster.StoreEtcd
@@ -93,7 +94,7 @@ func startNode(t testing.TB, cfg Config) *testNode {
 func (n *testNode) waitToken() string {
 	var tok string
 	n.eventually("admin token written", 30*time.Second, func() error {
-		b, err := os.ReadFile(n.cfg.tokenPath())
+		b, err := os.ReadFile(n.cfg.TokenPath())
 		tok = strings.TrimSpace(string(b))
 		if err == nil && tok == "" {
 			err = fmt.Errorf("empty token file")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 )
@@ -73,7 +74,7 @@ token generated at first start in <dataDir>/admin.token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
-			cfg, err := loadConfig(v, path)
+			cfg, err := config.Load(v, path)
 			if err != nil {
 				return err
 			}

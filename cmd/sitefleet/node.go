@@ -55,7 +55,7 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range cfg.warnings() {
+	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
 	if cfg.MemoryLimitBytes > 0 {
@@ -85,7 +85,7 @@ type parts struct {
 // assemble builds every part of a node; it starts nothing but checks that
 // the node's name is free in the fleet.
 func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Logger) (*parts, error) {
-	token, err := ensureToken(cfg.tokenPath())
+	token, err := ensureToken(cfg.TokenPath())
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("bundle store: %w", err)
 	}
-	status := &statusAdapter{name: cfg.NodeName, api: cfg.advertisedAPI(), web: web,
+	status := &statusAdapter{name: cfg.NodeName, api: cfg.AdvertisedAPI(), web: web,
 		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
 	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
 	mirror := state.NewMirror(store, log.With("component", "state"))
@@ -301,7 +301,7 @@ func ensureNodeID(path string) (string, error) {
 func etcdOptions(cfg Config, log *slog.Logger) cluster.EtcdOptions {
 	return cluster.EtcdOptions{
 		Store:     cfg.State.Store,
-		Endpoints: cfg.etcdEndpoints(),
+		Endpoints: cfg.EtcdEndpoints(),
 		TLS: cluster.TLSOptions{
 			CA:                cfg.State.Etcd.TLSConfiguration.CA,
 			ClientCertificate: cfg.State.Etcd.TLSConfiguration.ClientCertificate,

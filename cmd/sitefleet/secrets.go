@@ -49,7 +49,7 @@ func clusterKey(cfg Config) (string, error) {
 	if cfg.Secrets.Key != "" {
 		return cfg.Secrets.Key, nil
 	}
-	b, err := os.ReadFile(cfg.secretsKeyPath())
+	b, err := os.ReadFile(cfg.SecretsKeyPath())
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -60,7 +60,7 @@ func clusterKey(cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("generate cluster key: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(cfg.secretsKeyPath(), []byte(key+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(cfg.SecretsKeyPath(), []byte(key+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("store cluster key: %w", err)
 	}
 	return key, nil

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -7,17 +7,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/sitefleet/sitefleet/deploy"
 )
 
 func TestSampleConfigLoadsAndMatchesDefaults(t *testing.T) {
-	cfg, err := loadConfig(viper.New(), "../../config.sample.yaml")
+	cfg, err := Load(viper.New(), "../../config.sample.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	def := defaultConfig()
+	def := Default()
 	cfg.DataDir, def.DataDir = "", "" // the sample shows root's default
 	got, want := flatten(cfg), flatten(def)
 	for k, v := range want {
@@ -33,12 +34,12 @@ func TestUnknownKeysAreErrors(t *testing.T) {
 	if err := os.WriteFile(path, []byte("state:\n  etcd:\n    adress: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := loadConfig(viper.New(), path)
+	_, err := Load(viper.New(), path)
 	if err == nil || !strings.Contains(err.Error(), "adress") {
 		t.Fatalf("err = %v, want one naming the unknown key", err)
 	}
 	t.Setenv("SITEFLEET_STATE_ETCD_ADRESS", "x")
-	_, err = loadConfig(viper.New(), "")
+	_, err = Load(viper.New(), "")
 	if err == nil || !strings.Contains(err.Error(), "SITEFLEET_STATE_ETCD_ADRESS") {
 		t.Fatalf("err = %v, want one naming the unknown variable", err)
 	}
@@ -63,18 +64,18 @@ disallowLeadership: true
 	}
 	t.Setenv("SITEFLEET_API_LISTEN", "127.0.0.1:9999")
 	t.Setenv("SITEFLEET_API_TOKENS", "one,two")
-	cfg, err := loadConfig(viper.New(), path)
+	cfg, err := Load(viper.New(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.etcdEndpoints(); len(got) != 2 || got[1] != "http://host02:2379" {
+	if got := cfg.EtcdEndpoints(); len(got) != 2 || got[1] != "http://host02:2379" {
 		t.Errorf("endpoints = %v", got)
 	}
 	if cfg.State.Store != "etcd" || cfg.State.Etcd.KeyPrefix != "/fleet-a" || cfg.State.Etcd.Timeout != 2500 ||
 		cfg.State.Etcd.TLSConfiguration.ClientKey != "/etc/k.pem" || cfg.NodeName != "edge-1" || !cfg.DisallowLeadership {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if w := cfg.warnings(); len(w) != 1 || !strings.Contains(w[0], "TLS is not used") {
+	if w := cfg.Warnings(); len(w) != 1 || !strings.Contains(w[0], "TLS is not used") {
 		t.Errorf("warnings = %q, want one about TLS files with http endpoints", w)
 	}
 	if cfg.API.Listen != "127.0.0.1:9999" || strings.Join(cfg.API.Tokens, "|") != "one|two" {
@@ -114,7 +115,7 @@ func TestInvalidConfigValues(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := loadConfig(viper.New(), path)
+			_, err := Load(viper.New(), path)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -131,7 +132,7 @@ func TestValidConfigEdgeValues(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadConfig(viper.New(), path); err != nil {
+	if _, err := Load(viper.New(), path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -156,7 +157,7 @@ func TestDataDirEnv(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("SITEFLEET_DATA_DIR", dir)
 	for _, p := range []string{"", path} {
-		cfg, err := loadConfig(viper.New(), p)
+		cfg, err := Load(viper.New(), p)
 		if err != nil {
 			t.Fatalf("config %q with SITEFLEET_DATA_DIR: %v", p, err)
 		}
@@ -164,20 +165,22 @@ func TestDataDirEnv(t *testing.T) {
 			t.Errorf("config %q with SITEFLEET_DATA_DIR=%s: dataDir %q", p, dir, cfg.DataDir)
 		}
 	}
-	// The --data-dir flag still wins over the environment.
-	cmd := newNodeCmd()
-	if err := cmd.Flags().Set("data-dir", "/from/flag"); err != nil {
+	// A flag bound to dataDir (the node's --data-dir) still wins over the
+	// environment.
+	flags := pflag.NewFlagSet("node", pflag.ContinueOnError)
+	flags.String("data-dir", "", "")
+	if err := flags.Set("data-dir", "/from/flag"); err != nil {
 		t.Fatal(err)
 	}
 	v := viper.New()
-	if err := v.BindPFlag("dataDir", cmd.Flags().Lookup("data-dir")); err != nil {
+	if err := v.BindPFlag("dataDir", flags.Lookup("data-dir")); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := loadConfig(v, ""); err != nil || cfg.DataDir != "/from/flag" {
+	if cfg, err := Load(v, ""); err != nil || cfg.DataDir != "/from/flag" {
 		t.Errorf("--data-dir with SITEFLEET_DATA_DIR: dataDir %q, err %v", cfg.DataDir, err)
 	}
 	t.Setenv("SITEFLEET_DATADIR", "/from/datadir")
-	if cfg, err := loadConfig(viper.New(), ""); err != nil || cfg.DataDir != "/from/datadir" {
+	if cfg, err := Load(viper.New(), ""); err != nil || cfg.DataDir != "/from/datadir" {
 		t.Errorf("SITEFLEET_DATADIR and SITEFLEET_DATA_DIR: dataDir %q, err %v, want SITEFLEET_DATADIR's", cfg.DataDir, err)
 	}
 }
