@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sitefleet/sitefleet/internal/cli"
 	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -42,10 +43,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", os.Getenv("SITEFLEET_CONFIG"), "YAML configuration file (env SITEFLEET_CONFIG)")
 	root.AddCommand(newNodeCmd(), newVersionCmd())
-	cf := &clientFlags{}
-	cf.register(root)
-	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
-		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf))
+	cli.AddCommands(root)
 	return root
 }
 

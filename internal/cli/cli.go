@@ -1,4 +1,6 @@
-package main
+// Package cli holds the sitefleet commands that drive a fleet through
+// its API (sites, state, apps, deploys, certificates, status).
+package cli
 
 import (
 	"encoding/json"
@@ -15,6 +17,15 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/internal/config"
 )
+
+// AddCommands adds the commands that drive a fleet through its API, and
+// their --server, --token and -o flags, to root.
+func AddCommands(root *cobra.Command) {
+	cf := &clientFlags{}
+	cf.register(root)
+	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
+		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf))
+}
 
 // clientFlags are the flags of every command that talks to a node's API.
 type clientFlags struct {
