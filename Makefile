@@ -58,7 +58,7 @@ bench:
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "make bench needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 -timeout 30m ./webserver/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./cmd/sitefleet/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./internal/daemon/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/cluster/
 
 # demo builds sitefleet and starts one node in the background, serving a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/internal/cli"
 	"github.com/sitefleet/sitefleet/internal/config"
+	"github.com/sitefleet/sitefleet/internal/daemon"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 )
@@ -23,6 +24,7 @@ import (
 var version = "dev"
 
 func main() {
+	daemon.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
@@ -33,17 +35,8 @@ func main() {
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	root := &cobra.Command{
-		Use:           "sitefleet",
-		Short:         "An active-active static-site server: etcd-backed nodes that drive nginx",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.PersistentFlags().String("config", os.Getenv("SITEFLEET_CONFIG"), "YAML configuration file (env SITEFLEET_CONFIG)")
+	root := cli.NewRoot(stdout, stderr)
 	root.AddCommand(newNodeCmd(), newVersionCmd())
-	cli.AddCommands(root)
 	return root
 }
 
@@ -83,7 +76,7 @@ token generated at first start in <dataDir>/admin.token.`,
 			if err != nil {
 				return err
 			}
-			return runNode(cmd.Context(), cfg, log)
+			return daemon.Run(cmd.Context(), cfg, log)
 		},
 	}
 	f := cmd.Flags()
@@ -100,7 +93,7 @@ token generated at first start in <dataDir>/admin.token.`,
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
 
 // resolveNodeName defaults the node name to the host name and checks it.
-func resolveNodeName(cfg *Config) error {
+func resolveNodeName(cfg *config.Config) error {
 	if cfg.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -114,7 +107,7 @@ func resolveNodeName(cfg *Config) error {
 	return nil
 }
 
-func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+func newLogger(c config.LogConfig, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)

@@ -18,13 +18,24 @@ import (
 	"github.com/sitefleet/sitefleet/internal/config"
 )
 
-// AddCommands adds the commands that drive a fleet through its API, and
-// their --server, --token and -o flags, to root.
-func AddCommands(root *cobra.Command) {
+// NewRoot returns the sitefleet root command, with the --config flag and
+// the commands that drive a fleet through its API (and their --server,
+// --token and -o flags); the caller adds the node's own commands.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sitefleet",
+		Short:         "An active-active static-site server: etcd-backed nodes that drive nginx",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().String("config", os.Getenv("SITEFLEET_CONFIG"), "YAML configuration file (env SITEFLEET_CONFIG)")
 	cf := &clientFlags{}
 	cf.register(root)
 	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
 		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf))
+	return root
 }
 
 // clientFlags are the flags of every command that talks to a node's API.

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func startNode(t testing.TB, cfg Config) *testNode {
 		slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: testLogLevel}),
 		slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
 	))
-	go func() { n.done <- runNode(ctx, cfg, log) }()
+	go func() { n.done <- Run(ctx, cfg, log) }()
 	t.Cleanup(n.stop)
 	n.api = client.New("http://"+cfg.API.Listen, n.waitToken())
 	n.eventually("API answers", 30*time.Second, func() error {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func (a *statusAdapter) NodeStatus() client.NodeStatus {
 	ns, ws := a.node.Status(), a.web.Status()
 	st := client.NodeStatus{
 		Node:            a.name,
-		Version:         version,
+		Version:         Version,
 		Ready:           ns.Applied && ws.Running,
 		AppliedRevision: ns.AppliedRevision,
 		AppliedAt:       timePtr(ns.AppliedAt),
@@ -65,7 +65,7 @@ func (a *statusAdapter) NodeStatus() client.NodeStatus {
 func (a *statusAdapter) record() cluster.NodeRecord {
 	st := a.NodeStatus()
 	r := cluster.NodeRecord{
-		Version: version, APIAddress: a.api,
+		Version: Version, APIAddress: a.api,
 		AppliedRevision: st.AppliedRevision, DesiredRevision: st.DesiredRevision,
 		Ready: st.Ready, Stale: st.Stale, NginxRunning: st.Nginx.Running, Sites: st.Sites,
 		SiteErrors: st.SiteErrors, LastError: st.LastError,

@@ -1,4 +1,7 @@
-package main
+// Package daemon assembles a node from its configuration and runs it:
+// etcd, nginx, the reconciler, the fleet membership, the leader tasks
+// and the API (Run).
+package daemon
 
 import (
 	"context"
@@ -30,9 +33,13 @@ import (
 	"github.com/sitefleet/sitefleet/webserver"
 )
 
-// runNode runs a node until ctx ends: the etcd connection, nginx, the
+// Version is the version a node reports in its record and status; the
+// binary sets it from its build.
+var Version = "dev"
+
+// Run runs a node until ctx ends: the etcd connection, nginx, the
 // reconciler and the API. It returns when all of them have stopped.
-func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := prepareDataDir(cfg.DataDir, cfg.Web.Nginx.User); err != nil {
 		return err
 	}
@@ -61,7 +68,7 @@ func runNode(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.MemoryLimitBytes > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimitBytes)
 	}
-	log.Info("node starting", "node", cfg.NodeName, "version", version, "store", cfg.State.Store,
+	log.Info("node starting", "node", cfg.NodeName, "version", Version, "store", cfg.State.Store,
 		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)
 	err = p.run(ctx, apiLn)
 	log.Info("node stopped", "node", cfg.NodeName)

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func TestTwoNodesCannotShareADataDir(t *testing.T) {
 	startNode(t, cfg)
 	cfg2 := cfg
 	cfg2.API.Listen = etcdtest.FreeAddr(t)
-	err := runNode(context.Background(), cfg2, discardLogger())
+	err := Run(context.Background(), cfg2, discardLogger())
 	if err == nil || !strings.Contains(err.Error(), "in use by another sitefleet node") {
 		t.Fatalf("second node on the same data dir: %v", err)
 	}
@@ -146,7 +146,7 @@ func TestDuplicateNodeNameIsRefused(t *testing.T) {
 	})
 	other := nodeConfig(t, e.Endpoint())
 	other.NodeName, other.State.Etcd.KeyPrefix = "edge-1", cfg.State.Etcd.KeyPrefix
-	err := runNode(context.Background(), other, discardLogger())
+	err := Run(context.Background(), other, discardLogger())
 	if err == nil || !strings.Contains(err.Error(), `a live node named "edge-1"`) {
 		t.Fatalf("second node with the same name: %v", err)
 	}
@@ -172,7 +172,7 @@ func TestWrongClusterKeyRefusesToStart(t *testing.T) {
 	// Another node of the same fleet with its own generated key.
 	b := nodeConfig(t, e.Endpoint())
 	b.State.Etcd.KeyPrefix, b.NodeName, b.Secrets.Key = "/keys", "b", ""
-	err = runNode(context.Background(), b, discardLogger())
+	err = Run(context.Background(), b, discardLogger())
 	if err == nil || !strings.Contains(err.Error(), "wrong cluster key") {
 		t.Fatalf("node with another key: %v, want a wrong cluster key error", err)
 	}
