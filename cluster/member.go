@@ -55,6 +55,9 @@ type MemberOptions struct {
 	// Record returns the node's current status; Member fills in the
 	// identity and leadership fields.
 	Record func() NodeRecord
+	// Changed, if set, signals that the record changed (the node serves a
+	// new state): each signal publishes it at once, as Notify does.
+	Changed <-chan struct{}
 	// Tasks run on the leader.
 	Tasks []LeaderTask
 	// Timeout bounds each etcd request; default state.DefaultTimeout.
@@ -294,6 +297,8 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 			return nil
 		case <-t.C:
 		case <-m.notify:
+			notified = true
+		case <-m.opts.Changed:
 			notified = true
 		}
 		r := m.record()

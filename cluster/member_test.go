@@ -235,9 +235,11 @@ func TestRecordWrittenWhenItChanges(t *testing.T) {
 	e := etcdtest.New(t)
 	cli := e.Client(t)
 	var applied atomic.Int64
+	changed := make(chan struct{}, 1)
 	m, _ := runMember(t, cli, "n1", "data-a", func(o *MemberOptions) {
 		o.PublishInterval = 50 * time.Millisecond
 		o.Record = func() NodeRecord { return NodeRecord{Ready: true, AppliedRevision: applied.Load()} }
+		o.Changed = changed
 	})
 	modRev := func() int64 {
 		resp, err := cli.Get(context.Background(), m.nodeKey())
@@ -258,4 +260,7 @@ func TestRecordWrittenWhenItChanges(t *testing.T) {
 	second := modRev()
 	m.Notify()
 	testutil.WaitFor(t, "the notified record written", 2*time.Second, func() bool { return modRev() > second })
+	third := modRev()
+	changed <- struct{}{}
+	testutil.WaitFor(t, "the record written on a signal of Changed", 2*time.Second, func() bool { return modRev() > third })
 }

@@ -15,18 +15,19 @@ import (
 	"github.com/sitefleet/sitefleet/deploy/manifest"
 	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // bundleService wires the local bundle store to the state store and the
 // fleet: it takes uploads (api.Bundles) and fetches bundles from peers
 // (node.BundlePeers).
 type bundleService struct {
-	local  *deploy.Store
-	store  *state.Store
-	status *statusAdapter
-	node   string
-	token  string
-	cfg    BundlesCfg
+	local *deploy.Store
+	store *state.Store
+	cli   *clientv3.Client // for the fleet's view
+	node  string
+	token string
+	cfg   BundlesCfg
 }
 
 var _ api.Bundles = (*bundleService)(nil)
@@ -197,7 +198,7 @@ func (b *bundleService) liveHolders(ctx context.Context, sha string) ([]string, 
 func (b *bundleService) view(ctx context.Context) (cluster.View, error) {
 	rctx, cancel := context.WithTimeout(ctx, b.store.Timeout())
 	defer cancel()
-	return cluster.ReadView(rctx, b.status.cli, b.status.keys)
+	return cluster.ReadView(rctx, b.cli, b.store.Keys())
 }
 
 // Open serves the archive to a peer.

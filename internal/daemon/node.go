@@ -124,47 +124,52 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("bundle store: %w", err)
 	}
-	status := &statusAdapter{name: cfg.NodeName, api: cfg.AdvertisedAPI(), web: web,
-		cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
-	bundles := &bundleService{local: local, store: store, status: status, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
+	bundles := &bundleService{local: local, store: store, cli: etcd.Client, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
 	mirror := state.NewMirror(store, log.With("component", "state"))
 	nopts := nodeOptions(cfg, mirror, web, local, bundles, placeholder, sealer, log)
 	passes := newPassHistogram()
-	observe := observePass(passes)
-	nopts.OnPass = observe
+	nopts.OnPass = observePass(passes)
+	// The node serves a new state: the member publishes the record at once
+	// (deploy --wait waits for it). The channel is made before either.
+	applied := make(chan struct{}, 1)
 	nopts.OnApplied = func() {
-		if status.member != nil { // set before the node runs
-			status.member.Notify() // publish the applied revision now: deploy --wait waits for it
+		select {
+		case applied <- struct{}{}:
+		default:
 		}
 	}
 	if nopts.KeyGroup, err = web.WorkerGID(); err != nil {
 		return nil, err
 	}
-	if status.node, err = node.New(nopts); err != nil {
+	n, err := node.New(nopts)
+	if err != nil {
 		return nil, err
 	}
 	acmeTransport, err := acmeTransport(cfg.TLS.ACME.CACertificates)
 	if err != nil {
 		return nil, err
 	}
-	if status.member, err = newMember(cfg, etcd, store, mirror, status, sealer, acmeTransport, log); err != nil {
+	self := &localStatus{name: cfg.NodeName, api: cfg.AdvertisedAPI(), node: n, web: web}
+	member, err := newMember(cfg, etcd, store, mirror, self.record, applied, sealer, acmeTransport, log)
+	if err != nil {
 		return nil, err
 	}
-	if err := status.member.CheckName(ctx); err != nil {
+	if err := member.CheckName(ctx); err != nil {
 		return nil, err
 	}
+	status := &statusAdapter{local: self, member: member, cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &certService{store: store, sealer: sealer, cli: etcd.Client},
 		ACMEChallenge: sftls.ChallengeHandler(etcd.Client, store.Keys(), sealer, store.Timeout()),
-		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, status.node.AppliedCertificates, passes), Logger: log.With("component", "api"),
+		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, n.AppliedCertificates, passes), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: status.node, auth: auth, member: status.member, srv: srv}, nil
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, srv: srv}, nil
 }
 
 func nodeOptions(cfg Config, source node.Source, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -200,7 +205,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, status *statusAdapter, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
@@ -215,7 +220,8 @@ func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, mirror *state
 		TTL:                cfg.Cluster.LeaseTTL,
 		PublishInterval:    cfg.Cluster.PublishInterval,
 		DisallowLeadership: cfg.DisallowLeadership,
-		Record:             status.record,
+		Record:             record,
+		Changed:            changed,
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, etcd.Client, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),

@@ -15,26 +15,41 @@ import (
 	"github.com/sitefleet/sitefleet/webserver"
 )
 
-// statusAdapter turns the node's, nginx's and the membership's status into
-// the API's and the fleet registry's.
-type statusAdapter struct {
-	name    string
-	api     string
-	node    *node.Node
-	web     *webserver.Server
-	member  *cluster.Member // nil until wired
-	cli     *clientv3.Client
-	keys    state.Keys
-	timeout time.Duration
+// localStatus is this node's own status: the reconciler's and nginx's,
+// as the API reports it and as the fleet registry records it.
+type localStatus struct {
+	name string
+	api  string
+	node *node.Node
+	web  *webserver.Server
 
 	mu             sync.Mutex
 	unhealthySince time.Time
 }
 
+// statusAdapter answers the API's status questions: this node's status
+// with its place in the fleet, the fleet's view, previews and deploy
+// progress.
+type statusAdapter struct {
+	local   *localStatus
+	member  *cluster.Member
+	cli     *clientv3.Client
+	keys    state.Keys
+	timeout time.Duration
+}
+
 func (a *statusAdapter) NodeStatus() client.NodeStatus {
-	ns, ws := a.node.Status(), a.web.Status()
-	st := client.NodeStatus{
-		Node:            a.name,
+	st := a.local.status()
+	st.Leader = a.member.IsLeader()
+	st.RegistryError = a.member.LastError()
+	return st
+}
+
+// status is the node's status without its place in the fleet.
+func (l *localStatus) status() client.NodeStatus {
+	ns, ws := l.node.Status(), l.web.Status()
+	return client.NodeStatus{
+		Node:            l.name,
 		Version:         Version,
 		Ready:           ns.Applied && ws.Running,
 		AppliedRevision: ns.AppliedRevision,
@@ -54,36 +69,32 @@ func (a *statusAdapter) NodeStatus() client.NodeStatus {
 		LastError:   ns.LastError,
 		LastErrorAt: timePtr(ns.LastErrorAt),
 	}
-	if a.member != nil {
-		st.Leader = a.member.IsLeader()
-		st.RegistryError = a.member.LastError()
-	}
-	return st
 }
 
-// record is what the node publishes in the fleet registry.
-func (a *statusAdapter) record() cluster.NodeRecord {
-	st := a.NodeStatus()
+// record is what the node publishes in the fleet registry (the member
+// adds its identity and leadership).
+func (l *localStatus) record() cluster.NodeRecord {
+	st := l.status()
 	r := cluster.NodeRecord{
-		Version: Version, APIAddress: a.api,
+		Version: Version, APIAddress: l.api,
 		AppliedRevision: st.AppliedRevision, DesiredRevision: st.DesiredRevision,
 		Ready: st.Ready, Stale: st.Stale, NginxRunning: st.Nginx.Running, Sites: st.Sites,
 		SiteErrors: st.SiteErrors, LastError: st.LastError,
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	switch {
 	case r.Healthy():
-		a.unhealthySince = time.Time{}
-	case a.unhealthySince.IsZero():
-		a.unhealthySince = time.Now().UTC()
+		l.unhealthySince = time.Time{}
+	case l.unhealthySince.IsZero():
+		l.unhealthySince = time.Now().UTC()
 	}
-	r.UnhealthySince = timePtr(a.unhealthySince)
+	r.UnhealthySince = timePtr(l.unhealthySince)
 	return r
 }
 
 func (a *statusAdapter) Preview(ctx context.Context) (client.Preview, error) {
-	p, err := a.node.Preview(ctx)
+	p, err := a.local.node.Preview(ctx)
 	if err != nil {
 		return client.Preview{}, err
 	}
