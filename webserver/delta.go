@@ -3,6 +3,7 @@ package webserver
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,7 +112,8 @@ func (s *Server) relinkOut(plan Plan, d liveDiff) (int, error) {
 	return n1 + n2, errors.Join(err1, err2, s.opts.pruneCertSets(s.certs))
 }
 
-// remove deletes the links of the names in drop that keep does not have.
+// remove deletes the links of the names in drop that keep does not have
+// (prune is remove of every live name). It returns how many it removed.
 func (l *linkSet) remove(drop, keep map[string]string) (int, error) {
 	n := 0
 	var errs []error
@@ -129,7 +131,10 @@ func (l *linkSet) remove(drop, keep map[string]string) (int, error) {
 		delete(l.live, name)
 		n++
 	}
-	return n, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("remove links: %w", err)
+	}
+	return n, nil
 }
 
 // recordDiff updates the live sites with the diff: a few changes are

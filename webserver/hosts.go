@@ -121,25 +121,7 @@ func (l *linkSet) link(name, target string) error {
 
 // prune removes the links of names want does not have. It returns how
 // many it removed.
-func (l *linkSet) prune(want map[string]string) (int, error) {
-	n := 0
-	var errs []error
-	for name := range l.live {
-		if _, ok := want[name]; ok {
-			continue
-		}
-		if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-			continue
-		}
-		delete(l.live, name)
-		n++
-	}
-	if err := errors.Join(errs...); err != nil {
-		return n, fmt.Errorf("remove links: %w", err)
-	}
-	return n, nil
-}
+func (l *linkSet) prune(want map[string]string) (int, error) { return l.remove(l.live, want) }
 
 // links returns the links every name of plan's sites needs: see
 // siteLinks.
