@@ -120,13 +120,7 @@ func TestApplyIsolatesRefusedSites(t *testing.T) {
 func TestApplyGlobalFaultIsNotBlamedOnSites(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	extra := filepath.Join(f.dir, "extra.conf")
-	writeFiles(t, f.dir, map[string]string{"extra.conf": "gzip on;\n"})
-	opts := f.options()
-	opts.ExtraHTTPConfigFiles = []string{extra}
-	s := f.newServer(t, opts)
-	plan := f.twoSites(t)
-	mustApply(t, s, plan, true)
+	s, plan := f.withOperatorFile(t)
 	writeFiles(t, f.dir, map[string]string{"extra.conf": "garbage here;\n"})
 	plan.Sites = append(plan.Sites, Site{Domain: "new.test"})
 	res, err := s.Apply(context.Background(), plan)
@@ -143,13 +137,8 @@ func TestApplyGlobalFaultIsNotBlamedOnSites(t *testing.T) {
 func TestApplyReadsOperatorFilesOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	s, plan := f.withOperatorFile(t)
 	extra := filepath.Join(f.dir, "extra.conf")
-	writeFiles(t, f.dir, map[string]string{"extra.conf": "gzip on;\n"})
-	opts := f.options()
-	opts.ExtraHTTPConfigFiles = []string{extra}
-	s := f.newServer(t, opts)
-	plan := f.twoSites(t)
-	mustApply(t, s, plan, true)
 
 	if err := os.Remove(extra); err != nil {
 		t.Fatal(err)

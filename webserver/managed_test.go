@@ -21,6 +21,20 @@ import (
 // twoSites is the plan of the end-to-end tests: a.test with content "A"
 // (alias www.a.test serving it, alias old.a.test redirecting) and p.test
 // served from the placeholder.
+// withOperatorFile returns a server whose config includes an operator's
+// extra file (extra.conf, valid for now), with twoSites applied.
+func (f *fixture) withOperatorFile(t *testing.T) (*Server, Plan) {
+	t.Helper()
+	extra := filepath.Join(f.dir, "extra.conf")
+	writeFiles(t, f.dir, map[string]string{"extra.conf": "gzip on;\n"})
+	opts := f.options()
+	opts.ExtraHTTPConfigFiles = []string{extra}
+	s := f.newServer(t, opts)
+	plan := f.twoSites(t)
+	mustApply(t, s, plan, true)
+	return s, plan
+}
+
 func (f *fixture) twoSites(t *testing.T) Plan {
 	t.Helper()
 	root := f.site(t, "a", map[string]string{"index.html": "A", "style.css": "body{}", "page.html": "<p>page</p>"})
@@ -169,13 +183,7 @@ func TestManagedApplyIdenticalAndChanges(t *testing.T) {
 func TestManagedRejectedConfigKeepsServing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	extra := filepath.Join(f.dir, "extra.conf")
-	writeFiles(t, f.dir, map[string]string{"extra.conf": "gzip on;\n"})
-	opts := f.options()
-	opts.ExtraHTTPConfigFiles = []string{extra}
-	s := f.newServer(t, opts)
-	plan := f.twoSites(t)
-	mustApply(t, s, plan, true)
+	s, plan := f.withOperatorFile(t)
 	run(t, s)
 	waitServing(t, f.listen, "a.test", "/", 200, "A")
 	link, _ := os.Readlink(filepath.Join(f.prefix, "conf"))
