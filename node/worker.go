@@ -1,7 +1,6 @@
 package node
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -209,7 +208,7 @@ type plannedSite struct {
 // either: a pass builds only the changed sites. Both lists are in domain
 // order, so one walk pairs them; sites out of order are all built.
 func (n *Node) planSites(sites []state.Site, records []state.Certificate, certs map[string]state.Certificate, dh string, siteErr func(string, error)) []webserver.Site {
-	reuse := slices.IsSortedFunc(sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) }) &&
+	reuse := slices.IsSortedFunc(sites, state.ByDomain) &&
 		dh == n.plannedDH && slices.EqualFunc(records, n.plannedCerts, func(a, b state.Certificate) bool {
 		return a.ID == b.ID && a.Revision == b.Revision && a.Revision != 0
 	})
@@ -415,7 +414,7 @@ func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]strin
 // paired: every site is validated again and gone is nil.
 func (n *Node) recheck(sites []state.Site) (checked []checkedSite, gone []state.Site, fresh []int, paired bool) {
 	prev, next := n.checked, n.checkedNext[:0]
-	sorted := slices.IsSortedFunc(sites, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
+	sorted := slices.IsSortedFunc(sites, state.ByDomain)
 	paired = sorted && n.checkedSorted
 	j := 0
 	for i, raw := range sites {
@@ -550,7 +549,7 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Si
 	if len(snap.Unreadable) > 0 {
 		// The last good forms of unreadable sites went first; the applied
 		// snapshot must be in domain order (Snapshot.Site searches it).
-		slices.SortFunc(out, func(a, b state.Site) int { return cmp.Compare(a.Domain, b.Domain) })
+		slices.SortFunc(out, state.ByDomain)
 	}
 	return out, errs
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -206,7 +207,7 @@ func (s *Store) diff(st storedState, sites []Site) ([]Change, []clientv3.Op, err
 			ops = append(ops, clientv3.OpDelete(s.keys.Site(domain)))
 		}
 	}
-	slices.SortFunc(changes, func(a, b Change) int { return compareStrings(a.Name, b.Name) })
+	slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.Name, b.Name) })
 	for _, n := range sortedKeys(st.names) {
 		if _, ok := want[n]; !ok {
 			ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))

@@ -138,7 +138,7 @@ func (m *Mirror) load(ctx context.Context) error {
 	defer m.mu.Unlock()
 	m.rev, m.stateRev, m.pending, m.dh = rev, snap.Revision, snap.PendingImport, snap.DHParams
 	m.sites, m.shared = slices.Clone(snap.Sites), false
-	slices.SortFunc(m.sites, compareDomains)
+	slices.SortFunc(m.sites, ByDomain)
 	m.unreadable = map[string]string{}
 	for d, e := range snap.Unreadable {
 		m.unreadable[d] = e
@@ -279,9 +279,6 @@ func (m *Mirror) own() {
 		m.sites, m.shared = slices.Grow(slices.Clone(m.sites), 16), false
 	}
 }
-
-func compareDomains(a, b Site) int            { return cmp.Compare(a.Domain, b.Domain) }
-func siteDomainCmp(s Site, domain string) int { return cmp.Compare(s.Domain, domain) }
 
 // applyDecoded puts or deletes one decoded record of a map; a record that
 // does not decode is removed from it and its error returned.

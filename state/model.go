@@ -7,6 +7,7 @@
 package state
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -116,24 +117,18 @@ type Snapshot struct {
 
 // Site returns the site with the given primary domain.
 func (s *Snapshot) Site(domain string) (Site, bool) {
-	i, ok := slices.BinarySearchFunc(s.Sites, domain, func(a Site, d string) int {
-		return compareStrings(a.Domain, d)
-	})
+	i, ok := slices.BinarySearchFunc(s.Sites, domain, siteDomainCmp)
 	if !ok {
 		return Site{}, false
 	}
 	return s.Sites[i], true
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+// ByDomain orders sites by domain, the order of a snapshot's sites.
+func ByDomain(a, b Site) int { return cmp.Compare(a.Domain, b.Domain) }
+
+// siteDomainCmp finds a domain in sites ordered ByDomain.
+func siteDomainCmp(s Site, domain string) int { return cmp.Compare(s.Domain, domain) }
 
 // Document is the exported form of the whole state, as `state get` writes it
 // and `state set` reads it.

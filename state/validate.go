@@ -189,6 +189,6 @@ func ValidateSites(sites []Site) ([]Site, error) {
 		}
 		out = append(out, n)
 	}
-	slices.SortFunc(out, func(a, b Site) int { return compareStrings(a.Domain, b.Domain) })
+	slices.SortFunc(out, ByDomain)
 	return out, nil
 }
