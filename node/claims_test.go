@@ -35,10 +35,10 @@ func TestUsableSitesFollowRandomChanges(t *testing.T) {
 					snap.Sites = append(snap.Sites, sites[d])
 				}
 				wasClean := inc.ownersClean
-				got, gotErrs := inc.usableSites(snap)
+				got, gotErrs, _ := inc.usableSites(snap)
 				ref := &Node{}
 				ref.applied.Store(inc.applied.Load())
-				want, wantErrs := ref.usableSites(snap)
+				want, wantErrs, _ := ref.usableSites(snap)
 				if !slices.EqualFunc(got, want, func(a, b state.Site) bool { return reflect.DeepEqual(a, b) }) || !reflect.DeepEqual(gotErrs, wantErrs) {
 					t.Fatalf("step %d: the pass serves\n%v\nerrors %v\nbut a walk of every site gives\n%v\nerrors %v", step, got, gotErrs, want, wantErrs)
 				}

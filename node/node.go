@@ -120,7 +120,6 @@ type Node struct {
 	checkedSorted bool
 	owner         map[string]string // name -> site, as the last pass claimed them
 	ownersClean   bool              // owner holds exactly the names of checked
-	changedSites  int               // how many sites the pass found changed
 	fetch         *fetcher          // nil without bundles
 	// Owned by the worker goroutine: what the last plan's sites were built
 	// from (planned, parallel to plannedSites), the list the next pass

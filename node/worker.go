@@ -130,7 +130,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	if len(snap.BadRecords) > 0 {
 		n.log.Warn("records in the store that do not decode are left out", "records", snap.BadRecords)
 	}
-	sites, siteErrs := n.usableSites(snap)
+	sites, siteErrs, changed := n.usableSites(snap)
 	sites, siteErrs = n.resolveBundles(sites, siteErrs)
 	plan := webserver.Plan{HTTPListen: n.opts.HTTPListen, PlaceholderRoot: n.opts.PlaceholderRoot, ACMEChallengeUpstream: n.opts.ACMEUpstream}
 	siteErr := func(domain string, err error) {
@@ -182,7 +182,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		}
 	}
 	n.removeUnused(ctx, snap, applied)
-	if n.changedSites >= bulkChange {
+	if changed >= bulkChange {
 		// A pass over this many changes (a start, an import) used memory
 		// the next ones will not need: give it back now rather than over
 		// the minutes the runtime's scavenger takes.
@@ -385,24 +385,27 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 // usableSites returns the sites of snap that can be served. A site that
 // does not validate (written to etcd behind the API's back) or claims a
 // name another site holds keeps its last applied form, if it had one, and
-// its error is returned; it never takes the other sites down.
-func (n *Node) usableSites(snap *state.Snapshot) ([]state.Site, map[string]string) {
+// its error is returned; it never takes the other sites down. changed is
+// how many sites changed, came or went since the last pass (all of them
+// when the two cannot be paired).
+func (n *Node) usableSites(snap *state.Snapshot) (sites []state.Site, errs map[string]string, changed int) {
 	checked, gone, fresh, paired := n.recheck(snap.Sites)
-	n.changedSites = len(fresh) + len(gone)
+	changed = len(fresh) + len(gone)
 	if !paired || len(snap.Unreadable) > 0 || !n.claimChanges(snap.Sites, gone, fresh) {
-		return n.claimAll(snap, checked)
+		sites, errs = n.claimAll(snap, checked)
+		return sites, errs, changed
 	}
 	// Every site is served as desired: when all are stored in their valid
 	// form (the API stores them so), the snapshot's list is the answer,
 	// shared, not copied.
 	if !slices.ContainsFunc(checked, func(c checkedSite) bool { return c.norm != nil }) {
-		return snap.Sites, nil
+		return snap.Sites, nil, changed
 	}
 	out := make([]state.Site, len(checked))
 	for i := range checked {
 		out[i] = checked[i].form(snap.Sites[i])
 	}
-	return out, nil
+	return out, nil, changed
 }
 
 // recheck validates the sites, reusing the last pass's validation of every
