@@ -77,22 +77,22 @@ func WaitDeployed(ctx context.Context, cli *clientv3.Client, keys state.Keys, do
 	}
 }
 
-// readLive reads the records of the live nodes and the revision read at.
+// readLive reads the records of the live nodes (from the fleet's view)
+// and the revision read at.
 func readLive(ctx context.Context, cli *clientv3.Client, keys state.Keys, timeout time.Duration) (map[string]NodeRecord, int64, error) {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := cli.Get(rctx, keys.Nodes(), clientv3.WithPrefix())
+	v, err := ReadView(rctx, cli, keys)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read node records: %w", err)
+		return nil, 0, err
 	}
-	live := make(map[string]NodeRecord, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var r NodeRecord
-		if json.Unmarshal(kv.Value, &r) == nil {
-			live[strings.TrimPrefix(string(kv.Key), keys.Nodes())] = r
+	live := make(map[string]NodeRecord, len(v.Nodes))
+	for _, n := range v.Nodes {
+		if n.Live {
+			live[n.Name] = n.NodeRecord
 		}
 	}
-	return live, resp.Header.Revision, nil
+	return live, v.Revision, nil
 }
 
 // followLive applies the changes of the node records after revision at to
