@@ -235,11 +235,9 @@ func TestRecordWrittenWhenItChanges(t *testing.T) {
 	e := etcdtest.New(t)
 	cli := e.Client(t)
 	var applied atomic.Int64
-	changed := make(chan struct{}, 1)
 	m, _ := runMember(t, cli, "n1", "data-a", func(o *MemberOptions) {
 		o.PublishInterval = 50 * time.Millisecond
 		o.Record = func() NodeRecord { return NodeRecord{Ready: true, AppliedRevision: applied.Load()} }
-		o.Changed = changed
 	})
 	modRev := func() int64 {
 		resp, err := cli.Get(context.Background(), m.nodeKey())
@@ -260,7 +258,27 @@ func TestRecordWrittenWhenItChanges(t *testing.T) {
 	second := modRev()
 	m.Notify()
 	testutil.WaitFor(t, "the notified record written", 2*time.Second, func() bool { return modRev() > second })
-	third := modRev()
+}
+
+// A signal on Changed publishes the record at once, with no tick to help
+// (the interval is an hour).
+func TestChangedPublishesAtOnce(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	changed := make(chan struct{}, 1)
+	m, _ := runMember(t, cli, "n1", "data-a", func(o *MemberOptions) {
+		o.PublishInterval = time.Hour
+		o.Changed = changed
+	})
+	modRev := func() int64 {
+		resp, err := cli.Get(context.Background(), m.nodeKey())
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0
+		}
+		return resp.Kvs[0].ModRevision
+	}
+	testutil.WaitFor(t, "n1 registered", 5*time.Second, func() bool { return modRev() > 0 })
+	first := modRev()
 	changed <- struct{}{}
-	testutil.WaitFor(t, "the record written on a signal of Changed", 2*time.Second, func() bool { return modRev() > third })
+	testutil.WaitFor(t, "the record written on a signal of Changed", 2*time.Second, func() bool { return modRev() > first })
 }

@@ -55,6 +55,24 @@ func TestCacheRoundTrip(t *testing.T) {
 		t.Errorf("another prefix's cache: %v", err)
 	}
 
+	// Headers that do not describe what follows are refused.
+	for name, head := range map[string]string{
+		"a negative count":          `{"version":2,"prefix":"/p","snapshot":{"revision":1},"sites":-1}`,
+		"sites inside the header":   `{"version":2,"prefix":"/p","snapshot":{"revision":1,"sites":[{"domain":"a.test"}]},"sites":0}`,
+		"an unknown version":        `{"version":9,"prefix":"/p","snapshot":{"revision":1},"sites":0}`,
+		"no snapshot":               `{"version":2,"prefix":"/p","sites":0}`,
+		"more sites than follow":    `{"version":2,"prefix":"/p","snapshot":{"revision":1},"sites":3}` + "\n" + `{"domain":"a.test"}`,
+		"a site that is not JSON":   `{"version":2,"prefix":"/p","snapshot":{"revision":1},"sites":1}` + "\n" + `{"domain":`,
+		"a header that is not JSON": `{"version":2,`,
+	} {
+		if err := os.WriteFile(c.Path, []byte(head), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := c.Load(); err == nil || state.IsNotExist(err) {
+			t.Errorf("%s: loaded %+v, %v; want an error", name, got, err)
+		}
+	}
+
 	// A node upgraded while etcd is down still serves the cache the
 	// version before wrote (one JSON document).
 	old, err := json.Marshal(map[string]any{"version": 1, "prefix": "/p", "appliedAt": at, "snapshot": snap})

@@ -109,6 +109,7 @@ func TestInvalidConfigValues(t *testing.T) {
 		"max txn ops negative":        {"state:\n  etcd:\n    maxTxnOps: -5\n", "state.etcd.maxTxnOps"},
 		"negative max body bytes":     {"api:\n  maxBodyBytes: -1\n", "api.maxBodyBytes"},
 		"memory limit too small":      {"memoryLimitBytes: 1000\n", "memoryLimitBytes"},
+		"memory limit negative":       {"memoryLimitBytes: -1\n", "memoryLimitBytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
