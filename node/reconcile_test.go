@@ -90,6 +90,16 @@ func reconciler(t *testing.T) (*Node, *state.Store, *recordingWeb, *etcdtest.Ser
 	return n, store, web, e
 }
 
+// put writes a site through the store, as the API would.
+func put(t *testing.T, store *state.Store, site state.Site) state.Site {
+	t.Helper()
+	got, err := store.PutSite(context.Background(), site, state.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // appliedAt waits until the node has applied the state revision rev.
 func appliedAt(t *testing.T, n *Node, rev int64) Status {
 	t.Helper()
@@ -104,10 +114,7 @@ func appliedAt(t *testing.T, n *Node, rev int64) Status {
 func TestReconcileFollowsTheStore(t *testing.T) {
 	n, store, web, _ := reconciler(t)
 	ctx := context.Background()
-	a, err := store.PutSite(ctx, state.Site{Domain: "a.test", Aliases: []string{"www.a.test"}}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := put(t, store, state.Site{Domain: "a.test", Aliases: []string{"www.a.test"}})
 	st := appliedAt(t, n, a.Revision)
 	if st.Sites != 1 || len(st.SiteErrors) != 0 || !st.Applied {
 		t.Fatalf("after a.test: %+v", st)
@@ -136,21 +143,11 @@ func TestReconcileFollowsTheStore(t *testing.T) {
 // to a form that is served, its error goes.
 func TestReconcileIsolatesARefusedSite(t *testing.T) {
 	n, store, web, _ := reconciler(t)
-	ctx := context.Background()
-	served, err := store.PutSite(ctx, state.Site{Domain: "bad.test"}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	served := put(t, store, state.Site{Domain: "bad.test"})
 	appliedAt(t, n, served.Revision)
 	web.set(map[string]string{"bad.test": "nginx refused this site's configuration: boom"}, nil)
-	bad, err := store.PutSite(ctx, state.Site{Domain: "bad.test", Aliases: []string{"www.bad.test"}}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := store.PutSite(ctx, state.Site{Domain: "good.test"}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := put(t, store, state.Site{Domain: "bad.test", Aliases: []string{"www.bad.test"}})
+	good := put(t, store, state.Site{Domain: "good.test"})
 	st := appliedAt(t, n, max(bad.Revision, good.Revision))
 	if !strings.Contains(st.SiteErrors["bad.test"], "boom") || len(st.SiteErrors) != 1 || st.Sites != 2 {
 		t.Fatalf("status: %+v", st)
@@ -159,10 +156,7 @@ func TestReconcileIsolatesARefusedSite(t *testing.T) {
 		t.Errorf("the refused site's applied form: %+v (want the one served before, without the alias)", kept)
 	}
 	web.set(nil, nil)
-	fixed, err := store.PutSite(ctx, state.Site{Domain: "bad.test"}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixed := put(t, store, state.Site{Domain: "bad.test"})
 	if st := appliedAt(t, n, fixed.Revision); len(st.SiteErrors) != 0 {
 		t.Errorf("after the fix: %v", st.SiteErrors)
 	}
@@ -172,17 +166,10 @@ func TestReconcileIsolatesARefusedSite(t *testing.T) {
 // state served stays the last applied one.
 func TestReconcileRetriesAFailedPass(t *testing.T) {
 	n, store, web, _ := reconciler(t)
-	ctx := context.Background()
-	first, err := store.PutSite(ctx, state.Site{Domain: "a.test"}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := put(t, store, state.Site{Domain: "a.test"})
 	appliedAt(t, n, first.Revision)
 	web.set(nil, errors.New("disk full"))
-	second, err := store.PutSite(ctx, state.Site{Domain: "b.test"}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := put(t, store, state.Site{Domain: "b.test"})
 	testutil.WaitFor(t, "the failure in the status", 5*time.Second, func() bool {
 		return strings.Contains(n.Status().LastError, "disk full")
 	})
@@ -203,10 +190,7 @@ func TestReconcileKeepsAnInvalidRecordOut(t *testing.T) {
 	if _, err := e.Client(t).Put(ctx, store.Keys().Site("x.test"), `{"domain":"x.test","aliases":["-bad-.test"]}`); err != nil {
 		t.Fatal(err)
 	}
-	ok, err := store.PutSite(ctx, state.Site{Domain: "ok.test"}, state.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ok := put(t, store, state.Site{Domain: "ok.test"})
 	st := appliedAt(t, n, ok.Revision)
 	if !strings.Contains(st.SiteErrors["x.test"], "invalid site in the store") || st.Sites != 1 {
 		t.Fatalf("status: %+v", st)

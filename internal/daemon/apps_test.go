@@ -54,16 +54,7 @@ func (n *testNode) upload(t testing.TB, app, version string, archive []byte, sig
 // waitBody waits until host/path answers 200 with body.
 func (n *testNode) waitBody(host, path, body string) {
 	n.t.Helper()
-	n.eventually(fmt.Sprintf("%s%s serves %q", host, path, body), 15*time.Second, func() error {
-		code, got, _, err := n.get(host, path)
-		if err != nil {
-			return err
-		}
-		if code != 200 || got != body {
-			return fmt.Errorf("got %d %q", code, got)
-		}
-		return nil
-	})
+	n.waitAnswer(fmt.Sprintf("%s%s serves %q", host, path, body), host, path, 15*time.Second, 200, func(got string) bool { return got == body })
 }
 
 func TestUploadDeployRollback(t *testing.T) {

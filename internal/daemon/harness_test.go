@@ -144,35 +144,33 @@ func (n *testNode) get(host, path string) (int, string, http.Header, error) {
 	return resp.StatusCode, string(b), resp.Header, err
 }
 
-// waitServed waits until host answers with the placeholder page (a
-// configured site with nothing deployed).
-func (n *testNode) waitServed(host string) {
+// waitAnswer waits until nginx answers host's path with the status and a
+// body that matches.
+func (n *testNode) waitAnswer(what, host, path string, timeout time.Duration, status int, matches func(body string) bool) {
 	n.t.Helper()
-	n.eventually("nginx serves "+host, 10*time.Second, func() error {
-		code, body, _, err := n.get(host, "/")
+	n.eventually(what, timeout, func() error {
+		code, body, _, err := n.get(host, path)
 		if err != nil {
 			return err
 		}
-		if code != 200 || !strings.Contains(body, "served by sitefleet") {
+		if code != status || !matches(body) {
 			return fmt.Errorf("got %d %q", code, body)
 		}
 		return nil
 	})
 }
 
+// waitServed waits until host answers with the placeholder page (a
+// configured site with nothing deployed).
+func (n *testNode) waitServed(host string) {
+	n.t.Helper()
+	n.waitAnswer("nginx serves "+host, host, "/", 10*time.Second, 200, func(b string) bool { return strings.Contains(b, "served by sitefleet") })
+}
+
 // waitUnknown waits until host gets the unknown-host answer.
 func (n *testNode) waitUnknown(host string) {
 	n.t.Helper()
-	n.eventually("nginx no longer serves "+host, 10*time.Second, func() error {
-		code, body, _, err := n.get(host, "/")
-		if err != nil {
-			return err
-		}
-		if code != 404 || !strings.Contains(body, "no site is configured") {
-			return fmt.Errorf("got %d %q", code, body)
-		}
-		return nil
-	})
+	n.waitAnswer("nginx no longer serves "+host, host, "/", 10*time.Second, 404, func(b string) bool { return strings.Contains(b, "no site is configured") })
 }
 
 // testLogWriter sends log lines to the test log.
