@@ -74,13 +74,14 @@ func (s *Server) apply(ctx context.Context, plan Plan) (Result, string, error) {
 	if err := validateGlobal(plan); err != nil {
 		return Result{}, "", fmt.Errorf("render: plan: %w", err)
 	}
+	// Every config this Apply renders sees the operator's files as read
+	// now, even if they change while it tests.
 	opts, err := s.opts.withExtrasRead()
 	if err != nil {
 		return Result{}, "", err
 	}
-	s.applyOpts = opts
 	sel := s.selectSites(plan)
-	final, g, diff, err := s.settle(ctx, plan, &sel)
+	final, g, diff, err := s.settle(ctx, opts, plan, &sel)
 	if err != nil {
 		return Result{}, "", err
 	}
@@ -177,14 +178,14 @@ func (s *Server) relink(final Plan, diff liveDiff) (int, int, error) {
 // if nginx refuses it, it isolates the sites at fault and renders the plan
 // without them. It returns the plan to serve and its generation, staged
 // and tested unless it is the live one.
-func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, generation, liveDiff, error) {
+func (s *Server) settle(ctx context.Context, opts Options, plan Plan, sel *selection) (Plan, generation, liveDiff, error) {
 	all := sel.allChanged()
 	final, dropped := sel.assemble(plan, all)
 	diff := s.diffOf(sel, all, dropped)
-	if s.sameConfig(final, diff) {
+	if s.sameConfig(opts, final, diff) {
 		return final, s.liveGen, diff, nil // only links change: nothing to render
 	}
-	g, err := render(final, s.applyOpts)
+	g, err := render(final, opts)
 	if err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
@@ -193,12 +194,12 @@ func (s *Server) settle(ctx context.Context, plan Plan, sel *selection) (Plan, g
 	if !errors.As(err, &te) || len(sel.changed) == 0 {
 		return final, g, diff, err
 	}
-	accepted, err := s.isolate(ctx, plan, sel, te)
+	accepted, err := s.isolate(ctx, opts, plan, sel, te)
 	if err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
 	final, dropped = sel.assemble(plan, accepted)
-	if g, err = render(final, s.applyOpts); err != nil {
+	if g, err = render(final, opts); err != nil {
 		return Plan{}, generation{}, liveDiff{}, err
 	}
 	return final, g, s.diffOf(sel, accepted, dropped), s.stageAndTest(ctx, g)

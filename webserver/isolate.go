@@ -263,9 +263,9 @@ func (sel *selection) allChanged() map[string]bool {
 // one stands alone. It returns the changed sites that can go live
 // together, and records the refused ones. It blocks for a few `nginx -t`
 // runs per refused site; ctx ending aborts it with ctx's error.
-func (s *Server) isolate(ctx context.Context, plan Plan, sel *selection, full *TestError) (map[string]bool, error) {
+func (s *Server) isolate(ctx context.Context, opts Options, plan Plan, sel *selection, full *TestError) (map[string]bool, error) {
 	accepted := map[string]bool{}
-	if err := s.tryPlan(ctx, first(sel.assemble(plan, accepted))); err != nil {
+	if err := s.tryPlan(ctx, opts, first(sel.assemble(plan, accepted))); err != nil {
 		var te *TestError
 		if errors.As(err, &te) {
 			return nil, full // not a site's fault: report nginx's first answer
@@ -284,7 +284,7 @@ func (s *Server) isolate(ctx context.Context, plan Plan, sel *selection, full *T
 		for _, d := range cands {
 			trial[d] = true
 		}
-		err := s.tryPlan(ctx, first(sel.assemble(plan, trial)))
+		err := s.tryPlan(ctx, opts, first(sel.assemble(plan, trial)))
 		var te *TestError
 		switch {
 		case err == nil:
@@ -353,8 +353,8 @@ func (s *Server) Test(ctx context.Context, plan Plan) error {
 
 // tryPlan renders plan, stages it without syncing and runs `nginx -t` on
 // it, then removes it. The live generation counts as tested.
-func (s *Server) tryPlan(ctx context.Context, plan Plan) error {
-	g, err := render(plan, s.applyOpts)
+func (s *Server) tryPlan(ctx context.Context, opts Options, plan Plan) error {
+	g, err := render(plan, opts)
 	if err != nil {
 		return err
 	}
@@ -382,12 +382,12 @@ func (s *Server) currentLive() string {
 // or removed. That is the common change (a deploy, a rollback, a plain
 // site added or removed), and it then costs the sites it touches, not a
 // render of the fleet.
-func (s *Server) sameConfig(plan Plan, d liveDiff) bool {
+func (s *Server) sameConfig(opts Options, plan Plan, d liveDiff) bool {
 	if s.liveGen.id == "" || s.liveGen.id != s.currentLive() || !sameSettings(plan, s.livePlan) {
 		return false
 	}
 	files := map[string][]byte{}
-	names, err := readExtras(s.applyOpts, files)
+	names, err := readExtras(opts, files)
 	if err != nil || extrasDigest(files, names) != s.liveGen.extras {
 		return false // the operator's files changed: render and test them
 	}

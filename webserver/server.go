@@ -41,8 +41,7 @@ type Server struct {
 	reloads atomic.Int64 // reloads since New
 
 	// Guarded by applySem.
-	applyOpts Options  // opts with the extra files as read by the running Apply
-	hosts     *linkSet // <Prefix>/hosts: name -> document root
+	hosts *linkSet // <Prefix>/hosts: name -> document root
 	// linksSynced: the links on disk are known to match liveSites, so a
 	// change touches only the links of the sites it changes.
 	linksSynced bool
