@@ -42,6 +42,10 @@ type Mirror struct {
 	bad        map[string]string      // BadRecords
 	bundles    map[string]Bundle      // by key
 	certs      map[string]Certificate // by key
+	// The sorted lists of bundles and certificates the last snapshot got;
+	// nil once either changed. A change to a site does not sort them again.
+	bundleList []Bundle
+	certList   []Certificate
 	dh         *DHParams
 	pending    string
 	built      *Snapshot     // the last Snapshot built, until the next change
@@ -155,6 +159,7 @@ func (m *Mirror) load(ctx context.Context) error {
 	for _, c := range snap.Certificates {
 		m.certs[m.store.keys.Cert(c.ID)] = c
 	}
+	m.bundleList, m.certList = nil, nil
 	m.synced = true
 	m.changedLocked()
 	return nil
@@ -222,8 +227,10 @@ func (m *Mirror) applyOne(kv *mvccpb.KeyValue, deleted bool) {
 		}
 		m.addSite(site)
 	case strings.HasPrefix(key, k.Apps()):
+		m.bundleList = nil
 		m.noteBad(key, applyDecoded(m.bundles, key, kv, deleted, decodeBundle))
 	case strings.HasPrefix(key, k.Certs()):
+		m.certList = nil
 		m.noteBad(key, applyDecoded(m.certs, key, kv, deleted, decodeCert))
 	case key == k.DHParams():
 		m.dh = nil
@@ -306,14 +313,14 @@ func (m *Mirror) build() *Snapshot {
 	if len(m.bad) > 0 {
 		snap.BadRecords = maps.Clone(m.bad)
 	}
-	for _, b := range m.bundles {
-		snap.Bundles = append(snap.Bundles, b)
+	if m.bundleList == nil {
+		m.bundleList = slices.Collect(maps.Values(m.bundles))
+		sortBundles(m.bundleList)
 	}
-	sortBundles(snap.Bundles)
-	for _, c := range m.certs {
-		snap.Certificates = append(snap.Certificates, c)
+	if m.certList == nil {
+		m.certList = slices.SortedFunc(maps.Values(m.certs), func(a, b Certificate) int { return cmp.Compare(a.ID, b.ID) })
 	}
-	slices.SortFunc(snap.Certificates, func(a, b Certificate) int { return cmp.Compare(a.ID, b.ID) })
+	snap.Bundles, snap.Certificates = slices.Clip(m.bundleList), slices.Clip(m.certList)
 	return snap
 }
 
