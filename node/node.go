@@ -134,6 +134,7 @@ type Node struct {
 	waitingForBundles bool                   // the last apply lacked a bundle
 	rules             map[string]cachedRules // bundle sha -> its serving rules
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
+	lastBundleGC      time.Time              // when removeUnused last looked
 	tls               *tlsFiles              // nil without HTTPS
 
 	cache cacheWriter

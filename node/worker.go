@@ -332,12 +332,19 @@ func (n *Node) resolveBundles(sites []state.Site, errs map[string]string) ([]sta
 // it any more.
 const bundleRemoveGrace = time.Minute
 
+// bundleGCEvery spaces the look for unused local bundles: it lists the
+// bundle store and walks every site, and removal waits bundleRemoveGrace
+// anyway, so a pass for every change need not do it.
+const bundleGCEvery = 15 * time.Second
+
 // removeUnused deletes local bundles that the desired state no longer
-// lists and the applied config has not served for bundleRemoveGrace.
+// lists and the applied config has not served for bundleRemoveGrace. It
+// looks at most every bundleGCEvery.
 func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) {
-	if n.opts.Bundles == nil || n.opts.Peers == nil || snap.PendingImport != "" {
+	if n.opts.Bundles == nil || n.opts.Peers == nil || snap.PendingImport != "" || time.Since(n.lastBundleGC) < bundleGCEvery {
 		return
 	}
+	n.lastBundleGC = time.Now()
 	keep := map[string]bool{}
 	for _, b := range snap.Bundles {
 		keep[b.SHA256] = true
