@@ -146,12 +146,8 @@ func TestPlanSitesRebuildsWhatChanged(t *testing.T) {
 	}
 	var errs map[string]string
 	plan := func(sites []state.Site, records []state.Certificate, dh string) []webserver.Site {
-		byID := map[string]state.Certificate{}
-		for _, c := range records {
-			byID[c.ID] = c
-		}
 		errs = map[string]string{}
-		return n.planSites(sites, records, byID, dh, func(d string, err error) { errs[d] = err.Error() })
+		return n.planSites(sites, records, dh, func(d string, err error) { errs[d] = err.Error() })
 	}
 	first := plan(sites, certs, "/dh1")
 	if first[0].TLS == nil || len(first[0].TLS.Certificates) != 1 || first[1].Root != "/bundles/b1" || !strings.Contains(errs["c.t.test"], `"missing" does not exist`) {

@@ -143,19 +143,14 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		}
 		siteErrs[domain] = err.Error()
 	}
-	var certs map[string]state.Certificate
 	if n.tls != nil {
 		dh, err := n.tls.dhParams(snap.DHParams)
 		if err != nil {
 			return fmt.Errorf("https: %w", err)
 		}
 		plan.HTTPSListen, plan.DHParams, plan.Resolvers = n.opts.HTTPSListen, dh, n.opts.Resolvers
-		certs = make(map[string]state.Certificate, len(snap.Certificates))
-		for _, c := range snap.Certificates {
-			certs[c.ID] = c
-		}
 	}
-	plan.Sites = n.planSites(sites, snap.Certificates, certs, plan.DHParams, siteErr)
+	plan.Sites = n.planSites(sites, snap.Certificates, plan.DHParams, siteErr)
 	res, err := n.opts.Web.Apply(ctx, plan)
 	if err != nil {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
@@ -207,7 +202,8 @@ type plannedSite struct {
 // reused, as long as the certificates and DH parameters did not change
 // either: a pass builds only the changed sites. Both lists are in domain
 // order, so one walk pairs them; sites out of order are all built.
-func (n *Node) planSites(sites []state.Site, records []state.Certificate, certs map[string]state.Certificate, dh string, siteErr func(string, error)) []webserver.Site {
+func (n *Node) planSites(sites []state.Site, records []state.Certificate, dh string, siteErr func(string, error)) []webserver.Site {
+	var certs map[string]state.Certificate // by ID; made when a site is built
 	reuse := slices.IsSortedFunc(sites, state.ByDomain) &&
 		dh == n.plannedDH && slices.EqualFunc(records, n.plannedCerts, func(a, b state.Certificate) bool {
 		return a.ID == b.ID && a.Revision == b.Revision && a.Revision != 0
@@ -230,6 +226,12 @@ func (n *Node) planSites(sites []state.Site, records []state.Certificate, certs 
 				}
 				next, out = append(next, prev[j]), append(out, prevSites[j])
 				continue
+			}
+		}
+		if certs == nil {
+			certs = make(map[string]state.Certificate, len(records))
+			for _, c := range records {
+				certs[c.ID] = c
 			}
 		}
 		ws, err := n.planSite(s, certs)
