@@ -104,7 +104,7 @@ func withoutRepeats(sorted []Site, rejected map[string]string) []Site {
 	out := slices.Clone(sorted[:first])
 	for i := first; i < len(sorted); i++ {
 		if repeats(i) {
-			rejected[sorted[i].Domain] = "the plan lists this site twice"
+			rejected[sorted[i].Domain] = "the plan lists this site twice; its first form is applied"
 			continue
 		}
 		out = append(out, sorted[i])

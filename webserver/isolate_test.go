@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -369,5 +370,33 @@ func checkLinks(t *testing.T, step int, dir string, want map[string]string) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("step %d: links in %s:\n got %v\nwant %v", step, filepath.Base(dir), got, want)
+	}
+}
+
+// A plan may list its sites in any order; of a domain listed twice the
+// first form applies and the repeat is named in Rejected, and Apply
+// leaves the caller's plan as it was.
+func TestApplyTakesPlansInAnyOrderAndRefusesRepeats(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	plan := f.twoSites(t)
+	slices.Reverse(plan.Sites)
+	plan.Sites = append(plan.Sites, Site{Domain: "twice.test"}, Site{Domain: "twice.test", Aliases: []string{"www.twice.test"}})
+	given := slices.Clone(plan.Sites)
+	res := apply(t, s, plan)
+	if !strings.Contains(res.Rejected["twice.test"], "twice") || len(res.Rejected) != 1 {
+		t.Errorf("Rejected = %v, want twice.test named and nothing else", res.Rejected)
+	}
+	if !reflect.DeepEqual(plan.Sites, given) {
+		t.Errorf("Apply changed the caller's plan:\n%+v\nwas\n%+v", plan.Sites, given)
+	}
+	for _, name := range []string{"a.test", "www.a.test", "a.test.redirect", "p.test", "twice.test"} {
+		if _, err := os.Readlink(filepath.Join(f.prefix, "hosts", name)); err != nil {
+			t.Errorf("%s is not linked: %v", name, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(f.prefix, "hosts", "www.twice.test")); err == nil {
+		t.Error("the repeated form of twice.test (with www.twice.test) was applied")
 	}
 }

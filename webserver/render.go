@@ -127,7 +127,7 @@ func sortedSites(in []Site) []Site {
 			sites[i].Aliases = slices.Sorted(slices.Values(sites[i].Aliases))
 		}
 	}
-	slices.SortFunc(sites, byDomain)
+	slices.SortStableFunc(sites, byDomain) // of a repeated domain, the first listed stays first
 	return sites
 }
 
