@@ -11,10 +11,11 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/internal/acmetest"
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 )
 
-func acmeNodeConfig(t *testing.T, endpoint, prefix string, c *acmetest.CA) Config {
+func acmeNodeConfig(t *testing.T, endpoint, prefix string, c *acmetest.CA) config.Config {
 	cfg := nodeConfig(t, endpoint)
 	cfg.State.Etcd.KeyPrefix = prefix
 	cfg.TLS.ACME.DirectoryURL = c.URL

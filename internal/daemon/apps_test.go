@@ -20,6 +20,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/deploy"
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/internal/testutil"
 	"github.com/sitefleet/sitefleet/state"
@@ -304,7 +305,7 @@ func TestDeploysUnderLoad(t *testing.T) {
 // fetches the bundle from b.
 func TestBundleReplication(t *testing.T) {
 	e := etcdtest.New(t)
-	nodes := map[string]Config{}
+	nodes := map[string]config.Config{}
 	for _, name := range []string{"a", "b", "c"} {
 		cfg := nodeConfig(t, e.Endpoint())
 		cfg.NodeName, cfg.State.Etcd.KeyPrefix = name, "/replication"

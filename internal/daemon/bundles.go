@@ -13,6 +13,7 @@ import (
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/deploy"
 	"github.com/sitefleet/sitefleet/deploy/manifest"
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,7 +28,7 @@ type bundleService struct {
 	cli   *clientv3.Client // for the fleet's view
 	node  string
 	token string
-	cfg   BundlesCfg
+	cfg   config.BundlesCfg
 }
 
 var _ api.Bundles = (*bundleService)(nil)

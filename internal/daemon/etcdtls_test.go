@@ -30,8 +30,8 @@ func TestNodeEtcdTLS(t *testing.T) {
 	cert := ca.ClientCert(t, "node")
 	otherCA := etcdtest.NewCA(t)
 	otherCert := otherCA.ClientCert(t, "stranger")
-	tlsCfg := func(ca string, cert etcdtest.KeyPair) TLSConfig {
-		return TLSConfig{CA: ca, ClientCertificate: cert.CertFile, ClientKey: cert.KeyFile}
+	tlsCfg := func(ca string, cert etcdtest.KeyPair) config.TLSConfig {
+		return config.TLSConfig{CA: ca, ClientCertificate: cert.CertFile, ClientKey: cert.KeyFile}
 	}
 
 	// The config file as an operator writes it: every state.etcd key of the
@@ -41,7 +41,7 @@ func TestNodeEtcdTLS(t *testing.T) {
 		cases := []struct {
 			name      string
 			etcdBlock string
-			want      EtcdConfig
+			want      config.EtcdConfig
 			endpoints []string
 		}{
 			{
@@ -50,7 +50,7 @@ func TestNodeEtcdTLS(t *testing.T) {
     address: "%s,%s"
     tlsConfiguration: { ca: %q, clientCertificate: %q, clientKey: %q }
     tlsSkipVerify: false`, e.Endpoint(), localhost, ca.CertFile, cert.CertFile, cert.KeyFile),
-				want:      EtcdConfig{Address: e.Endpoint() + "," + localhost, TLSConfiguration: tlsCfg(ca.CertFile, cert)},
+				want:      config.EtcdConfig{Address: e.Endpoint() + "," + localhost, TLSConfiguration: tlsCfg(ca.CertFile, cert)},
 				endpoints: []string{e.Endpoint(), localhost},
 			},
 			{
@@ -61,7 +61,7 @@ func TestNodeEtcdTLS(t *testing.T) {
       clientCertificate: %q
       clientKey: %q
     tlsSkipVerify: true`, e.Endpoint(), cert.CertFile, cert.KeyFile),
-				want:      EtcdConfig{Address: e.Endpoint(), TLSConfiguration: tlsCfg("", cert), TLSSkipVerify: true},
+				want:      config.EtcdConfig{Address: e.Endpoint(), TLSConfiguration: tlsCfg("", cert), TLSSkipVerify: true},
 				endpoints: []string{e.Endpoint()},
 			},
 		}
@@ -119,10 +119,10 @@ reconcile:
 
 	works := []struct {
 		name string
-		etcd func(*EtcdConfig)
+		etcd func(*config.EtcdConfig)
 	}{
-		{"ca and client certificate", func(c *EtcdConfig) { c.TLSConfiguration = tlsCfg(ca.CertFile, cert) }},
-		{"skip verify without ca", func(c *EtcdConfig) {
+		{"ca and client certificate", func(c *config.EtcdConfig) { c.TLSConfiguration = tlsCfg(ca.CertFile, cert) }},
+		{"skip verify without ca", func(c *config.EtcdConfig) {
 			c.TLSConfiguration = tlsCfg("", cert)
 			c.TLSSkipVerify = true
 		}},
@@ -139,13 +139,13 @@ reconcile:
 
 	refused := []struct {
 		name string
-		etcd func(*EtcdConfig)
+		etcd func(*config.EtcdConfig)
 	}{
-		{"no client certificate", func(c *EtcdConfig) { c.TLSConfiguration = TLSConfig{CA: ca.CertFile} }},
-		{"client certificate of another ca", func(c *EtcdConfig) { c.TLSConfiguration = tlsCfg(ca.CertFile, otherCert) }},
-		{"wrong ca", func(c *EtcdConfig) { c.TLSConfiguration = tlsCfg(otherCA.CertFile, cert) }},
-		{"no ca: system roots", func(c *EtcdConfig) { c.TLSConfiguration = tlsCfg("", cert) }},
-		{"plain http to the tls endpoint", func(c *EtcdConfig) {
+		{"no client certificate", func(c *config.EtcdConfig) { c.TLSConfiguration = config.TLSConfig{CA: ca.CertFile} }},
+		{"client certificate of another ca", func(c *config.EtcdConfig) { c.TLSConfiguration = tlsCfg(ca.CertFile, otherCert) }},
+		{"wrong ca", func(c *config.EtcdConfig) { c.TLSConfiguration = tlsCfg(otherCA.CertFile, cert) }},
+		{"no ca: system roots", func(c *config.EtcdConfig) { c.TLSConfiguration = tlsCfg("", cert) }},
+		{"plain http to the tls endpoint", func(c *config.EtcdConfig) {
 			c.Address = "http://" + e.Endpoint()[len("https://"):]
 			c.TLSConfiguration = tlsCfg(ca.CertFile, cert)
 		}},

@@ -24,7 +24,7 @@ import (
 // real nginx on loopback.
 type testNode struct {
 	t      testing.TB
-	cfg    Config
+	cfg    config.Config
 	cancel context.CancelFunc
 	done   chan error
 	api    *client.Client
@@ -51,7 +51,7 @@ func (b *lockedBuffer) String() string {
 }
 
 // nodeConfig returns a configuration for a test node using etcd at endpoint.
-func nodeConfig(t testing.TB, endpoint string) Config {
+func nodeConfig(t testing.TB, endpoint string) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = testutil.WorldReadableTempDir(t)
@@ -73,7 +73,7 @@ func nodeConfig(t testing.TB, endpoint string) Config {
 
 // startNode runs a node with cfg until the test ends, and waits until its
 // API answers.
-func startNode(t testing.TB, cfg Config) *testNode {
+func startNode(t testing.TB, cfg config.Config) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}

@@ -26,6 +26,7 @@ import (
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/deploy"
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
@@ -39,7 +40,7 @@ var Version = "dev"
 
 // Run runs a node until ctx ends: the etcd connection, nginx, the
 // reconciler and the API. It returns when all of them have stopped.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := prepareDataDir(cfg.DataDir, cfg.Web.Nginx.User); err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // parts are a node's long-running components, wired together.
 type parts struct {
-	cfg    Config
+	cfg    config.Config
 	log    *slog.Logger
 	token  string
 	store  *state.Store
@@ -91,7 +92,7 @@ type parts struct {
 
 // assemble builds every part of a node; it starts nothing but checks that
 // the node's name is free in the fleet.
-func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Logger) (*parts, error) {
+func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *slog.Logger) (*parts, error) {
 	token, err := ensureToken(cfg.TokenPath())
 	if err != nil {
 		return nil, err
@@ -172,7 +173,7 @@ func assemble(ctx context.Context, cfg Config, etcd *cluster.Etcd, log *slog.Log
 	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, srv: srv}, nil
 }
 
-func nodeOptions(cfg Config, source node.Source, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
+func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
 	return node.Options{
 		Source:          source,
 		Web:             web,
@@ -205,7 +206,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
@@ -237,7 +238,7 @@ func newMember(cfg Config, etcd *cluster.Etcd, store *state.Store, mirror *state
 	})
 }
 
-func tlsLeaderOptions(cfg Config, etcd *cluster.Etcd, store *state.Store, sealer *sftls.Sealer, log *slog.Logger) sftls.LeaderOptions {
+func tlsLeaderOptions(cfg config.Config, etcd *cluster.Etcd, store *state.Store, sealer *sftls.Sealer, log *slog.Logger) sftls.LeaderOptions {
 	return sftls.LeaderOptions{
 		Store: store, Client: etcd.Client, Sealer: sealer,
 		SelfSignedValidity: cfg.TLS.SelfSignedValidity, RenewBefore: cfg.TLS.RenewBefore,
@@ -311,7 +312,7 @@ func ensureNodeID(path string) (string, error) {
 	return id, nil
 }
 
-func etcdOptions(cfg Config, log *slog.Logger) cluster.EtcdOptions {
+func etcdOptions(cfg config.Config, log *slog.Logger) cluster.EtcdOptions {
 	return cluster.EtcdOptions{
 		Store:     cfg.State.Store,
 		Endpoints: cfg.EtcdEndpoints(),
@@ -331,7 +332,7 @@ func etcdOptions(cfg Config, log *slog.Logger) cluster.EtcdOptions {
 	}
 }
 
-func webOptions(cfg Config, log *slog.Logger) webserver.Options {
+func webOptions(cfg config.Config, log *slog.Logger) webserver.Options {
 	prefix := cfg.Web.Nginx.Prefix
 	if prefix == "" {
 		prefix = filepath.Join(cfg.DataDir, "nginx")

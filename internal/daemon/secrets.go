@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/state"
 	sftls "github.com/sitefleet/sitefleet/tls"
@@ -19,7 +20,7 @@ import (
 // node with another key refuses to start, since it could neither read nor
 // write the fleet's secrets. When etcd cannot be reached the check is
 // skipped with a warning; the node serves what it has.
-func openSealer(ctx context.Context, cfg Config, store *state.Store, log *slog.Logger) (*sftls.Sealer, error) {
+func openSealer(ctx context.Context, cfg config.Config, store *state.Store, log *slog.Logger) (*sftls.Sealer, error) {
 	encoded, err := clusterKey(cfg)
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func openSealer(ctx context.Context, cfg Config, store *state.Store, log *slog.L
 }
 
 // clusterKey returns secrets.key, or the node's own key file, generating it.
-func clusterKey(cfg Config) (string, error) {
+func clusterKey(cfg config.Config) (string, error) {
 	if cfg.Secrets.Key != "" {
 		return cfg.Secrets.Key, nil
 	}
