@@ -247,9 +247,12 @@ func (m *Member) register(ctx context.Context, sess *concurrency.Session) error 
 	return nil
 }
 
-func (m *Member) recordValue() (string, error) {
-	r := m.record()
-	r.UpdatedAt = time.Now().UTC()
+func (m *Member) recordValue() (string, error) { return encodeRecord(m.record(), time.Now().UTC()) }
+
+// encodeRecord encodes r as updated at (zero: without a time, to compare
+// contents).
+func encodeRecord(r NodeRecord, at time.Time) (string, error) {
+	r.UpdatedAt = at
 	b, err := json.Marshal(r)
 	if err != nil {
 		return "", fmt.Errorf("encode node record: %w", err)
@@ -302,20 +305,19 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 			notified = true
 		}
 		r := m.record()
-		r.UpdatedAt = time.Time{}
-		content, err := json.Marshal(r)
+		content, err := encodeRecord(r, time.Time{})
 		if err != nil {
-			return fmt.Errorf("encode node record: %w", err)
+			return err
 		}
-		if !notified && string(content) == last && time.Since(lastAt) < heartbeatEvery*m.opts.PublishInterval {
+		if !notified && content == last && time.Since(lastAt) < heartbeatEvery*m.opts.PublishInterval {
 			continue
 		}
-		r.UpdatedAt = time.Now().UTC()
-		val, err := json.Marshal(r)
+		now := time.Now().UTC()
+		val, err := encodeRecord(r, now)
 		if err != nil {
-			return fmt.Errorf("encode node record: %w", err)
+			return err
 		}
-		if err := m.publishOnce(ctx, sess, string(val)); err != nil {
+		if err := m.publishOnce(ctx, sess, val); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -325,7 +327,7 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 			m.log.Debug("could not publish the node record", "err", err)
 			continue
 		}
-		last, lastAt = string(content), r.UpdatedAt
+		last, lastAt = content, now
 	}
 }
 
