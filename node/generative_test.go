@@ -247,7 +247,7 @@ func (g gen) plan(f *genFixture, n int, tb testing.TB) (webserver.Plan, string) 
 	var desc strings.Builder
 	taken := map[string]bool{}
 	for range n {
-		site, err := g.site().Normalize()
+		site, err := state.NormalizeSite(g.site())
 		if err != nil || anyTaken(site.Names(), taken) {
 			continue
 		}

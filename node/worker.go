@@ -587,7 +587,7 @@ func (c checkedSite) form(raw state.Site) state.Site {
 
 func checkSite(raw state.Site) checkedSite {
 	c := checkedSite{domain: raw.Domain, rev: raw.Revision}
-	s, err := raw.Normalize()
+	s, err := state.NormalizeSite(raw)
 	if err == nil && s.Domain != raw.Domain {
 		err = errors.New("domain is not in normal form")
 	}

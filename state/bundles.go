@@ -13,31 +13,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Bundle is the metadata of one uploaded version of an app. The bytes live
-// on the nodes, addressed by SHA256.
-type Bundle struct {
-	App     string `json:"app"`
-	Version string `json:"version"`
-	// SHA256 is the lower-case hex digest of the archive.
-	SHA256 string `json:"sha256"`
-	// Size is the archive's size in bytes; Files and Unpacked describe
-	// its extracted tree.
-	Size     int64  `json:"size"`
-	Files    int    `json:"files"`
-	Unpacked int64  `json:"unpacked"`
-	Format   string `json:"format"`
-	// Signer is the ID of the key that signed the bundle, if any.
-	Signer     string    `json:"signer,omitempty"`
-	UploadedAt time.Time `json:"uploadedAt"`
-	// UploadedTo is the node that received the upload.
-	UploadedTo string `json:"uploadedTo,omitempty"`
-	// Revision is the etcd revision of the bundle's key (output only).
-	Revision int64 `json:"revision,omitempty"`
-}
-
-// Ref names the bundle as app@version.
-func (b Bundle) Ref() string { return b.App + "@" + b.Version }
-
 var (
 	appRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
@@ -70,8 +45,8 @@ func ValidateSHA256(h string) error {
 	return nil
 }
 
-// Validate checks a bundle's identity fields.
-func (b Bundle) Validate() error {
+// ValidateBundle checks a bundle's identity fields.
+func ValidateBundle(b Bundle) error {
 	if err := ValidateApp(b.App); err != nil {
 		return err
 	}
@@ -106,7 +81,7 @@ func decodeBundle(kv *mvccpb.KeyValue) (Bundle, error) {
 // returns the stored bundle with created false; with another SHA-256 it is
 // an Exists *Error.
 func (s *Store) PutBundle(ctx context.Context, b Bundle) (Bundle, bool, error) {
-	if err := b.Validate(); err != nil {
+	if err := ValidateBundle(b); err != nil {
 		return Bundle{}, false, err
 	}
 	b.Revision = 0

@@ -6,51 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// CertType is how a certificate was obtained.
-type CertType string
-
-// The certificate types.
-const (
-	CertSelfSigned CertType = "selfsigned"
-	CertImported   CertType = "imported"
-	CertACME       CertType = "acme"
-)
-
-// Valid reports whether t is one of the known types.
-func (t CertType) Valid() bool {
-	return t == CertSelfSigned || t == CertImported || t == CertACME
-}
-
-// Certificate is a certificate record in the state. Its private key is
-// only ever stored sealed with the cluster key (package tls).
-type Certificate struct {
-	// ID is chosen by the user for imported certificates and is
-	// "<type>-<domain>" for self-signed and ACME ones.
-	ID   string   `json:"id"`
-	Type CertType `json:"type"`
-	// Domains are the names it covers: the leaf's DNS SANs, lower-case, sorted.
-	Domains   []string  `json:"domains"`
-	NotBefore time.Time `json:"notBefore"`
-	NotAfter  time.Time `json:"notAfter"`
-	// Issuer is the issuer's common name, or its organisation.
-	Issuer string `json:"issuer"`
-	// Serial is the leaf's serial number in hex.
-	Serial string `json:"serial"`
-	// ChainPEM is the leaf first, then intermediates. It is public.
-	ChainPEM string `json:"chainPem"`
-	// KeySealed is the private key PEM sealed with the cluster key, with
-	// ID as context; the clear key is never stored.
-	KeySealed string    `json:"keySealed"`
-	CreatedAt time.Time `json:"createdAt"`
-	// Revision is the etcd revision of the record (output only).
-	Revision int64 `json:"revision,omitempty"`
-}
 
 // Certs is the prefix of the certificate records; Cert the key of one.
 func (k Keys) Certs() string         { return k.Prefix + "/state/certs/" }

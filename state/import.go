@@ -16,25 +16,6 @@ import (
 // request size limit of 1.5 MiB.
 const maxTxnBytes = 1 << 20
 
-// Change is one difference between the stored state and an imported one.
-type Change struct {
-	// Action is "add", "update" or "remove".
-	Action string `json:"action"`
-	// Kind is the kind of object: "site" or "certificate".
-	Kind string `json:"kind"`
-	// Name identifies the object: the site's domain, the certificate's ID.
-	Name string `json:"name"`
-}
-
-// ImportResult says what an import changed, or would change on a dry run.
-type ImportResult struct {
-	Changes []Change `json:"changes"`
-	// Revision is the store revision after the import (before it, on a dry
-	// run or when nothing changed).
-	Revision int64 `json:"revision"`
-	DryRun   bool  `json:"dryRun"`
-}
-
 // Export returns the whole state as a Document at one revision.
 func (s *Store) Export(ctx context.Context) (Document, error) {
 	snap, err := s.Snapshot(ctx)
@@ -59,9 +40,12 @@ type storedState struct {
 	metaRev int64
 	pending bool
 	sites   map[string]Site
-	names   map[string]string
-	bundles map[string]string // app@version -> sha256
-	certs   map[string]Certificate
+	// unreadable holds the domains whose record does not decode: the
+	// import replaces or removes them whatever the document says.
+	unreadable map[string]bool
+	names      map[string]string
+	bundles    map[string]string // app@version -> sha256
+	certs      map[string]Certificate
 }
 
 // checkDeployments refuses sites whose deployment or history names a
@@ -93,7 +77,7 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 	if err != nil {
 		return storedState{}, s.wrap(ctx, "read state", err)
 	}
-	st := storedState{sites: map[string]Site{}, names: map[string]string{}, bundles: map[string]string{}, certs: map[string]Certificate{}}
+	st := storedState{sites: map[string]Site{}, unreadable: map[string]bool{}, names: map[string]string{}, bundles: map[string]string{}, certs: map[string]Certificate{}}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -105,7 +89,8 @@ func (s *Store) readStored(ctx context.Context) (storedState, error) {
 			domain := strings.TrimPrefix(key, s.keys.Sites())
 			site, err := decodeSiteKey(kv, domain)
 			if err != nil { // replaced or removed by the import, whatever it holds
-				site = Site{Domain: domain, Revision: kv.ModRevision, unreadable: true}
+				site = Site{Domain: domain, Revision: kv.ModRevision}
+				st.unreadable[domain] = true
 			}
 			st.sites[domain] = site
 		case strings.HasPrefix(key, s.keys.Names()):
@@ -187,7 +172,7 @@ func (s *Store) diff(st storedState, sites []Site) ([]Change, []clientv3.Op, err
 			want[n] = site.Domain
 		}
 		cur, exists := st.sites[site.Domain]
-		if exists && !cur.unreadable && cur.Equal(site) {
+		if exists && !st.unreadable[site.Domain] && cur.Equal(site) {
 			continue
 		}
 		val, err := marshal(site)

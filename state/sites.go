@@ -98,7 +98,7 @@ func (v siteView) check(domain string, pre Precondition) error {
 // Unavailable (*Error). Writing a site identical to the stored one changes
 // nothing and returns the stored one.
 func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site, error) {
-	site, err := site.Normalize()
+	site, err := NormalizeSite(site)
 	if err != nil {
 		return Site{}, err
 	}

@@ -1,25 +1,8 @@
 package state
 
 import (
-	"fmt"
 	"strings"
 	"time"
-)
-
-// TLSMode says where a site's certificate comes from.
-type TLSMode string
-
-// The TLS modes of a site.
-const (
-	// TLSNone serves the site over HTTP only.
-	TLSNone TLSMode = "none"
-	// TLSSelfSigned serves a certificate the leader generates for the site.
-	TLSSelfSigned TLSMode = "selfsigned"
-	// TLSACME serves certificates the leader obtains from an ACME CA, one
-	// per name of the site.
-	TLSACME TLSMode = "acme"
-	// TLSImported serves a certificate uploaded through the API.
-	TLSImported TLSMode = "imported"
 )
 
 // HSTS limits: two years is the most browsers honour; the preload list
@@ -29,59 +12,8 @@ const (
 	MinHSTSPreloadAge = 365 * 24 * 3600
 )
 
-// SiteTLS is a site's HTTPS configuration. A nil *SiteTLS is mode none.
-type SiteTLS struct {
-	Mode TLSMode `json:"mode"`
-	// Certificate is the ID of the imported certificate (mode imported only).
-	Certificate string `json:"certificate,omitempty"`
-	// RedirectHTTP answers plain-HTTP requests with a permanent redirect to
-	// HTTPS (ACME challenges excepted).
-	RedirectHTTP bool `json:"redirectHttp,omitempty"`
-	// HSTS, when set, adds Strict-Transport-Security to HTTPS answers.
-	HSTS *HSTS `json:"hsts,omitempty"`
-}
-
-// HSTS is the Strict-Transport-Security policy of a site.
-type HSTS struct {
-	// MaxAge is in seconds, 1 to MaxHSTSMaxAge.
-	MaxAge            int  `json:"maxAge"`
-	IncludeSubdomains bool `json:"includeSubdomains,omitempty"`
-	Preload           bool `json:"preload,omitempty"`
-}
-
-// Header is the Strict-Transport-Security header value.
-func (h HSTS) Header() string {
-	v := fmt.Sprintf("max-age=%d", h.MaxAge)
-	if h.IncludeSubdomains {
-		v += "; includeSubDomains"
-	}
-	if h.Preload {
-		v += "; preload"
-	}
-	return v
-}
-
-// Equal compares two TLS configurations (nil is mode none).
-func (t *SiteTLS) Equal(o *SiteTLS) bool {
-	if t == nil || o == nil {
-		return t == o
-	}
-	if (t.HSTS == nil) != (o.HSTS == nil) || t.HSTS != nil && *t.HSTS != *o.HSTS {
-		return false
-	}
-	return t.Mode == o.Mode && t.Certificate == o.Certificate && t.RedirectHTTP == o.RedirectHTTP
-}
-
-// ModeOf returns the site's TLS mode (none when TLS is nil).
-func (s Site) ModeOf() TLSMode {
-	if s.TLS == nil {
-		return TLSNone
-	}
-	return s.TLS.Mode
-}
-
 // normalize validates t and returns its canonical form: nil for mode none.
-func (t *SiteTLS) normalize() (*SiteTLS, error) {
+func normalizeTLS(t *SiteTLS) (*SiteTLS, error) {
 	if t == nil {
 		return nil, nil
 	}
@@ -137,56 +69,6 @@ func ValidateCertID(id string) error {
 		if strings.HasPrefix(id, string(t)+"-") {
 			return Errorf(Invalid, "certificate id %q: prefix %q is reserved for %s certificates", id, string(t)+"-", t)
 		}
-	}
-	return nil
-}
-
-// AutoCertID is the ID of the certificate the leader obtains for name:
-// "selfsigned-<domain>" covers a whole site, "acme-<name>" one name.
-func AutoCertID(typ CertType, name string) string {
-	return string(typ) + "-" + name
-}
-
-// Covers reports whether the certificate names host, directly or through
-// a wildcard of one label ("*.example.com" covers "a.example.com").
-func (c Certificate) Covers(host string) bool {
-	for _, d := range c.Domains {
-		if d == host {
-			return true
-		}
-		if rest, ok := strings.CutPrefix(d, "*."); ok {
-			if _, parent, found := strings.Cut(host, "."); found && parent == rest {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// Uncovered returns the names the certificate does not cover.
-func (c Certificate) Uncovered(names []string) []string {
-	var out []string
-	for _, n := range names {
-		if !c.Covers(n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// CertIDs returns the IDs of the certificates the site serves.
-func (s Site) CertIDs() []string {
-	switch s.ModeOf() {
-	case TLSImported:
-		return []string{s.TLS.Certificate}
-	case TLSSelfSigned:
-		return []string{AutoCertID(CertSelfSigned, s.Domain)}
-	case TLSACME:
-		ids := make([]string, 0, 1+len(s.Aliases))
-		for _, n := range s.Names() {
-			ids = append(ids, AutoCertID(CertACME, n))
-		}
-		return ids
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func TestSiteTLSValidation(t *testing.T) {
 		{&state.SiteTLS{Mode: state.TLSACME, HSTS: hsts(state.MinHSTSPreloadAge, false, true)}, "preload: requires"},
 		{&state.SiteTLS{Mode: state.TLSACME, HSTS: hsts(600, true, true)}, "preload: requires"},
 	} {
-		got, err := state.Site{Domain: "x.test", TLS: tc.tls}.Normalize()
+		got, err := state.NormalizeSite(state.Site{Domain: "x.test", TLS: tc.tls})
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%+v: %v", tc.tls, err)

@@ -114,10 +114,10 @@ func isDigits(s string) bool {
 	return strings.Trim(s, "0123456789") == ""
 }
 
-// Normalize validates a site and returns it in canonical form: host names
-// normalised, aliases sorted and without duplicates. The error is an Invalid
-// *Error that names the field at fault.
-func (s Site) Normalize() (Site, error) {
+// NormalizeSite validates a site and returns it in canonical form: host
+// names normalised, aliases sorted and without duplicates. The error is an
+// Invalid *Error that names the field at fault.
+func NormalizeSite(s Site) (Site, error) {
 	domain, err := NormalizeHostname(s.Domain)
 	if err != nil {
 		return Site{}, withField("domain", err)
@@ -138,18 +138,18 @@ func (s Site) Normalize() (Site, error) {
 	}
 	slices.Sort(aliases)
 	aliases = slices.Compact(aliases)
-	if err := s.Deployment.Validate(); err != nil {
+	if err := ValidateDeployment(s.Deployment); err != nil {
 		return Site{}, withField("deployment", err)
 	}
 	if len(s.History) > MaxHistory {
 		return Site{}, Errorf(Invalid, "history: %d entries, at most %d", len(s.History), MaxHistory)
 	}
 	for i := range s.History {
-		if err := s.History[i].Validate(); err != nil {
+		if err := ValidateDeployment(&s.History[i]); err != nil {
 			return Site{}, withField(fmt.Sprintf("history[%d]", i), err)
 		}
 	}
-	tlsCfg, err := s.TLS.normalize()
+	tlsCfg, err := normalizeTLS(s.TLS)
 	if err != nil {
 		return Site{}, err
 	}
@@ -177,7 +177,7 @@ func ValidateSites(sites []Site) ([]Site, error) {
 	out := make([]Site, 0, len(sites))
 	owner := make(map[string]string, len(sites))
 	for i, s := range sites {
-		n, err := s.Normalize()
+		n, err := NormalizeSite(s)
 		if err != nil {
 			return nil, withField(fmt.Sprintf("sites[%d]", i), err)
 		}

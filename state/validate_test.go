@@ -46,21 +46,21 @@ func TestNormalizeHostname(t *testing.T) {
 }
 
 func TestSiteNormalize(t *testing.T) {
-	s, err := Site{Domain: "Example.com", Aliases: []string{"www.example.com", "B.example.com", "www.example.com"}}.Normalize()
+	s, err := NormalizeSite(Site{Domain: "Example.com", Aliases: []string{"www.example.com", "B.example.com", "www.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := strings.Join(s.Aliases, ","), "b.example.com,www.example.com"; got != want {
 		t.Fatalf("aliases = %q, want %q", got, want)
 	}
-	if _, err := (Site{Domain: "a.com", Aliases: []string{"A.com"}}).Normalize(); err == nil {
+	if _, err := NormalizeSite(Site{Domain: "a.com", Aliases: []string{"A.com"}}); err == nil {
 		t.Fatal("alias equal to domain accepted")
 	}
 	many := make([]string, MaxAliases+1)
 	for i := range many {
 		many[i] = strings.Repeat("x", i+1) + ".com"
 	}
-	if _, err := (Site{Domain: "a.com", Aliases: many}).Normalize(); err == nil {
+	if _, err := NormalizeSite(Site{Domain: "a.com", Aliases: many}); err == nil {
 		t.Fatal("too many aliases accepted")
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/model"
 )
 
 // Client talks to one node's API. Any node of a fleet accepts any change.
@@ -114,8 +114,8 @@ func (c *Client) ListSites(ctx context.Context) (SitesList, error) {
 
 // GetSite returns one site; its Revision serves as the precondition of a
 // later write.
-func (c *Client) GetSite(ctx context.Context, domain string) (state.Site, error) {
-	var out state.Site
+func (c *Client) GetSite(ctx context.Context, domain string) (model.Site, error) {
+	var out model.Site
 	_, err := c.do(ctx, http.MethodGet, sitePath(domain), nil, nil, &out)
 	return out, err
 }
@@ -139,12 +139,12 @@ func (p Precondition) header() http.Header {
 }
 
 // PutSite creates or replaces a site and returns it as stored.
-func (c *Client) PutSite(ctx context.Context, site state.Site, pre Precondition) (state.Site, error) {
+func (c *Client) PutSite(ctx context.Context, site model.Site, pre Precondition) (model.Site, error) {
 	body := map[string]any{"aliases": site.Aliases, "options": site.Options}
 	if site.TLS != nil {
 		body["tls"] = site.TLS
 	}
-	var out state.Site
+	var out model.Site
 	_, err := c.do(ctx, http.MethodPut, sitePath(site.Domain), pre.header(), body, &out)
 	return out, err
 }
@@ -159,16 +159,16 @@ func (c *Client) DeleteSite(ctx context.Context, domain string, pre Precondition
 }
 
 // GetState exports the whole state.
-func (c *Client) GetState(ctx context.Context) (state.Document, error) {
-	var out state.Document
+func (c *Client) GetState(ctx context.Context) (model.Document, error) {
+	var out model.Document
 	_, err := c.do(ctx, http.MethodGet, "/v1/state", nil, nil, &out)
 	return out, err
 }
 
 // PutState replaces the whole state with doc, or with dryRun returns the
 // changes it would make.
-func (c *Client) PutState(ctx context.Context, doc state.Document, dryRun bool) (state.ImportResult, error) {
-	var out state.ImportResult
+func (c *Client) PutState(ctx context.Context, doc model.Document, dryRun bool) (model.ImportResult, error) {
+	var out model.ImportResult
 	path := "/v1/state"
 	if dryRun {
 		path += "?dryRun=true"

@@ -3,7 +3,7 @@ package client
 import (
 	"time"
 
-	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/model"
 )
 
 // NodeStatus is the answer of GET /v1/status: what one node serves and how
@@ -80,7 +80,7 @@ const (
 // SitesList is the answer of GET /v1/sites.
 type SitesList struct {
 	Revision int64        `json:"revision"`
-	Sites    []state.Site `json:"sites"`
+	Sites    []model.Site `json:"sites"`
 }
 
 // Preview is the answer of GET /v1/status/preview: what the node would
@@ -90,7 +90,7 @@ type Preview struct {
 	AppliedRevision int64          `json:"appliedRevision"`
 	DesiredRevision int64          `json:"desiredRevision"`
 	PendingImport   bool           `json:"pendingImport,omitempty"`
-	Changes         []state.Change `json:"changes"`
+	Changes         []model.Change `json:"changes"`
 }
 
 // ClusterStatus is the answer of GET /v1/cluster: every node of the fleet.
@@ -128,7 +128,7 @@ type ClusterNode struct {
 
 // UploadResult is the answer of PUT /v1/apps/{app}/{version}.
 type UploadResult struct {
-	Bundle state.Bundle `json:"bundle"`
+	Bundle model.Bundle `json:"bundle"`
 	// Created is false when the same content had been uploaded before.
 	Created bool `json:"created"`
 	// Holders are the nodes that held the bundle when the upload answered.
@@ -137,12 +137,12 @@ type UploadResult struct {
 
 // BundleList is the answer of GET /v1/apps and GET /v1/apps/{app}.
 type BundleList struct {
-	Bundles []state.Bundle `json:"bundles"`
+	Bundles []model.Bundle `json:"bundles"`
 }
 
 // DeployResult is the answer of a deployment or rollback.
 type DeployResult struct {
-	Site state.Site `json:"site"`
+	Site model.Site `json:"site"`
 	// Wait is set when the request asked to wait for the fleet.
 	Wait *DeployWait `json:"wait,omitempty"`
 }
