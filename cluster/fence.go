@@ -10,14 +10,9 @@ import (
 	"github.com/sitefleet/sitefleet/state"
 )
 
-// ErrNotLeader is returned by a fenced write whose leadership has ended.
-// It is state.ErrFenceLost, which the state store's fenced writes wrap:
-// one sentinel says "the leadership is gone" whichever API wrote.
-var ErrNotLeader = state.ErrFenceLost
-
-// ErrGuardFailed is returned by a fenced write whose own compares failed
+// errGuardFailed is returned by a fenced write whose own compares failed
 // while the leadership still held.
-var ErrGuardFailed = errors.New("cluster: write guard failed")
+var errGuardFailed = errors.New("cluster: write guard failed")
 
 // Fence guards leader-only writes with the leader key's revision. An etcd
 // lease alone does not guarantee exclusion: a leader that was partitioned
@@ -31,29 +26,32 @@ type Fence struct {
 	Rev int64
 }
 
-// Cmp is the compare that holds only while this leadership lasts.
-func (f Fence) Cmp() clientv3.Cmp {
+// cmp is the compare that holds only while this leadership lasts.
+func (f Fence) cmp() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Rev)
 }
 
-// Guard is the fence as the state store's writes take it.
-func (f Fence) Guard() state.Guard { return state.GuardOf(f.Cmp()) }
+// Guard is the fence as the state store's writes take it: the one way
+// leader work outside this package fences a write. A write under a lost
+// leadership fails with state.ErrFenceLost.
+func (f Fence) Guard() state.Guard { return state.GuardOf(f.cmp()) }
 
-// Txn commits ops if the leadership holds and cmps hold. It returns
-// ErrNotLeader when the leadership is gone and ErrGuardFailed when cmps
+// txn commits ops to this package's own records if the leadership holds
+// and cmps hold. It returns state.ErrFenceLost when the leadership is gone
+// and errGuardFailed when cmps
 // failed; nothing is written in either case. The inner transaction keeps
 // the two apart.
-func (f Fence) Txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) error {
+func (f Fence) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) error {
 	inner := clientv3.OpTxn(cmps, ops, nil)
-	resp, err := f.cli.Txn(ctx).If(f.Cmp()).Then(inner).Commit()
+	resp, err := f.cli.Txn(ctx).If(f.cmp()).Then(inner).Commit()
 	if err != nil {
 		return fmt.Errorf("fenced write: %w", err)
 	}
 	if !resp.Succeeded {
-		return ErrNotLeader
+		return state.ErrFenceLost
 	}
 	if !resp.Responses[0].GetResponseTxn().Succeeded {
-		return ErrGuardFailed
+		return errGuardFailed
 	}
 	return nil
 }

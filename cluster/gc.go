@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sitefleet/sitefleet/internal/ctxutil"
 	"github.com/sitefleet/sitefleet/state"
 )
@@ -19,10 +17,10 @@ import (
 // version a site serves or keeps for rollback; the others leave etcd (each
 // node then removes its copy), and so do the holder records of bundles that
 // are gone. Every delete is fenced by the leadership.
-func BundleCollector(store *state.Store, cli *clientv3.Client, keep int, interval time.Duration, log *slog.Logger) LeaderTask {
+func BundleCollector(store *state.Store, keep int, interval time.Duration, log *slog.Logger) LeaderTask {
 	return func(ctx context.Context, f Fence) error {
 		for {
-			if err := collectBundles(ctx, store, cli, keep, f, log); err != nil {
+			if err := collectBundles(ctx, store, keep, f, log); err != nil {
 				return err
 			}
 			if !ctxutil.Sleep(ctx, interval) {
@@ -32,7 +30,7 @@ func BundleCollector(store *state.Store, cli *clientv3.Client, keep int, interva
 	}
 }
 
-func collectBundles(ctx context.Context, store *state.Store, cli *clientv3.Client, keep int, f Fence, log *slog.Logger) error {
+func collectBundles(ctx context.Context, store *state.Store, keep int, f Fence, log *slog.Logger) error {
 	snap, err := store.Snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("bundle gc: %w", err)
@@ -57,7 +55,10 @@ func collectBundles(ctx context.Context, store *state.Store, cli *clientv3.Clien
 	for _, b := range snap.Bundles {
 		live[b.SHA256] = true
 	}
-	return removeOrphanHolders(ctx, store, cli, live, snap.Revision, f)
+	if err := store.RemoveOrphanHolders(ctx, live, snap.Revision, f.Guard()); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("bundle gc: %w", err)
+	}
+	return nil
 }
 
 // Collectable returns the bundles of snap that garbage collection removes:
@@ -82,31 +83,4 @@ func Collectable(snap *state.Snapshot, keep int) []state.Bundle {
 	}
 	slices.SortFunc(out, func(a, b state.Bundle) int { return strings.Compare(a.Ref(), b.Ref()) })
 	return out
-}
-
-// removeOrphanHolders deletes holder records of bundles the state no
-// longer lists (a node that is gone cannot withdraw its own).
-func removeOrphanHolders(ctx context.Context, store *state.Store, cli *clientv3.Client, live map[string]bool, stateRev int64, f Fence) error {
-	prefix := store.Keys().AllHolders()
-	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return fmt.Errorf("bundle gc: list holders: %w", err)
-	}
-	gone := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		sha, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix), "/")
-		if !live[sha] {
-			gone[sha] = true
-		}
-	}
-	// Guarded by the state revision read: a bundle recorded since (and
-	// announced by its uploader) keeps its holders.
-	unchanged := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(store.Keys().Meta()), "=", stateRev)}
-	for sha := range gone {
-		err := f.Txn(ctx, unchanged, clientv3.OpDelete(store.Keys().Holders(sha), clientv3.WithPrefix()))
-		if err != nil && err != ErrGuardFailed && ctx.Err() == nil {
-			return fmt.Errorf("bundle gc: remove holders of %s: %w", sha, err)
-		}
-	}
-	return nil
 }

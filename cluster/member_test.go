@@ -141,11 +141,11 @@ func TestFencing(t *testing.T) {
 	a, _ := runMember(t, cli, "a", "a", func(o *MemberOptions) { o.Tasks = []LeaderTask{task} })
 	testutil.WaitFor(t, "a leads", 5*time.Second, a.IsLeader)
 	f := <-fences
-	if err := f.Txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "1")); err != nil {
+	if err := f.txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "1")); err != nil {
 		t.Fatalf("fenced write while leading: %v", err)
 	}
-	if err := f.Txn(context.Background(), []clientv3.Cmp{clientv3.Compare(clientv3.Value("/test/fenced"), "=", "2")}, clientv3.OpPut("/test/fenced", "3")); !errors.Is(err, ErrGuardFailed) {
-		t.Fatalf("failing guard: %v, want ErrGuardFailed", err)
+	if err := f.txn(context.Background(), []clientv3.Cmp{clientv3.Compare(clientv3.Value("/test/fenced"), "=", "2")}, clientv3.OpPut("/test/fenced", "3")); !errors.Is(err, errGuardFailed) {
+		t.Fatalf("failing guard: %v, want errGuardFailed", err)
 	}
 
 	// The leader's lease is revoked behind its back (as when it is cut off
@@ -161,8 +161,8 @@ func TestFencing(t *testing.T) {
 		}
 	}
 	testutil.WaitFor(t, "b leads", 10*time.Second, b.IsLeader)
-	if err := f.Txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "late")); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("deposed leader's write: %v, want ErrNotLeader", err)
+	if err := f.txn(context.Background(), nil, clientv3.OpPut("/test/fenced", "late")); !errors.Is(err, state.ErrFenceLost) {
+		t.Fatalf("deposed leader's write: %v, want state.ErrFenceLost", err)
 	}
 	resp, _ := cli.Get(context.Background(), "/test/fenced")
 	if got := string(resp.Kvs[0].Value); got != "1" {

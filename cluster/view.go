@@ -121,8 +121,8 @@ func cleanMembers(ctx context.Context, cli *clientv3.Client, keys state.Keys, re
 			clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(keys.Nodes()+name), "=", 0),
 		}
-		switch err := f.Txn(rctx, guard, clientv3.OpDelete(string(kv.Key))); err {
-		case nil, ErrGuardFailed:
+		switch err := f.txn(rctx, guard, clientv3.OpDelete(string(kv.Key))); err {
+		case nil, errGuardFailed:
 		default:
 			return fmt.Errorf("remove stale member %q: %w", name, err)
 		}

@@ -256,3 +256,32 @@ func (s *Store) Holders(ctx context.Context, sha string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// RemoveOrphanHolders deletes, under guard, the holder records of every
+// bundle whose digest is not in live (a node that is gone cannot withdraw
+// its own). Each delete holds only while the state is still at stateRev,
+// the revision live was read at: a bundle recorded since keeps its holders.
+func (s *Store) RemoveOrphanHolders(ctx context.Context, live map[string]bool, stateRev int64, guard Guard) error {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	prefix := s.keys.AllHolders()
+	resp, err := s.cli.Get(rctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return s.wrap(ctx, "list bundle holders", err)
+	}
+	gone := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		sha, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix), "/")
+		if !live[sha] {
+			gone[sha] = true
+		}
+	}
+	unchanged := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.keys.Meta()), "=", stateRev)}
+	for _, sha := range sortedKeys(gone) {
+		del := []clientv3.Op{clientv3.OpDelete(s.keys.Holders(sha), clientv3.WithPrefix())}
+		if _, _, err := s.fencedTxn(ctx, "remove holders of "+sha, []Guard{guard}, unchanged, del); err != nil {
+			return err
+		}
+	}
+	return nil
+}

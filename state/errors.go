@@ -65,7 +65,7 @@ func ErrorCode(err error) Code {
 	return ""
 }
 
-// ErrFenceLost is wrapped by the Conflict *Error of a fenced write made
-// after the leadership it needs ended; cluster.ErrNotLeader is the same
-// error.
+// ErrFenceLost is the one sentinel for a write made after the leadership
+// it needs ended: the state store's fenced writes wrap it in a Conflict
+// *Error, and package cluster's fenced writes of its own records return it.
 var ErrFenceLost = errors.New("the leadership this write needs has ended")

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -147,12 +148,38 @@ func (s *Store) LastChange(ctx context.Context) (int64, error) {
 	return resp.Kvs[0].ModRevision, nil
 }
 
-// Watch watches every change to the desired state from revision rev on
-// (use the snapshot's revision + 1). Events only say that something changed:
-// callers re-read a Snapshot. The watch requires an etcd leader, so a member
-// cut from its quorum ends the watch with an error instead of going silent.
-// It ends when ctx ends.
-func (s *Store) Watch(ctx context.Context, rev int64) clientv3.WatchChan {
-	return s.cli.Watch(clientv3.WithRequireLeader(ctx), s.keys.State(),
-		clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify())
+// WatchChanges reports changes to the desired state from now on. The
+// channel receives nil after a change (one value may stand for several
+// changes), and an error when the watch fails; it then closes. The watch
+// requires an etcd leader, so a member cut from its quorum fails it instead
+// of going silent. It closes when ctx ends.
+func (s *Store) WatchChanges(ctx context.Context) <-chan error {
+	out := make(chan error, 1)
+	wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), s.keys.Meta())
+	fail := func(err error) {
+		select {
+		case out <- err:
+		case <-ctx.Done():
+		}
+	}
+	go func() {
+		defer close(out)
+		for resp := range wch {
+			if err := resp.Err(); err != nil {
+				fail(fmt.Errorf("watch state: %w", err))
+				return
+			}
+			if len(resp.Events) == 0 {
+				continue
+			}
+			select {
+			case out <- nil:
+			default: // a notice is pending: it covers this change too
+			}
+		}
+		if ctx.Err() == nil {
+			fail(errors.New("watch state: the watch closed"))
+		}
+	}()
+	return out
 }

@@ -174,15 +174,24 @@ func (s *Store) commit(ctx context.Context, what string, cmps []clientv3.Cmp, op
 // retries a write it is no longer allowed to make. The bool reports
 // whether cmps held.
 func (s *Store) commitFenced(ctx context.Context, what string, guards []Guard, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
-	fence := make([]clientv3.Cmp, len(guards))
-	for i, g := range guards {
-		fence[i] = g.cmp
-	}
 	m, err := s.touchMeta()
 	if err != nil {
 		return 0, false, err
 	}
-	ops = append(ops, m)
+	return s.fencedTxn(ctx, what, guards, cmps, append(ops, m))
+}
+
+// fencedTxn commits ops if guards and cmps hold, without touching the meta
+// key: for records outside the desired state. Its results are
+// commitFenced's.
+func (s *Store) fencedTxn(ctx context.Context, what string, guards []Guard, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+	fence := make([]clientv3.Cmp, len(guards))
+	for i, g := range guards {
+		if len(g.cmp.GetCompare().GetKey()) == 0 {
+			return 0, false, fmt.Errorf("%s: a zero Guard guards nothing", what)
+		}
+		fence[i] = g.cmp
+	}
 	if len(ops) > s.maxOps || len(cmps)+len(fence) > s.maxOps {
 		return 0, false, fmt.Errorf("%s: %d operations exceed the transaction limit of %d", what, len(ops), s.maxOps)
 	}

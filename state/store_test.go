@@ -8,6 +8,7 @@ import (
 
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/state"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func newStore(t *testing.T, opts ...etcdtest.Option) (*state.Store, *etcdtest.Server) {
@@ -168,7 +169,8 @@ func TestImport(t *testing.T) {
 
 func TestLargeImportIsNeverVisibleHalfDone(t *testing.T) {
 	e := etcdtest.New(t, etcdtest.WithMaxTxnOps(16))
-	store, err := state.NewStore(state.Options{Client: e.Client(t), Prefix: "/test", MaxTxnOps: 16})
+	cli := e.Client(t)
+	store, err := state.NewStore(state.Options{Client: cli, Prefix: "/test", MaxTxnOps: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,8 @@ func TestLargeImportIsNeverVisibleHalfDone(t *testing.T) {
 	for i := range 200 {
 		doc.Sites = append(doc.Sites, state.Site{Domain: fmt.Sprintf("s%03d.example", i), Aliases: []string{fmt.Sprintf("www.s%03d.example", i)}})
 	}
-	watch := store.Watch(ctx, 1)
+	// Every write under the state, each transaction of the import included.
+	watch := cli.Watch(ctx, store.Keys().State(), clientv3.WithPrefix())
 	done := make(chan error, 1)
 	go func() { _, err := store.Import(ctx, doc, false); done <- err }()
 	var snaps []*state.Snapshot

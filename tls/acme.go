@@ -21,8 +21,6 @@ import (
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/state"
 )
@@ -38,12 +36,6 @@ type ACMEOptions struct {
 	RetryMin, RetryMax time.Duration
 }
 
-// ACME keys in etcd (state.Keys): the autocert cache (account key,
-// certificates, challenge tokens), every value sealed with the cluster
-// key, and the issuance status of each name.
-func acmeCachePrefix(k state.Keys) string  { return k.ACMECache() }
-func acmeStatusPrefix(k state.Keys) string { return k.ACMEStatus() }
-
 // ACMEStatus is the leader's record of its work on one name.
 type ACMEStatus struct {
 	Name string `json:"name"`
@@ -57,57 +49,49 @@ type ACMEStatus struct {
 }
 
 // ACMEStatuses reads the issuance status of every ACME name.
-func ACMEStatuses(ctx context.Context, cli *clientv3.Client, keys state.Keys) (map[string]ACMEStatus, error) {
-	resp, err := cli.Get(ctx, acmeStatusPrefix(keys), clientv3.WithPrefix())
+func ACMEStatuses(ctx context.Context, store *state.Store) (map[string]ACMEStatus, error) {
+	raw, err := store.ACMEStatuses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read acme status: %w", err)
 	}
-	out := make(map[string]ACMEStatus, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	out := make(map[string]ACMEStatus, len(raw))
+	for _, b := range raw {
 		var s ACMEStatus
-		if json.Unmarshal(kv.Value, &s) == nil {
+		if json.Unmarshal(b, &s) == nil {
 			out[s.Name] = s
 		}
 	}
 	return out, nil
 }
 
-// etcdCache is autocert's cache kept in etcd, sealed with the cluster key.
-// Every node reads it (to answer HTTP-01 challenges); only the leader
-// writes, fenced by its leadership.
-type etcdCache struct {
-	cli     *clientv3.Client
-	prefix  string
-	sealer  *Sealer
-	fence   *cluster.Fence // nil: read-only
-	timeout time.Duration
+// acmeStore is the part of the state store that holds the ACME cache.
+type acmeStore interface {
+	GetACMECache(ctx context.Context, name string) (string, bool, error)
+	PutACMECache(ctx context.Context, name, value string, guard state.Guard) error
+	DeleteACMECache(ctx context.Context, name string, guard state.Guard) error
 }
 
-var _ autocert.Cache = (*etcdCache)(nil)
-
-func (c *etcdCache) key(name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, "/\x00") || len(name) > 512 {
-		return "", fmt.Errorf("acme cache: invalid key %.60q", name)
-	}
-	return c.prefix + name, nil
+// stateCache is autocert's cache kept in the state store, sealed with the
+// cluster key. Every node reads it (to answer HTTP-01 challenges); only
+// the leader writes, under its guard.
+type stateCache struct {
+	store  acmeStore
+	sealer *Sealer
+	guard  *state.Guard // nil: read-only
 }
+
+var _ autocert.Cache = (*stateCache)(nil)
 
 // Get returns the opened value, or autocert.ErrCacheMiss.
-func (c *etcdCache) Get(ctx context.Context, name string) ([]byte, error) {
-	k, err := c.key(name)
-	if err != nil {
+func (c *stateCache) Get(ctx context.Context, name string) ([]byte, error) {
+	sealed, ok, err := c.store.GetACMECache(ctx, name)
+	switch {
+	case state.ErrorCode(err) == state.Invalid, err == nil && !ok:
 		return nil, autocert.ErrCacheMiss
+	case err != nil:
+		return nil, fmt.Errorf("acme cache: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	resp, err := c.cli.Get(ctx, k)
-	if err != nil {
-		return nil, fmt.Errorf("acme cache: read %s: %w", name, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, autocert.ErrCacheMiss
-	}
-	v, err := c.sealer.Open(string(resp.Kvs[0].Value), "acme/"+name)
+	v, err := c.sealer.Open(sealed, "acme/"+name)
 	if err != nil {
 		return nil, fmt.Errorf("acme cache: %s: %w", name, err)
 	}
@@ -115,47 +99,29 @@ func (c *etcdCache) Get(ctx context.Context, name string) ([]byte, error) {
 }
 
 // Put seals and stores a value; only while the leadership lasts.
-func (c *etcdCache) Put(ctx context.Context, name string, data []byte) error {
-	k, err := c.key(name)
-	if err != nil {
-		return err
-	}
-	if c.fence == nil {
+func (c *stateCache) Put(ctx context.Context, name string, data []byte) error {
+	if c.guard == nil {
 		return errors.New("acme cache: read-only on this node")
 	}
 	sealed, err := c.sealer.Seal(data, "acme/"+name)
 	if err != nil {
 		return fmt.Errorf("acme cache: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	if err := c.fence.Txn(ctx, nil, clientv3.OpPut(k, sealed)); err != nil {
-		return fmt.Errorf("acme cache: write %s: %w", name, err)
-	}
-	return nil
+	return c.store.PutACMECache(ctx, name, sealed, *c.guard)
 }
 
 // Delete removes a value; only while the leadership lasts.
-func (c *etcdCache) Delete(ctx context.Context, name string) error {
-	k, err := c.key(name)
-	if err != nil {
-		return err
-	}
-	if c.fence == nil {
+func (c *stateCache) Delete(ctx context.Context, name string) error {
+	if c.guard == nil {
 		return errors.New("acme cache: read-only on this node")
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	if err := c.fence.Txn(ctx, nil, clientv3.OpDelete(k)); err != nil {
-		return fmt.Errorf("acme cache: delete %s: %w", name, err)
-	}
-	return nil
+	return c.store.DeleteACMECache(ctx, name, *c.guard)
 }
 
 // ChallengeHandler answers ACME HTTP-01 challenges on any node from the
-// tokens the leader put in etcd; other paths get 404.
-func ChallengeHandler(cli *clientv3.Client, keys state.Keys, sealer *Sealer, timeout time.Duration) http.Handler {
-	m := &autocert.Manager{Cache: &etcdCache{cli: cli, prefix: acmeCachePrefix(keys), sealer: sealer, timeout: timeout}}
+// tokens the leader put in the state store; other paths get 404.
+func ChallengeHandler(store *state.Store, sealer *Sealer) http.Handler {
+	m := &autocert.Manager{Cache: &stateCache{store: store, sealer: sealer}}
 	return m.HTTPHandler(http.NotFoundHandler())
 }
 
@@ -291,10 +257,11 @@ func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
 		if a.Transport != nil {
 			base = a.Transport
 		}
-		cache := &etcdCache{cli: o.Client, prefix: acmeCachePrefix(o.Store.Keys()), sealer: o.Sealer, fence: &f, timeout: o.Store.Timeout()}
+		guard := f.Guard()
+		cache := &stateCache{store: o.Store, sealer: o.Sealer, guard: &guard}
 		reasons := &failureReasons{}
 		client := &http.Client{Transport: termTransport{ctx: ctx, base: base, reasons: reasons}, Timeout: 2 * time.Minute}
-		w := &acmeWork{o: o, a: a, f: f, reasons: reasons, backoff: map[string]ACMEStatus{}, newManager: func() *autocert.Manager {
+		w := &acmeWork{o: o, a: a, guard: guard, reasons: reasons, backoff: map[string]ACMEStatus{}, newManager: func() *autocert.Manager {
 			m := &autocert.Manager{
 				Prompt: autocert.AcceptTOS,
 				Cache:  renewingCache{cache, o.RenewBefore},
@@ -312,14 +279,15 @@ func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
 			_ = m.HTTPHandler(nil)
 			return m
 		}}
-		return onStateChange(ctx, o.Client, o.Store.Keys(), time.Minute, func() (time.Duration, error) { return w.pass(ctx) })
+		return onStateChange(ctx, o.Store, time.Minute, func() (time.Duration, error) { return w.pass(ctx) })
 	}
 }
 
 type acmeWork struct {
 	o LeaderOptions
 	a ACMEOptions
-	f cluster.Fence
+	// guard fences every write with the leadership.
+	guard state.Guard
 	// reasons holds the CA's reasons for failed validations.
 	reasons *failureReasons
 	// newManager returns a fresh autocert.Manager for one name: a Manager
@@ -333,12 +301,12 @@ type acmeWork struct {
 // renewal, so that asking for it obtains a new one. A certificate another
 // leader renewed already is not hidden: it is not due.
 type renewingCache struct {
-	*etcdCache
+	*stateCache
 	window time.Duration
 }
 
 func (c renewingCache) Get(ctx context.Context, name string) ([]byte, error) {
-	data, err := c.etcdCache.Get(ctx, name)
+	data, err := c.stateCache.Get(ctx, name)
 	if err != nil || strings.Contains(name, "+") || strings.Contains(name, "_") {
 		return data, err // not a certificate entry
 	}
@@ -414,7 +382,7 @@ func (w *acmeWork) pass(ctx context.Context) (time.Duration, error) {
 	}
 	for id, c := range certs {
 		if c.Type == state.CertACME && !wanted[id] {
-			removeUnused(ctx, w.o, id, w.f)
+			removeUnused(ctx, w.o, id, w.guard)
 		}
 	}
 	w.forgetUnwanted(ctx, wanted)
@@ -438,14 +406,13 @@ func (w *acmeWork) forgetUnwanted(ctx context.Context, wanted map[string]bool) {
 			delete(w.backoff, name)
 		}
 	}
-	prefix := acmeStatusPrefix(w.o.Store.Keys())
-	resp, err := w.o.Client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	statuses, err := w.o.Store.ACMEStatuses(ctx)
 	if err != nil {
 		return // the next pass tries again
 	}
-	for _, kv := range resp.Kvs {
-		if name := strings.TrimPrefix(string(kv.Key), prefix); unwanted(name) {
-			_ = w.f.Txn(ctx, nil, clientv3.OpDelete(string(kv.Key)))
+	for name := range statuses {
+		if unwanted(name) {
+			_ = w.o.Store.DeleteACMEStatus(ctx, name, w.guard)
 		}
 	}
 }
@@ -484,7 +451,7 @@ func (w *acmeWork) ensure(ctx context.Context, name string, cur state.Certificat
 		return err
 	}
 	pre := state.Precondition{IfNoneMatch: !have, IfMatch: cur.Revision}
-	if _, err := w.o.Store.PutCertificate(ctx, c, pre, w.f.Guard()); err != nil {
+	if _, err := w.o.Store.PutCertificate(ctx, c, pre, w.guard); err != nil {
 		return fmt.Errorf("record certificate: %w", err)
 	}
 	w.o.Logger.Info("obtained ACME certificate", "name", name, "serial", c.Serial, "notAfter", c.NotAfter, "issuer", c.Issuer)
@@ -517,8 +484,7 @@ func (w *acmeWork) putStatus(ctx context.Context, st ACMEStatus) {
 	if err != nil {
 		return
 	}
-	k := acmeStatusPrefix(w.o.Store.Keys()) + st.Name
-	if err := w.f.Txn(ctx, nil, clientv3.OpPut(k, string(b))); err != nil && ctx.Err() == nil {
+	if err := w.o.Store.PutACMEStatus(ctx, st.Name, b, w.guard); err != nil && ctx.Err() == nil {
 		w.o.Logger.Debug("could not record ACME status", "name", st.Name, "error", err)
 	}
 }

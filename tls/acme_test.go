@@ -58,15 +58,3 @@ func TestOnlyHTTP01(t *testing.T) {
 		}
 	}
 }
-
-func TestACMECacheKeys(t *testing.T) {
-	c := &etcdCache{prefix: "/p/acme/cache/"}
-	for _, bad := range []string{"", "../x", "a/b", "a\x00b", strings.Repeat("a", 513)} {
-		if _, err := c.key(bad); err == nil {
-			t.Errorf("key %q accepted", bad)
-		}
-	}
-	if k, err := c.key("tok_en-1+http-01"); err != nil || k != "/p/acme/cache/tok_en-1+http-01" {
-		t.Errorf("key = %q, %v", k, err)
-	}
-}

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/internal/ctxutil"
 	"github.com/sitefleet/sitefleet/state"
@@ -24,7 +22,6 @@ type LeaderOptions struct {
 	Snapshots interface {
 		Snapshot(ctx context.Context) (*state.Snapshot, error)
 	}
-	Client *clientv3.Client
 	Sealer *Sealer
 	// SelfSignedValidity is how long a self-signed certificate is valid.
 	SelfSignedValidity time.Duration
@@ -66,15 +63,15 @@ func (w *wakeAt) at(t time.Time) {
 // every Recheck. Writes are fenced by the leadership.
 func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
-		return onStateChange(ctx, o.Client, o.Store.Keys(), recheck, func() (time.Duration, error) {
-			return syncSelfSigned(ctx, o, f)
+		return onStateChange(ctx, o.Store, recheck, func() (time.Duration, error) {
+			return syncSelfSigned(ctx, o, f.Guard())
 		})
 	}
 }
 
 // syncSelfSigned issues what is missing or due; it returns how long until
 // the next certificate is due (0 when none is).
-func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time.Duration, error) {
+func syncSelfSigned(ctx context.Context, o LeaderOptions, guard state.Guard) (time.Duration, error) {
 	snap, err := o.snapshot(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("self-signed certificates: %w", err)
@@ -107,7 +104,7 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time
 			return 0, err
 		}
 		pre := state.Precondition{IfNoneMatch: !ok, IfMatch: cur.Revision}
-		if _, err := o.Store.PutCertificate(ctx, c, pre, f.Guard()); err != nil {
+		if _, err := o.Store.PutCertificate(ctx, c, pre, guard); err != nil {
 			if state.ErrorCode(err) == state.Conflict || state.ErrorCode(err) == state.Exists {
 				continue // deposed, or changed meanwhile: the next pass sees it
 			}
@@ -121,7 +118,7 @@ func syncSelfSigned(ctx context.Context, o LeaderOptions, f cluster.Fence) (time
 	}
 	for id, c := range certs {
 		if c.Type == state.CertSelfSigned && !wanted[id] {
-			removeUnused(ctx, o, id, f)
+			removeUnused(ctx, o, id, guard)
 		}
 	}
 	return next.d, nil
@@ -141,8 +138,8 @@ func newSelfSigned(id string, site state.Site, o LeaderOptions, now time.Time) (
 
 // removeUnused deletes a certificate the leader made that no site uses;
 // a site that took it up meanwhile keeps it (the delete is refused).
-func removeUnused(ctx context.Context, o LeaderOptions, id string, f cluster.Fence) {
-	err := o.Store.DeleteCertificate(ctx, id, f.Guard())
+func removeUnused(ctx context.Context, o LeaderOptions, id string, guard state.Guard) {
+	err := o.Store.DeleteCertificate(ctx, id, guard)
 	switch {
 	case err == nil:
 		o.Logger.Info("removed certificate no site uses", "certificate", id)
@@ -194,10 +191,10 @@ func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
 // (after a short settling delay) and every recheck, or sooner when pass
 // asks for it with a positive duration, until ctx ends. A failing pass
 // ends it with the error (the leader restarts the task).
-func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, recheck time.Duration, pass func() (time.Duration, error)) error {
+func onStateChange(ctx context.Context, store *state.Store, recheck time.Duration, pass func() (time.Duration, error)) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := cli.Watch(clientv3.WithRequireLeader(wctx), keys.Meta())
+	changes := store.WatchChanges(wctx)
 	for {
 		wait, err := pass()
 		if err != nil {
@@ -214,12 +211,12 @@ func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, r
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case resp, ok := <-changes:
+		case err, ok := <-changes:
 			t.Stop()
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err := watchEnded(resp, ok); err != nil {
+			if err := watchEnded(err, ok); err != nil {
 				return err
 			}
 			if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
@@ -227,29 +224,23 @@ func onStateChange(ctx context.Context, cli *clientv3.Client, keys state.Keys, r
 			}
 			// One pass covers every change so far, this task's own writes
 			// included.
-			for drained := false; !drained; {
-				select {
-				case resp, ok := <-changes:
-					if err := watchEnded(resp, ok); err != nil {
-						return err
-					}
-				default:
-					drained = true
+			select {
+			case err, ok := <-changes:
+				if err := watchEnded(err, ok); err != nil {
+					return err
 				}
+			default:
 			}
 		case <-t.C:
 		}
 	}
 }
 
-// watchEnded returns why a watch response ends the watch, or nil if it
-// does not: an error, or the channel closing (which carries none).
-func watchEnded(resp clientv3.WatchResponse, ok bool) error {
-	switch {
-	case !ok:
+// watchEnded returns why a value from WatchChanges ends the watch, or nil
+// if it does not: an error, or the channel closing.
+func watchEnded(err error, ok bool) error {
+	if !ok {
 		return errors.New("watch state: the watch closed")
-	case resp.Err() != nil:
-		return fmt.Errorf("watch state: %w", resp.Err())
 	}
-	return nil
+	return err
 }

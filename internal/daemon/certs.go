@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/state"
@@ -20,7 +18,6 @@ import (
 type certService struct {
 	store  *state.Store
 	sealer *sftls.Sealer
-	cli    *clientv3.Client
 }
 
 var _ api.Certificates = (*certService)(nil)
@@ -88,11 +85,9 @@ func (c *certService) CheckRecords(certs []state.Certificate) error {
 // Pending lists the ACME names the leader is working on that have no
 // certificate yet, with their last error.
 func (c *certService) Pending(ctx context.Context, certs []state.Certificate) ([]client.CertificateInfo, error) {
-	rctx, cancel := context.WithTimeout(ctx, c.store.Timeout())
-	defer cancel()
-	statuses, err := sftls.ACMEStatuses(rctx, c.cli, c.store.Keys())
+	statuses, err := sftls.ACMEStatuses(ctx, c.store)
 	if err != nil {
-		return nil, &state.Error{Code: state.Unavailable, Message: "the state store (etcd) is unreachable: " + err.Error(), Err: err}
+		return nil, err
 	}
 	have := map[string]bool{}
 	for _, cert := range certs {

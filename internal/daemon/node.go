@@ -162,8 +162,8 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
-		Certificates:  &certService{store: store, sealer: sealer, cli: etcd.Client},
-		ACMEChallenge: sftls.ChallengeHandler(etcd.Client, store.Keys(), sealer, store.Timeout()),
+		Certificates:  &certService{store: store, sealer: sealer},
+		ACMEChallenge: sftls.ChallengeHandler(store, sealer),
 		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, n.AppliedCertificates, passes), Logger: log.With("component", "api"),
 	})
 	if err != nil {
@@ -225,7 +225,7 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 		Changed:            changed,
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
-			cluster.BundleCollector(store, etcd.Client, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
+			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
 			sftls.SelfSignedIssuer(tlsOpts),
 			sftls.DHParamsGenerator(tlsOpts),
 			sftls.ACMEIssuer(tlsOpts, sftls.ACMEOptions{
@@ -240,7 +240,7 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 
 func tlsLeaderOptions(cfg config.Config, etcd *cluster.Etcd, store *state.Store, sealer *sftls.Sealer, log *slog.Logger) sftls.LeaderOptions {
 	return sftls.LeaderOptions{
-		Store: store, Client: etcd.Client, Sealer: sealer,
+		Store: store, Sealer: sealer,
 		SelfSignedValidity: cfg.TLS.SelfSignedValidity, RenewBefore: cfg.TLS.RenewBefore,
 		DHBits: cfg.TLS.DHParamBits, DHMaxAge: cfg.TLS.DHParamMaxAge,
 		Logger: log.With("component", "tls"),
