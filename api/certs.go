@@ -9,23 +9,28 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/tls"
 )
 
-// Certificates validates, seals, lists and removes certificates.
+// Certificates is the certificate work the handlers hand on (tls.Service).
 type Certificates interface {
 	// Import checks a chain and key (and that they cover domains, if
 	// given), seals the key and stores the record under id.
-	Import(ctx context.Context, req client.CertImport) (state.Certificate, error)
-	Get(ctx context.Context, id string) (state.Certificate, error)
-	List(ctx context.Context) ([]state.Certificate, error)
-	// Delete refuses a certificate that a site serves.
-	Delete(ctx context.Context, id string) error
-	// Pending describes the ACME certificates being obtained that are not
-	// among certs yet, and annotates failing renewals.
-	Pending(ctx context.Context, certs []state.Certificate) ([]client.CertificateInfo, error)
+	Import(ctx context.Context, id string, chainPEM, keyPEM []byte, domains []string) (state.Certificate, error)
+	// Pending returns the ACME names being obtained that have no
+	// certificate among have yet.
+	Pending(ctx context.Context, have []state.Certificate) ([]tls.ACMEStatus, error)
 	// CheckRecords checks the records of a state import against the
 	// cluster key.
 	CheckRecords(certs []state.Certificate) error
+}
+
+// CertRecords reads and removes certificate records.
+type CertRecords interface {
+	GetCertificate(ctx context.Context, id string) (state.Certificate, error)
+	ListCertificates(ctx context.Context) ([]state.Certificate, error)
+	// DeleteCertificate refuses a certificate that a site serves.
+	DeleteCertificate(ctx context.Context, id string, guard ...state.Guard) error
 }
 
 // expiringSoon is when a certificate's status turns to "expiring".
@@ -50,8 +55,19 @@ func certInfo(c state.Certificate, withChain bool, now time.Time) client.Certifi
 	return info
 }
 
+// pendingInfo is the public view of an ACME name being obtained.
+func pendingInfo(st tls.ACMEStatus) client.CertificateInfo {
+	info := client.CertificateInfo{ID: state.AutoCertID(state.CertACME, st.Name), Type: string(state.CertACME),
+		Domains: []string{st.Name}, Status: st.State, Error: st.Error}
+	if !st.NextAttempt.IsZero() {
+		next := st.NextAttempt
+		info.NextAttempt = &next
+	}
+	return info
+}
+
 func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) error {
-	certs, err := s.opts.Certificates.List(r.Context())
+	certs, err := s.certs.ListCertificates(r.Context())
 	if err != nil {
 		return err
 	}
@@ -64,12 +80,14 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	out.Certificates = append(out.Certificates, pending...)
+	for _, st := range pending {
+		out.Certificates = append(out.Certificates, pendingInfo(st))
+	}
 	return writeJSON(w, http.StatusOK, 0, out)
 }
 
 func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.opts.Certificates.Get(r.Context(), chi.URLParam(r, "id"))
+	c, err := s.certs.GetCertificate(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		return err
 	}
@@ -81,7 +99,7 @@ func (s *server) importCertificate(w http.ResponseWriter, r *http.Request) error
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	c, err := s.opts.Certificates.Import(r.Context(), req)
+	c, err := s.opts.Certificates.Import(r.Context(), req.ID, []byte(req.Chain), []byte(req.Key), req.Domains)
 	if err != nil {
 		return err
 	}
@@ -90,7 +108,7 @@ func (s *server) importCertificate(w http.ResponseWriter, r *http.Request) error
 
 func (s *server) deleteCertificate(w http.ResponseWriter, r *http.Request) error {
 	id := chi.URLParam(r, "id")
-	if err := s.opts.Certificates.Delete(r.Context(), id); err != nil {
+	if err := s.certs.DeleteCertificate(r.Context(), id); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, 0, map[string]string{"deleted": id})

@@ -27,6 +27,7 @@ type Store interface {
 	StateStore
 	BundleRecords
 	Deployer
+	CertRecords
 }
 
 // SiteStore is what the site handlers need of the state store.
@@ -101,6 +102,7 @@ type server struct {
 	docs    StateStore
 	records BundleRecords
 	deploys Deployer
+	certs   CertRecords
 }
 
 // NewHandler returns the API's http.Handler.
@@ -114,7 +116,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &server{opts: opts, log: opts.Logger, sites: opts.Store, docs: opts.Store, records: opts.Store, deploys: opts.Store}
+	s := &server{opts: opts, log: opts.Logger, sites: opts.Store, docs: opts.Store, records: opts.Store, deploys: opts.Store, certs: opts.Store}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.nodeHeader)
 	r.Get("/healthz", s.healthz)

@@ -48,8 +48,8 @@ type ACMEStatus struct {
 	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
-// ACMEStatuses reads the issuance status of every ACME name.
-func ACMEStatuses(ctx context.Context, store *state.Store) (map[string]ACMEStatus, error) {
+// readACMEStatuses reads the issuance status of every ACME name.
+func readACMEStatuses(ctx context.Context, store Records) (map[string]ACMEStatus, error) {
 	raw, err := store.ACMEStatuses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read acme status: %w", err)

@@ -162,7 +162,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
-		Certificates:  &certService{store: store, sealer: sealer},
+		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: sftls.ChallengeHandler(store, sealer),
 		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, n.AppliedCertificates, passes), Logger: log.With("component", "api"),
 	})
