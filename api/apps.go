@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/deploy"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -22,19 +23,9 @@ type Bundles interface {
 	// Upload ingests an archive for app@version, records it and returns
 	// once enough nodes hold it. Created is false when the same content
 	// was uploaded before.
-	Upload(ctx context.Context, req UploadRequest) (client.UploadResult, error)
+	Upload(ctx context.Context, req deploy.Upload) (deploy.Uploaded, error)
 	// Open returns a bundle's archive bytes, for a peer to fetch.
 	Open(sha string) (io.ReadCloser, int64, error)
-}
-
-// UploadRequest is one bundle upload.
-type UploadRequest struct {
-	App, Version string
-	Body         io.Reader
-	// SHA256 is the hash the client expects, if it sent one.
-	SHA256 string
-	// Signature is the client's Ed25519 signature over the hash, if any.
-	Signature string
 }
 
 // Waiter waits until the fleet serves a change.
@@ -59,7 +50,7 @@ func (s *server) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err := state.ValidateVersion(version); err != nil {
 		return err
 	}
-	res, err := s.opts.Bundles.Upload(r.Context(), UploadRequest{
+	res, err := s.opts.Bundles.Upload(r.Context(), deploy.Upload{
 		App: app, Version: version, Body: r.Body,
 		SHA256: r.Header.Get(HeaderSHA256), Signature: r.Header.Get(HeaderSignature),
 	})
@@ -70,7 +61,7 @@ func (s *server) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if res.Created {
 		code = http.StatusCreated
 	}
-	return writeJSON(w, code, res.Bundle.Revision, res)
+	return writeJSON(w, code, res.Bundle.Revision, client.UploadResult{Bundle: res.Bundle, Created: res.Created, Holders: res.Holders})
 }
 
 func (s *server) getBundleBytes(w http.ResponseWriter, r *http.Request) error {

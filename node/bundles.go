@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sitefleet/sitefleet/deploy/manifest"
 	"github.com/sitefleet/sitefleet/internal/ctxutil"
 	"github.com/sitefleet/sitefleet/state"
 )
@@ -168,4 +169,15 @@ func (f *fetcher) announceLocal(ctx context.Context) {
 			ctxutil.Sleep(ctx, 2*time.Second)
 		}
 	}
+}
+
+// CheckTree refuses an unpacked bundle whose _redirects or _headers has a
+// line that is malformed, unsupported or unsafe to serve, naming the file
+// and line: what the upload checks before it records a bundle.
+func CheckTree(root string) error {
+	m, err := manifest.Load(root, manifest.DefaultLimits())
+	if err != nil {
+		return err
+	}
+	return ToRules(m).Check()
 }

@@ -125,7 +125,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if err != nil {
 		return nil, fmt.Errorf("bundle store: %w", err)
 	}
-	bundles := &bundleService{local: local, store: store, cli: etcd.Client, node: cfg.NodeName, token: token, cfg: cfg.Bundles}
+	bundles := bundleService(cfg, local, store, etcd, token)
 	mirror := state.NewMirror(store, log.With("component", "state"))
 	nopts := nodeOptions(cfg, mirror, web, local, bundles, placeholder, sealer, log)
 	passes := newPassHistogram()
@@ -173,7 +173,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, srv: srv}, nil
 }
 
-func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers *bundleService, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
+func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
 	return node.Options{
 		Source:          source,
 		Web:             web,
