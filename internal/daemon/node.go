@@ -158,7 +158,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if err := member.CheckName(ctx); err != nil {
 		return nil, err
 	}
-	status := &statusAdapter{local: self, member: member, cli: etcd.Client, keys: store.Keys(), timeout: store.Timeout()}
+	status := &statusAdapter{local: self, member: member, etcd: etcd, keys: store.Keys(), timeout: store.Timeout()}
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/node"
@@ -33,7 +31,7 @@ type localStatus struct {
 type statusAdapter struct {
 	local   *localStatus
 	member  *cluster.Member
-	cli     *clientv3.Client
+	etcd    *cluster.Etcd
 	keys    state.Keys
 	timeout time.Duration
 }
@@ -104,7 +102,7 @@ func (a *statusAdapter) Preview(ctx context.Context) (client.Preview, error) {
 func (a *statusAdapter) Cluster(ctx context.Context) (client.ClusterStatus, error) {
 	rctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	v, err := cluster.ReadView(rctx, a.cli, a.keys)
+	v, err := cluster.ReadView(rctx, a.etcd.Client, a.keys)
 	if err != nil {
 		if ctx.Err() == nil && state.IsUnavailable(err) {
 			return client.ClusterStatus{}, &state.Error{Code: state.Unavailable, Message: fmt.Sprintf("the state store (etcd) is unreachable: reading the cluster did not complete within %s", a.timeout), Err: err}
@@ -137,7 +135,7 @@ func timePtr(t time.Time) *time.Time {
 // WaitDeployed returns once every live node serves the state at rev
 // without an error for domain, or ctx ends (see cluster.WaitDeployed).
 func (a *statusAdapter) WaitDeployed(ctx context.Context, domain string, rev int64) (client.DeployWait, error) {
-	p, err := cluster.WaitDeployed(ctx, a.cli, a.keys, domain, rev, a.timeout)
+	p, err := cluster.WaitDeployed(ctx, a.etcd.Client, a.keys, domain, rev, a.timeout)
 	out := client.DeployWait{Done: p.Done, Nodes: []client.DeployNodeWait{}}
 	for _, n := range p.Nodes {
 		out.Nodes = append(out.Nodes, client.DeployNodeWait{Node: n.Node, AppliedRevision: n.AppliedRevision, Serving: n.Serving, Error: n.Error})
