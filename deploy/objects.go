@@ -1,0 +1,275 @@
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Objects: every file of every release is stored once per node, by the
+// SHA-256 of its bytes, in objects/<first two hex digits>/<digest>, read
+// only. A release's tree (see ReadTree) is an object too. Releases are
+// built from objects by hard links (Materialize), so a file shared by
+// many releases and apps takes its bytes once, and a release never
+// depends on the object staying: removing an object drops one link.
+
+const objectsDirName = "objects"
+
+// ObjectPath returns where object sha is kept, or "" for a malformed sha.
+func (s *Store) objectPath(sha string) string {
+	if !isSHA256(sha) {
+		return ""
+	}
+	return filepath.Join(s.dir, objectsDirName, sha[:2], sha)
+}
+
+// HasObject reports whether object sha is present.
+func (s *Store) HasObject(sha string) bool {
+	p := s.objectPath(sha)
+	if p == "" {
+		return false
+	}
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// MissingObjects returns the digests of shas this store lacks, in order,
+// each once.
+func (s *Store) MissingObjects(shas []string) []string {
+	var out []string
+	seen := make(map[string]bool, len(shas))
+	for _, sha := range shas {
+		if !seen[sha] && !s.HasObject(sha) {
+			out = append(out, sha)
+		}
+		seen[sha] = true
+	}
+	return out
+}
+
+// OpenObject returns object sha's bytes and size; the caller closes the
+// reader. An absent object is an error matching ErrNotFound.
+func (s *Store) OpenObject(sha string) (io.ReadCloser, int64, error) {
+	p := s.objectPath(sha)
+	if p == "" {
+		return nil, 0, fmt.Errorf("object %q: not a lower-case hex SHA-256", sha)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("object %s: %w", sha, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("object %s: %w", sha, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("object %s: %w", sha, err)
+	}
+	return f, fi.Size(), nil
+}
+
+// PutObject stores the next size bytes of r as object sha, verifying the
+// digest while it writes; r is read exactly size bytes unless it fails.
+// A present object is not written again (r is still consumed, so that a
+// stream of objects stays in step). Bytes that do not match sha give a
+// *HashMismatchError and store nothing; size beyond the store's
+// MaxUnpackedBytes gives a *LimitError before anything is read.
+//
+// PutObject does not flush: call Sync before telling anyone the object is
+// stored.
+func (s *Store) PutObject(ctx context.Context, r io.Reader, sha string, size int64) error {
+	if !isSHA256(sha) {
+		return &FormatError{Err: fmt.Errorf("object name %.70q is not a lower-case hex SHA-256", sha)}
+	}
+	if size < 0 || size > s.limits.MaxUnpackedBytes {
+		return &LimitError{What: LimitUnpackedSize, Limit: s.limits.MaxUnpackedBytes}
+	}
+	src := io.LimitReader(&ctxReader{ctx: ctx, r: r}, size)
+	if s.HasObject(sha) {
+		if _, err := io.CopyBuffer(io.Discard, src, make([]byte, copyBufferSize)); err != nil {
+			return fmt.Errorf("object %s: %w", sha, sourceCause(err))
+		}
+		// Wanted again: PruneObjects's grace starts anew.
+		now := time.Now()
+		_ = os.Chtimes(s.objectPath(sha), now, now)
+		return nil
+	}
+	f, err := os.CreateTemp(s.tmp, "object-*")
+	if err != nil {
+		return fmt.Errorf("object %s: %w", sha, err)
+	}
+	defer os.Remove(f.Name()) // no-op once linked and removed
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, copyBufferSize))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("object %s: %w", sha, sourceCause(err))
+	}
+	if n != size {
+		return fmt.Errorf("object %s: %w", sha, io.ErrUnexpectedEOF)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return &HashMismatchError{Expected: sha, Actual: got}
+	}
+	return s.adoptObject(f.Name(), sha)
+}
+
+// sourceCause unwraps a read failure of the caller's reader.
+func sourceCause(err error) error {
+	var se *sourceError
+	if errors.As(err, &se) {
+		return se.err
+	}
+	return err
+}
+
+// adoptObject makes the file at p (on the store's file system, holding
+// the bytes of sha) object sha: read-only, linked into place. A present
+// object wins; p is left for the caller to remove.
+func (s *Store) adoptObject(p, sha string) error {
+	if err := os.Chmod(p, 0o444); err != nil {
+		return fmt.Errorf("object %s: %w", sha, err)
+	}
+	dst := s.objectPath(sha)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("object %s: %w", sha, err)
+	}
+	if err := os.Link(p, dst); err != nil && !errors.Is(err, fs.ErrExist) {
+		if !errors.Is(err, syscall.EMLINK) {
+			return fmt.Errorf("object %s: %w", sha, err)
+		}
+		// The file has as many links as the file system allows: the
+		// object takes a copy of its own.
+		if err := copyFile(p, dst, s.tmp); err != nil {
+			return fmt.Errorf("object %s: %w", sha, err)
+		}
+	}
+	return nil
+}
+
+// Sync makes every object and release written so far durable (one
+// syncfs(2) of the store's file system on Linux).
+func (s *Store) Sync() error {
+	return s.flush(s.dir)
+}
+
+// copyFile copies src to dst through a temp file in tmp, read-only.
+func copyFile(src, dst, tmp string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(tmp, "copy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(out.Name(), 0o444)
+	}
+	if err == nil {
+		err = os.Rename(out.Name(), dst)
+	}
+	return err
+}
+
+// PruneObjects removes the objects that no present release's tree names
+// and that are older than grace (an upload in progress may have sent
+// objects its release does not reference yet). Releases hold their files
+// by hard links, so this never changes a served file. It returns how many
+// objects it removed.
+func (s *Store) PruneObjects(ctx context.Context, grace time.Duration) (int, error) {
+	keep := map[string]bool{}
+	releases, err := s.List()
+	if err != nil {
+		return 0, err
+	}
+	for _, sha := range releases {
+		if !s.HasObject(sha) {
+			continue // an archive-era bundle: it references no objects
+		}
+		keep[sha] = true
+		if err := s.readTree(sha, func(e TreeEntry) error {
+			keep[e.SHA256] = true
+			return ctx.Err()
+		}); err != nil {
+			return 0, fmt.Errorf("prune objects: %w", err)
+		}
+	}
+	cutoff := time.Now().Add(-grace)
+	removed := 0
+	root := filepath.Join(s.dir, objectsDirName)
+	dirs, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("prune objects: %w", err)
+	}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return removed, fmt.Errorf("prune objects: %w", err)
+		}
+		for _, e := range entries {
+			if keep[e.Name()] || ctx.Err() != nil {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || fi.ModTime().After(cutoff) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(root, d.Name(), e.Name())); err == nil {
+				removed++
+			}
+		}
+	}
+	return removed, ctx.Err()
+}
+
+// readTree decodes the tree object sha, without limits beyond the
+// defaults' path length (it was checked when stored).
+func (s *Store) readTree(sha string, each func(TreeEntry) error) error {
+	f, _, err := s.OpenObject(sha)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = ReadTree(f, Limits{MaxFiles: maxInt, MaxUnpackedBytes: maxInt64, MaxPathLength: s.limits.MaxPathLength}, each)
+	return err
+}
+
+const (
+	maxInt   = int(^uint(0) >> 1)
+	maxInt64 = int64(^uint64(0) >> 1)
+)
+
+// hashFile returns the SHA-256 of the file at p in lower-case hex.
+func hashFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, copyBufferSize)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,216 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// FormatTree is the Info.Format of a release built from a tree of objects.
+const FormatTree = "tree"
+
+// MissingObjectsError reports a tree whose objects are not all present.
+type MissingObjectsError struct {
+	// Missing are the absent digests, each once, in tree order.
+	Missing []string
+}
+
+func (e *MissingObjectsError) Error() string {
+	return fmt.Sprintf("%d objects of the tree are not stored yet (first: %s)", len(e.Missing), e.Missing[0])
+}
+
+// Materialize builds release tree (the digest of a tree object) as bundle
+// tree: a directory of hard links to the objects, staged in tmp and
+// renamed into place once complete and durable, so a release is either
+// whole or absent. The tree is checked against the store's limits. Absent
+// objects give a *MissingObjectsError and build nothing. A present
+// release is returned as it is.
+func (s *Store) Materialize(ctx context.Context, tree string) (Info, error) {
+	if !s.HasObject(tree) {
+		return Info{}, &MissingObjectsError{Missing: []string{tree}}
+	}
+	if stored, ok, err := s.existing(ctx, tree); ok || err != nil {
+		return stored, err
+	}
+	var missing []string
+	seen := map[string]bool{}
+	sum, err := s.readTreeLimited(tree, func(e TreeEntry) error {
+		if !seen[e.SHA256] && !s.HasObject(e.SHA256) {
+			missing = append(missing, e.SHA256)
+		}
+		seen[e.SHA256] = true
+		return ctx.Err()
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	if len(missing) > 0 {
+		return Info{}, &MissingObjectsError{Missing: missing}
+	}
+	staging, err := os.MkdirTemp(s.tmp, "stage-*")
+	if err != nil {
+		return Info{}, fmt.Errorf("materialize %s: %w", tree, err)
+	}
+	defer os.RemoveAll(staging) // no-op once published
+	if err := s.linkTree(ctx, tree, staging); err != nil {
+		return Info{}, err
+	}
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return Info{}, fmt.Errorf("materialize %s: %w", tree, err)
+	}
+	info := Info{SHA256: tree, Size: 0, Files: sum.Files, Unpacked: sum.Bytes, Format: FormatTree}
+	return s.commitRelease(ctx, info, staging)
+}
+
+// readTreeLimited decodes tree object sha against the store's limits.
+func (s *Store) readTreeLimited(sha string, each func(TreeEntry) error) (TreeSummary, error) {
+	f, _, err := s.OpenObject(sha)
+	if err != nil {
+		return TreeSummary{}, err
+	}
+	defer f.Close()
+	return ReadTree(f, s.limits, each)
+}
+
+// linkTree links every file of tree into dir, creating its directories.
+func (s *Store) linkTree(ctx context.Context, tree, dir string) error {
+	made := map[string]bool{"": true}
+	dirs := 0
+	return s.readTree(tree, func(e TreeEntry) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		parent := filepath.Dir(filepath.FromSlash(e.Path))
+		if parent == "." {
+			parent = ""
+		}
+		if !made[parent] {
+			// Parents of one file share their prefixes with earlier ones:
+			// count only the directories not made before.
+			for p := parent; p != "" && !made[p]; p = parentOf(p) {
+				made[p] = true
+				dirs++
+			}
+			if e := s.limits.MaxFiles; dirs > e {
+				return &LimitError{What: LimitFileCount, Limit: int64(e)}
+			}
+			if err := os.MkdirAll(filepath.Join(dir, parent), 0o755); err != nil {
+				return fmt.Errorf("materialize %s: %w", tree, err)
+			}
+		}
+		return s.linkObject(e, filepath.Join(dir, filepath.FromSlash(e.Path)))
+	})
+}
+
+func parentOf(p string) string {
+	i := strings.LastIndexByte(p, filepath.Separator)
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// linkObject makes dst a hard link to e's object (a copy when the object
+// has all the links its file system allows).
+func (s *Store) linkObject(e TreeEntry, dst string) error {
+	src := s.objectPath(e.SHA256)
+	err := os.Link(src, dst)
+	if errors.Is(err, syscall.EMLINK) {
+		err = copyFile(src, dst, s.tmp)
+	}
+	if err != nil {
+		return fmt.Errorf("materialize %s: %w", e.Path, err)
+	}
+	return nil
+}
+
+// commitRelease publishes a staged release under info.SHA256 unless one is
+// there already.
+func (s *Store) commitRelease(ctx context.Context, info Info, staging string) (Info, error) {
+	unlock, err := s.locks.lock(ctx, info.SHA256)
+	if err != nil {
+		return Info{}, fmt.Errorf("materialize: %w", err)
+	}
+	defer unlock()
+	if s.Has(info.SHA256) {
+		return s.Info(info.SHA256)
+	}
+	infoFile, err := s.writeTempInfo(info)
+	if err != nil {
+		return Info{}, err
+	}
+	defer os.Remove(infoFile)
+	if err := s.flush(staging, infoFile); err != nil {
+		return Info{}, err
+	}
+	if err := os.Rename(infoFile, s.infoPath(info.SHA256)); err != nil {
+		return Info{}, fmt.Errorf("materialize: publish: %w", err)
+	}
+	if err := os.Rename(staging, s.Root(info.SHA256)); err != nil {
+		return Info{}, errors.Join(fmt.Errorf("materialize: publish: %w", err), s.removeLocked(info.SHA256))
+	}
+	return info, s.syncDir()
+}
+
+// TreeOf returns the tree of the files under bundle sha's root, storing
+// every file as an object (by a hard link: no bytes are copied) and the
+// tree itself, and returns the tree's digest. An archive upload becomes a
+// release this way: Ingest unpacks it safely, TreeOf files it, and
+// Materialize builds the release every node then shares.
+func (s *Store) TreeOf(ctx context.Context, sha string) (string, error) {
+	root := s.Root(sha)
+	if err := s.present(sha); err != nil {
+		return "", err
+	}
+	var entries []TreeEntry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil // directories; Ingest admits nothing else
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		digest, err := hashFile(p)
+		if err != nil {
+			return err
+		}
+		if err := s.adoptObject(p, digest); err != nil {
+			return err
+		}
+		entries = append(entries, TreeEntry{Path: filepath.ToSlash(rel), SHA256: digest, Size: fi.Size(), Mode: fi.Mode().Perm() | 0o644})
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("file bundle %s as objects: %w", sha, err)
+	}
+	return s.putTree(ctx, entries)
+}
+
+// putTree stores the encoding of entries as an object and returns its
+// digest.
+func (s *Store) putTree(ctx context.Context, entries []TreeEntry) (string, error) {
+	enc, digest, err := EncodeTree(entries)
+	if err != nil {
+		return "", err
+	}
+	if err := s.PutObject(ctx, strings.NewReader(string(enc)), digest, int64(len(enc))); err != nil {
+		return "", err
+	}
+	return digest, nil
+}
