@@ -18,14 +18,37 @@ import (
 // MaxWait bounds ?wait= on deployments.
 const MaxWait = 10 * time.Minute
 
-// Bundles is what the API needs of the bundle intake and local store.
+// Bundles is what the API needs of the bundle intake and local store
+// (deploy.Service).
 type Bundles interface {
+	ArchiveUploads
+	ReleaseUploads
+	Objects
+}
+
+// ArchiveUploads takes bundles as archives.
+type ArchiveUploads interface {
 	// Upload ingests an archive for app@version, records it and returns
 	// once enough nodes hold it. Created is false when the same content
 	// was uploaded before.
 	Upload(ctx context.Context, req deploy.Upload) (deploy.Uploaded, error)
-	// Open returns a bundle's archive bytes, for a peer to fetch.
+	// Open returns the archive of a bundle stored before releases were
+	// trees, for a peer to fetch.
 	Open(sha string) (io.ReadCloser, int64, error)
+}
+
+// ReleaseUploads takes a release by content: its tree, the objects this
+// node lacks, then the commit.
+type ReleaseUploads interface {
+	PutTree(ctx context.Context, r io.Reader, tree string) (deploy.TreeUpload, error)
+	PutObjects(ctx context.Context, r io.Reader) (int, error)
+	Commit(ctx context.Context, c deploy.Commit) (deploy.Uploaded, error)
+}
+
+// Objects serves this node's objects to peers.
+type Objects interface {
+	OpenObject(sha string) (io.ReadCloser, int64, error)
+	WriteObjects(w io.Writer, shas []string) error
 }
 
 // Waiter waits until the fleet serves a change.
@@ -43,11 +66,8 @@ const (
 )
 
 func (s *server) uploadBundle(w http.ResponseWriter, r *http.Request) error {
-	app, version := chi.URLParam(r, "app"), chi.URLParam(r, "version")
-	if err := state.ValidateApp(app); err != nil {
-		return err
-	}
-	if err := state.ValidateVersion(version); err != nil {
+	app, version, err := appVersion(r)
+	if err != nil {
 		return err
 	}
 	res, err := s.opts.Bundles.Upload(r.Context(), deploy.Upload{
@@ -57,11 +77,110 @@ func (s *server) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return answerUpload(w, res)
+}
+
+// answerUpload answers a finished upload: 201 when it created the record.
+func answerUpload(w http.ResponseWriter, res deploy.Uploaded) error {
 	code := http.StatusOK
 	if res.Created {
 		code = http.StatusCreated
 	}
 	return writeJSON(w, code, res.Bundle.Revision, client.UploadResult{Bundle: res.Bundle, Created: res.Created, Holders: res.Holders})
+}
+
+func (s *server) putTree(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := appVersion(r); err != nil {
+		return err
+	}
+	res, err := s.opts.Bundles.PutTree(r.Context(), r.Body, r.Header.Get(HeaderSHA256))
+	if err != nil {
+		return err
+	}
+	missing := res.Missing
+	if missing == nil {
+		missing = []string{}
+	}
+	return writeJSON(w, http.StatusOK, 0, client.TreeResult{Tree: res.Tree, Missing: missing, Files: res.Files, Bytes: res.Bytes})
+}
+
+func (s *server) putObjects(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.opts.Bundles.PutObjects(r.Context(), r.Body)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, 0, client.ObjectsResult{Stored: n})
+}
+
+func (s *server) commitRelease(w http.ResponseWriter, r *http.Request) error {
+	app, version, err := appVersion(r)
+	if err != nil {
+		return err
+	}
+	var body client.CommitRequest
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	res, err := s.opts.Bundles.Commit(r.Context(), deploy.Commit{App: app, Version: version, Tree: body.Tree, Signature: body.Signature})
+	if err != nil {
+		return err
+	}
+	return answerUpload(w, res)
+}
+
+// appVersion reads and checks the app and version of the path.
+func appVersion(r *http.Request) (string, string, error) {
+	app, version := chi.URLParam(r, "app"), chi.URLParam(r, "version")
+	if err := state.ValidateApp(app); err != nil {
+		return "", "", err
+	}
+	if err := state.ValidateVersion(version); err != nil {
+		return "", "", err
+	}
+	return app, version, nil
+}
+
+func (s *server) getObject(w http.ResponseWriter, r *http.Request) error {
+	sha := chi.URLParam(r, "sha")
+	if err := state.ValidateSHA256(sha); err != nil {
+		return err
+	}
+	rc, size, err := s.opts.Bundles.OpenObject(sha)
+	if err != nil {
+		return state.Errorf(state.NotFound, "object %s is not held by this node", sha)
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+// maxFetchObjects bounds one POST /v1/objects/fetch.
+const maxFetchObjects = 10000
+
+func (s *server) fetchObjects(w http.ResponseWriter, r *http.Request) error {
+	var body client.FetchRequest
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if len(body.Objects) == 0 || len(body.Objects) > maxFetchObjects {
+		return state.Errorf(state.Invalid, "objects: give 1 to %d digests, not %d", maxFetchObjects, len(body.Objects))
+	}
+	for i, sha := range body.Objects {
+		if err := state.ValidateSHA256(sha); err != nil {
+			return state.Errorf(state.Invalid, "objects[%d]: %v", i, err)
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := s.opts.Bundles.WriteObjects(w, body.Objects); err != nil {
+		if errors.Is(err, deploy.ErrNotFound) {
+			return state.Errorf(state.NotFound, "%v", err)
+		}
+		return err
+	}
+	return nil
 }
 
 func (s *server) getBundleBytes(w http.ResponseWriter, r *http.Request) error {

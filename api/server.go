@@ -130,6 +130,10 @@ func NewHandler(opts Options) (http.Handler, error) {
 			// Streamed: the bundle intake enforces its own size limits.
 			r.Put("/v1/apps/{app}/{version}", s.handle(s.uploadBundle))
 			r.Get("/v1/bundles/{sha}", s.handle(s.getBundleBytes))
+			r.Put("/v1/apps/{app}/{version}/tree", s.handle(s.putTree))
+			r.Post("/v1/objects", s.handle(s.putObjects))
+			r.Get("/v1/objects/{sha}", s.handle(s.getObject))
+			r.Post("/v1/objects/fetch", s.handle(s.fetchObjects))
 		}
 	})
 	r.Group(func(r chi.Router) {
@@ -141,6 +145,9 @@ func NewHandler(opts Options) (http.Handler, error) {
 		r.Get("/v1/apps/{app}", s.handle(s.listBundles))
 		r.Get("/v1/apps/{app}/{version}", s.handle(s.getBundle))
 		r.Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
+		if opts.Bundles != nil {
+			r.Post("/v1/apps/{app}/{version}/commit", s.handle(s.commitRelease))
+		}
 		r.Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
 		if opts.Certificates != nil {
 			r.Get("/v1/certificates", s.handle(s.listCertificates))

@@ -87,13 +87,24 @@ func (s *Store) OpenObject(sha string) (io.ReadCloser, int64, error) {
 // PutObject does not flush: call Sync before telling anyone the object is
 // stored.
 func (s *Store) PutObject(ctx context.Context, r io.Reader, sha string, size int64) error {
-	if !isSHA256(sha) {
-		return &FormatError{Err: fmt.Errorf("object name %.70q is not a lower-case hex SHA-256", sha)}
-	}
 	if size < 0 || size > s.limits.MaxUnpackedBytes {
 		return &LimitError{What: LimitUnpackedSize, Limit: s.limits.MaxUnpackedBytes}
 	}
-	src := io.LimitReader(&ctxReader{ctx: ctx, r: r}, size)
+	return s.putObject(ctx, io.LimitReader(&ctxReader{ctx: ctx, r: r}, size), sha, size)
+}
+
+// PutObjectFrom stores all of r (at most MaxUnpackedBytes) as object sha,
+// as PutObject does.
+func (s *Store) PutObjectFrom(ctx context.Context, r io.Reader, sha string) error {
+	return s.putObject(ctx, io.LimitReader(&ctxReader{ctx: ctx, r: r}, plusOne(s.limits.MaxUnpackedBytes)), sha, -1)
+}
+
+// putObject stores src as object sha; size is the exact size, or -1 for
+// "to EOF, at most MaxUnpackedBytes".
+func (s *Store) putObject(ctx context.Context, src io.Reader, sha string, size int64) error {
+	if !isSHA256(sha) {
+		return &FormatError{Err: fmt.Errorf("object name %.70q is not a lower-case hex SHA-256", sha)}
+	}
 	if s.HasObject(sha) {
 		if _, err := io.CopyBuffer(io.Discard, src, make([]byte, copyBufferSize)); err != nil {
 			return fmt.Errorf("object %s: %w", sha, sourceCause(err))
@@ -113,16 +124,43 @@ func (s *Store) PutObject(ctx context.Context, r io.Reader, sha string, size int
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return fmt.Errorf("object %s: %w", sha, sourceCause(err))
-	}
-	if n != size {
+	case size >= 0 && n != size:
 		return fmt.Errorf("object %s: %w", sha, io.ErrUnexpectedEOF)
+	case size < 0 && n > s.limits.MaxUnpackedBytes:
+		return &LimitError{What: LimitUnpackedSize, Limit: s.limits.MaxUnpackedBytes}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
 		return &HashMismatchError{Expected: sha, Actual: got}
 	}
 	return s.adoptObject(f.Name(), sha)
+}
+
+// removeObject removes object sha (absent is no error).
+func (s *Store) removeObject(sha string) error {
+	if p := s.objectPath(sha); p != "" {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove object %s: %w", sha, err)
+		}
+	}
+	return nil
+}
+
+// PutTree stores all of r as tree object sha after checking that it
+// decodes within the store's limits, and returns its counts; a tree that
+// does not is not kept.
+func (s *Store) PutTree(ctx context.Context, r io.Reader, sha string) (TreeSummary, error) {
+	existed := s.HasObject(sha)
+	if err := s.PutObjectFrom(ctx, r, sha); err != nil {
+		return TreeSummary{}, err
+	}
+	sum, err := s.readTreeLimited(sha, nil)
+	if err != nil && !existed {
+		return TreeSummary{}, errors.Join(err, s.removeObject(sha))
+	}
+	return sum, err
 }
 
 // sourceCause unwraps a read failure of the caller's reader.

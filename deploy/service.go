@@ -2,10 +2,13 @@ package deploy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/sitefleet/sitefleet/state"
@@ -61,9 +64,20 @@ type Service struct {
 	// CheckTree refuses an unpacked bundle the web server could not serve
 	// (its _redirects and _headers); nil checks nothing.
 	CheckTree func(root string) error
-	// FetchFrom streams bundle sha's archive from the node whose API is at
-	// apiURL.
-	FetchFrom func(ctx context.Context, apiURL, sha string, w io.Writer) error
+	// Peers reaches other nodes' APIs.
+	Peers PeerAPI
+}
+
+// PeerAPI reaches another node's API, at apiURL.
+type PeerAPI interface {
+	// FetchObject streams object sha.
+	FetchObject(ctx context.Context, apiURL, sha string, w io.Writer) error
+	// FetchObjects asks for objects shas and hands the stream of their
+	// frames (see ReadObjectFrames) to read.
+	FetchObjects(ctx context.Context, apiURL string, shas []string, read func(io.Reader) error) error
+	// FetchArchive streams the archive of a bundle stored before releases
+	// were trees.
+	FetchArchive(ctx context.Context, apiURL, sha string, w io.Writer) error
 }
 
 // Upload is one bundle upload.
@@ -86,8 +100,9 @@ type Uploaded struct {
 }
 
 // Upload ingests an archive, checks the signature policy and the tree,
-// records the bundle and waits until enough live nodes hold it. Refusals
-// are *state.Error values that say what is wrong.
+// files it as objects and a release (see TreeOf), records the bundle under
+// its tree digest and waits until enough live nodes hold it. Refusals are
+// *state.Error values that say what is wrong.
 func (s *Service) Upload(ctx context.Context, req Upload) (Uploaded, error) {
 	if req.SHA256 != "" {
 		if err := state.ValidateSHA256(req.SHA256); err != nil {
@@ -101,32 +116,57 @@ func (s *Service) Upload(ctx context.Context, req Upload) (Uploaded, error) {
 	if err != nil {
 		return Uploaded{}, ingestError(err)
 	}
+	defer s.dropUnused(ctx, info.SHA256) // the release below holds the files
 	signer, err := s.checkSignature(info.SHA256, req.Signature)
-	if err == nil && s.CheckTree != nil {
-		if err = s.CheckTree(s.Local.Root(info.SHA256)); err != nil {
-			err = &state.Error{Code: state.Invalid, Message: "bundle manifest refused: " + err.Error(), Err: err}
-		}
+	if err == nil {
+		err = s.checkTree(info.SHA256)
 	}
 	if err != nil {
-		s.dropUnused(ctx, info.SHA256)
 		return Uploaded{}, err
 	}
-	rec, created, err := s.Records.PutBundle(ctx, state.Bundle{
-		App: req.App, Version: req.Version, SHA256: info.SHA256, Size: info.Size, Files: info.Files,
-		Unpacked: info.Unpacked, Format: info.Format, Signer: signer, UploadedAt: time.Now().UTC(), UploadedTo: s.Node,
+	tree, err := s.Local.TreeOf(ctx, info.SHA256)
+	if err != nil {
+		return Uploaded{}, fmt.Errorf("ingest bundle: %w", err)
+	}
+	rel, err := s.Local.Materialize(ctx, tree)
+	if err != nil {
+		return Uploaded{}, ingestError(err)
+	}
+	return s.record(ctx, state.Bundle{
+		App: req.App, Version: req.Version, SHA256: tree, Size: info.Size, Files: rel.Files,
+		Unpacked: rel.Unpacked, Format: info.Format, Signer: signer,
 	})
+}
+
+// record records an uploaded release, announces that this node holds it
+// and waits for its replicas. A release the record refuses is removed
+// unless another record uses it.
+func (s *Service) record(ctx context.Context, b state.Bundle) (Uploaded, error) {
+	b.UploadedAt, b.UploadedTo = time.Now().UTC(), s.Node
+	rec, created, err := s.Records.PutBundle(ctx, b)
 	if err != nil {
-		s.dropUnused(ctx, info.SHA256)
+		s.dropUnused(ctx, b.SHA256)
 		return Uploaded{}, err
 	}
-	if err := s.Announce(ctx, info.SHA256); err != nil {
+	if err := s.Announce(ctx, b.SHA256); err != nil {
 		return Uploaded{}, err
 	}
-	holders, err := s.waitReplicas(ctx, info.SHA256)
+	holders, err := s.waitReplicas(ctx, b.SHA256)
 	if err != nil {
 		return Uploaded{}, err
 	}
 	return Uploaded{Bundle: rec, Created: created, Holders: holders}, nil
+}
+
+// checkTree runs CheckTree on the files of bundle sha.
+func (s *Service) checkTree(sha string) error {
+	if s.CheckTree == nil {
+		return nil
+	}
+	if err := s.CheckTree(s.Local.Root(sha)); err != nil {
+		return &state.Error{Code: state.Invalid, Message: "bundle manifest refused: " + err.Error(), Err: err}
+	}
+	return nil
 }
 
 // checkSignature verifies sig when given, and refuses a missing one when
@@ -166,11 +206,15 @@ func ingestError(err error) error {
 	var ee *EntryError
 	var fe *FormatError
 	var he *HashMismatchError
+	var te *TreeError
+	var me *MissingObjectsError
 	switch {
 	case errors.As(err, &le) && le.What == LimitArchiveSize:
 		return &state.Error{Code: state.TooLarge, Message: le.Error(), Err: err}
-	case errors.As(err, &le), errors.As(err, &ee), errors.As(err, &fe), errors.As(err, &he):
+	case errors.As(err, &le), errors.As(err, &ee), errors.As(err, &fe), errors.As(err, &he), errors.As(err, &te):
 		return &state.Error{Code: state.Invalid, Message: err.Error(), Err: err}
+	case errors.As(err, &me):
+		return &state.Error{Code: state.Invalid, Message: me.Error() + ": send them, then commit again", Err: err}
 	}
 	return fmt.Errorf("ingest bundle: %w", err)
 }
@@ -249,8 +293,11 @@ func (s *Service) Withdraw(ctx context.Context, sha string) error {
 	return s.Holders.RemoveHolder(ctx, sha, s.Node)
 }
 
-// Fetch copies sha from a live node that holds it, trying holders in a
-// random order; the local store verifies the hash while it unpacks.
+// Fetch copies release sha from a live node that holds it, trying holders
+// in a random order: its tree, then in batches only the objects this node
+// lacks, each verified against its digest, then the release is built
+// locally. A bundle stored before releases were trees comes as its
+// archive, unpacked as safely as an upload.
 func (s *Service) Fetch(ctx context.Context, sha string) error {
 	names, err := s.Holders.Holders(ctx, sha)
 	if err != nil {
@@ -284,12 +331,227 @@ func (s *Service) Fetch(ctx context.Context, sha string) error {
 	return errors.Join(errs...)
 }
 
+// fetchBatch is how many objects one request asks a peer for.
+const fetchBatch = 512
+
 func (s *Service) fetchFrom(ctx context.Context, apiURL, sha string) error {
+	if !s.Local.HasObject(sha) {
+		err := s.pipe(ctx, func(ctx context.Context, w io.Writer) error { return s.Peers.FetchObject(ctx, apiURL, sha, w) },
+			func(r io.Reader) error { return s.putTreeObject(ctx, r, sha) })
+		if errors.Is(err, ErrNotFound) {
+			return s.fetchArchive(ctx, apiURL, sha)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for {
+		_, err := s.Local.Materialize(ctx, sha)
+		var me *MissingObjectsError
+		if !errors.As(err, &me) {
+			return err
+		}
+		if err := s.fetchObjects(ctx, apiURL, me.Missing[:min(len(me.Missing), fetchBatch)]); err != nil {
+			return err
+		}
+	}
+}
+
+// putTreeObject stores a fetched tree after checking it decodes.
+func (s *Service) putTreeObject(ctx context.Context, r io.Reader, sha string) error {
+	_, err := s.Local.PutTree(ctx, r, sha)
+	return err
+}
+
+// fetchObjects stores shas from the peer at apiURL, verified, and makes
+// them durable.
+func (s *Service) fetchObjects(ctx context.Context, apiURL string, shas []string) error {
+	want := make(map[string]bool, len(shas))
+	for _, sha := range shas {
+		want[sha] = true
+	}
+	err := s.Peers.FetchObjects(ctx, apiURL, shas, func(body io.Reader) error {
+		_, err := ReadObjectFrames(body, func(sha string, size int64, r io.Reader) error {
+			if !want[sha] {
+				return fmt.Errorf("the peer sent object %s, which was not asked for", sha)
+			}
+			return s.Local.PutObject(ctx, r, sha, size)
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.Local.Sync()
+}
+
+// fetchArchive copies an archive-era bundle.
+func (s *Service) fetchArchive(ctx context.Context, apiURL, sha string) error {
+	return s.pipe(ctx, func(ctx context.Context, w io.Writer) error { return s.Peers.FetchArchive(ctx, apiURL, sha, w) },
+		func(r io.Reader) error {
+			_, err := s.Local.Ingest(ctx, r, sha)
+			return err
+		})
+}
+
+// pipe runs send, writing into a pipe, and receive, reading from it, and
+// returns the first error.
+func (s *Service) pipe(ctx context.Context, send func(context.Context, io.Writer) error, receive func(io.Reader) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(s.FetchFrom(ctx, apiURL, sha, pw)) }()
-	_, err := s.Local.Ingest(ctx, pr, sha)
+	sent := make(chan error, 1)
+	go func() {
+		err := send(ctx, pw)
+		pw.CloseWithError(err)
+		sent <- err
+	}()
+	err := receive(pr)
 	pr.CloseWithError(err)
+	cancel()
+	if serr := <-sent; serr != nil && (err == nil || errors.Is(serr, ErrNotFound)) {
+		return serr
+	}
 	return err
 }
+
+// TreeUpload is the answer to a tree sent ahead of a release upload.
+type TreeUpload struct {
+	Tree string
+	// Missing are the objects this node lacks, each once.
+	Missing []string
+	Files   int
+	Bytes   int64
+}
+
+// PutTree stores the tree of a release to upload, which must encode
+// canonically with digest tree (when given), and returns the objects this
+// node still lacks: the client sends only those (PutObjects), then Commit.
+func (s *Service) PutTree(ctx context.Context, r io.Reader, tree string) (TreeUpload, error) {
+	if tree != "" {
+		if err := state.ValidateSHA256(tree); err != nil {
+			return TreeUpload{}, err
+		}
+	}
+	f, err := os.CreateTemp(s.Local.tmp, "tree-*")
+	if err != nil {
+		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, maxTreeBytes+1))
+	if err != nil {
+		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
+	}
+	if n > maxTreeBytes {
+		return TreeUpload{}, state.Errorf(state.TooLarge, "the tree is larger than %d bytes", maxTreeBytes)
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	if tree != "" && tree != digest {
+		return TreeUpload{}, state.Errorf(state.Invalid, "the tree's SHA-256 is %s, not %s", digest, tree)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
+	}
+	out := TreeUpload{Tree: digest}
+	seen := map[string]bool{}
+	sum, err := ReadTree(f, s.Local.Limits(), func(e TreeEntry) error {
+		if !seen[e.SHA256] && !s.Local.HasObject(e.SHA256) {
+			out.Missing = append(out.Missing, e.SHA256)
+		}
+		seen[e.SHA256] = true
+		return nil
+	})
+	if err != nil {
+		return TreeUpload{}, ingestError(err)
+	}
+	out.Files, out.Bytes = sum.Files, sum.Bytes
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
+	}
+	if _, err := s.Local.PutTree(ctx, f, digest); err != nil {
+		return TreeUpload{}, ingestError(err)
+	}
+	return out, s.Local.Sync()
+}
+
+// PutObjects stores the objects of a stream of frames, each verified
+// against its digest, makes them durable and returns how many it read.
+func (s *Service) PutObjects(ctx context.Context, r io.Reader) (int, error) {
+	n, err := ReadObjectFrames(r, func(sha string, size int64, body io.Reader) error {
+		return s.Local.PutObject(ctx, body, sha, size)
+	})
+	if err != nil {
+		return n, ingestError(err)
+	}
+	return n, s.Local.Sync()
+}
+
+// Commit is the last step of a release upload: app@version is the tree
+// sent before, whose objects are all stored.
+type Commit struct {
+	App, Version, Tree string
+	// Signature signs ReleaseDigest(App, Version, Tree), if the client
+	// signed.
+	Signature string
+}
+
+// Commit builds the release from its objects, checks the signature policy
+// and the files, records the bundle under the tree digest and waits until
+// enough live nodes hold it. Objects still missing are an Invalid error
+// that says how many.
+func (s *Service) Commit(ctx context.Context, c Commit) (Uploaded, error) {
+	if err := state.ValidateSHA256(c.Tree); err != nil {
+		return Uploaded{}, err
+	}
+	signer, err := s.checkSignature(ReleaseDigest(c.App, c.Version, c.Tree), c.Signature)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if !s.Local.HasObject(c.Tree) {
+		return Uploaded{}, state.Errorf(state.Invalid, "tree %s is not stored on this node: send it first (PUT /v1/apps/%s/%s/tree)", c.Tree, c.App, c.Version)
+	}
+	rel, err := s.Local.Materialize(ctx, c.Tree)
+	if err != nil {
+		return Uploaded{}, ingestError(err)
+	}
+	if err := s.checkTree(c.Tree); err != nil {
+		s.dropUnused(ctx, c.Tree)
+		return Uploaded{}, err
+	}
+	return s.record(ctx, state.Bundle{
+		App: c.App, Version: c.Version, SHA256: c.Tree, Files: rel.Files, Unpacked: rel.Unpacked, Format: FormatTree, Signer: signer,
+	})
+}
+
+// WriteObjects writes the frames of objects shas to w, for a peer. It
+// checks that every one is present before it writes anything: an absent
+// one is an error matching ErrNotFound.
+func (s *Service) WriteObjects(w io.Writer, shas []string) error {
+	for _, sha := range shas {
+		if !s.Local.HasObject(sha) {
+			return fmt.Errorf("object %.70q: %w", sha, ErrNotFound)
+		}
+	}
+	for _, sha := range shas {
+		r, size, err := s.Local.OpenObject(sha)
+		if err != nil {
+			return err
+		}
+		err = WriteObjectFrame(w, sha, size, r)
+		r.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenObject serves one object to a peer.
+func (s *Service) OpenObject(sha string) (io.ReadCloser, int64, error) {
+	return s.Local.OpenObject(sha)
+}
+
+// maxTreeBytes bounds a tree's encoding: about a million files.
+const maxTreeBytes = 128 << 20

@@ -131,3 +131,11 @@ func decodeDigest(s string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ReleaseDigest is what a release upload's signature signs: the SHA-256
+// (hex) of the app, the version and the tree digest together, so that a
+// signature made for one app and version does not verify for another.
+func ReleaseDigest(app, version, tree string) string {
+	sum := sha256.Sum256([]byte("sitefleet-release 1\n" + app + "\n" + version + "\n" + tree + "\n"))
+	return hex.EncodeToString(sum[:])
+}

@@ -362,6 +362,7 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 		return
 	}
 	now := time.Now()
+	removed := 0
 	for sha := range n.unusedSince {
 		if keep[sha] {
 			delete(n.unusedSince, sha)
@@ -388,6 +389,35 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 			continue
 		}
 		n.log.Info("removed unused bundle", "sha256", sha)
+		removed++
+	}
+	if removed > 0 {
+		n.pruneObjects(ctx)
+	}
+}
+
+// ObjectPruner is a BundleStore that keeps files as shared objects
+// (deploy.Store); the node prunes them after it removes releases.
+type ObjectPruner interface {
+	PruneObjects(ctx context.Context, grace time.Duration) (int, error)
+}
+
+// objectGrace keeps unreferenced objects this long: an upload in progress
+// sends its objects before the release that uses them.
+const objectGrace = time.Hour
+
+// pruneObjects removes the objects no release on this node uses.
+func (n *Node) pruneObjects(ctx context.Context) {
+	p, ok := n.opts.Bundles.(ObjectPruner)
+	if !ok {
+		return
+	}
+	count, err := p.PruneObjects(ctx, objectGrace)
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("could not prune unused objects", "err", err)
+	}
+	if count > 0 {
+		n.log.Info("pruned objects no release uses", "objects", count)
 	}
 }
 

@@ -218,6 +218,74 @@ func (c *Client) UploadBundle(ctx context.Context, app, version string, body io.
 	return out, err
 }
 
+func appPath(app, version string) string {
+	return "/v1/apps/" + url.PathEscape(app) + "/" + url.PathEscape(version)
+}
+
+// PutTree sends the tree of a release to upload (its digest, when not
+// "", is checked) and returns the objects the node lacks.
+func (c *Client) PutTree(ctx context.Context, app, version string, tree io.Reader, digest string) (TreeResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+appPath(app, version)+"/tree", tree)
+	if err != nil {
+		return TreeResult{}, fmt.Errorf("put tree: %w", err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if digest != "" {
+		req.Header.Set("X-Sitefleet-Sha256", digest)
+	}
+	var out TreeResult
+	err = c.stream(req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&out) })
+	return out, err
+}
+
+// PutObjects sends a stream of object frames ("<sha256> <size>\n" and
+// the bytes, repeated).
+func (c *Client) PutObjects(ctx context.Context, frames io.Reader) (ObjectsResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/objects", frames)
+	if err != nil {
+		return ObjectsResult{}, fmt.Errorf("put objects: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var out ObjectsResult
+	err = c.stream(req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&out) })
+	return out, err
+}
+
+// CommitRelease records app@version as the tree sent before, once the
+// node holds all its objects.
+func (c *Client) CommitRelease(ctx context.Context, app, version string, body CommitRequest) (UploadResult, error) {
+	var out UploadResult
+	_, err := c.do(ctx, http.MethodPost, appPath(app, version)+"/commit", nil, body, &out)
+	return out, err
+}
+
+// FetchObject streams one object from the node into w.
+func (c *Client) FetchObject(ctx context.Context, sha string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/objects/"+url.PathEscape(sha), nil)
+	if err != nil {
+		return fmt.Errorf("fetch object: %w", err)
+	}
+	return c.stream(req, func(r io.Reader) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+}
+
+// FetchObjects asks the node for objects and hands the stream of their
+// frames to read.
+func (c *Client) FetchObjects(ctx context.Context, shas []string, read func(io.Reader) error) error {
+	b, err := json.Marshal(FetchRequest{Objects: shas})
+	if err != nil {
+		return fmt.Errorf("fetch objects: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/objects/fetch", bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("fetch objects: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.stream(req, read)
+}
+
 // FetchBundle streams a bundle's archive bytes from the node, into w.
 func (c *Client) FetchBundle(ctx context.Context, sha string, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/bundles/"+url.PathEscape(sha), nil)

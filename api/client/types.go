@@ -126,7 +126,35 @@ type ClusterNode struct {
 	SiteErrors     map[string]string `json:"siteErrors,omitempty"`
 }
 
-// UploadResult is the answer of PUT /v1/apps/{app}/{version}.
+// TreeResult is the answer of PUT /v1/apps/{app}/{version}/tree.
+type TreeResult struct {
+	// Tree is the tree's digest, which names the release.
+	Tree string `json:"tree"`
+	// Missing are the objects the node lacks: send only those.
+	Missing []string `json:"missing"`
+	Files   int      `json:"files"`
+	Bytes   int64    `json:"bytes"`
+}
+
+// ObjectsResult is the answer of POST /v1/objects.
+type ObjectsResult struct {
+	Stored int `json:"stored"`
+}
+
+// CommitRequest is the body of POST /v1/apps/{app}/{version}/commit.
+type CommitRequest struct {
+	Tree string `json:"tree"`
+	// Signature signs the release digest of app, version and tree.
+	Signature string `json:"signature,omitempty"`
+}
+
+// FetchRequest is the body of POST /v1/objects/fetch.
+type FetchRequest struct {
+	Objects []string `json:"objects"`
+}
+
+// UploadResult is the answer of PUT /v1/apps/{app}/{version} and of
+// POST /v1/apps/{app}/{version}/commit.
 type UploadResult struct {
 	Bundle model.Bundle `json:"bundle"`
 	// Created is false when the same content had been uploaded before.

@@ -1,16 +1,12 @@
 package cli
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,21 +30,36 @@ func newAppUploadCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "upload DIR|ARCHIVE --app NAME [--version V] [--sign KEYFILE]",
 		Short: "Upload a built site (a directory, or a .tar.gz, .tar or .zip)",
-		Long: `Upload a built site as app@version. A directory is packed into a .tar.gz
-first (regular files and directories only). The node answers once the
-bundle is held by bundles.minReplicas live nodes. --version defaults to the
-current UTC time (e.g. 20261122T224500Z). With --sign, the bundle carries an
-Ed25519 signature made with the private key in KEYFILE (see app keygen).`,
+		Long: `Upload a built site as app@version. A directory is sent by content: its
+files are hashed here, and only those the node does not hold yet are sent
+(regular files and directories only; a one-file change sends one file).
+An archive is sent whole. The node answers once the bundle is held by
+bundles.minReplicas live nodes. --version defaults to the current UTC time
+(e.g. 20261122T224500Z). With --sign, the upload carries an Ed25519
+signature made with the private key in KEYFILE (see app keygen): over the
+release (app, version and file list) for a directory, over the archive's
+SHA-256 for an archive.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if version == "" {
 				version = time.Now().UTC().Format("20060102T150405Z")
 			}
-			archive, cleanup, err := archiveFor(args[0])
-			if err != nil {
-				return err
+			if fi, err := os.Stat(args[0]); err == nil && fi.IsDir() {
+				c, err := cf.client(cmd)
+				if err != nil {
+					return err
+				}
+				var progress io.Writer
+				if !quiet {
+					progress = cmd.ErrOrStderr()
+				}
+				res, err := uploadDir(cmd.Context(), c, args[0], app, version, keyFile, progress)
+				if err != nil {
+					return err
+				}
+				return printUpload(cmd.OutOrStdout(), res)
 			}
-			defer cleanup()
+			archive := args[0]
 			sum, size, err := fileSHA256(archive)
 			if err != nil {
 				return err
@@ -79,13 +90,7 @@ Ed25519 signature made with the private key in KEYFILE (see app keygen).`,
 			if err != nil {
 				return err
 			}
-			verb := "uploaded"
-			if !res.Created {
-				verb = "already uploaded (same content)"
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s: sha256 %s, %d files, %s; held by %s\n", verb, res.Bundle.Ref(),
-				res.Bundle.SHA256, res.Bundle.Files, humanBytes(res.Bundle.Unpacked), strings.Join(res.Holders, ", "))
-			return err
+			return printUpload(cmd.OutOrStdout(), res)
 		},
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app name (required)")
@@ -96,79 +101,13 @@ Ed25519 signature made with the private key in KEYFILE (see app keygen).`,
 	return cmd
 }
 
-// archiveFor returns an archive file for path: path itself if it is a
-// file, or a .tar.gz packed from the directory.
-func archiveFor(path string) (string, func(), error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("upload: %w", err)
+func printUpload(w io.Writer, res client.UploadResult) error {
+	verb := "uploaded"
+	if !res.Created {
+		verb = "already uploaded (same content)"
 	}
-	if !fi.IsDir() {
-		return path, func() {}, nil
-	}
-	f, err := os.CreateTemp("", "sitefleet-bundle-*.tar.gz")
-	if err != nil {
-		return "", nil, fmt.Errorf("pack %s: %w", path, err)
-	}
-	cleanup := func() { os.Remove(f.Name()) }
-	if err := packDir(path, f); err != nil {
-		f.Close()
-		cleanup()
-		return "", nil, err
-	}
-	if err := f.Close(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("pack %s: %w", path, err)
-	}
-	return f.Name(), cleanup, nil
-}
-
-// packDir writes dir as a gzipped tar of its regular files and
-// directories, in lexical order. Anything else (a symbolic link, a device)
-// is an error naming it: the node would refuse it anyway.
-func packDir(dir string, w io.Writer) error {
-	gz := gzip.NewWriter(w)
-	tw := tar.NewWriter(gz)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		switch {
-		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: time.Unix(0, 0)})
-		case d.Type().IsRegular():
-			return addFile(tw, p, name)
-		}
-		return fmt.Errorf("%s is not a regular file or directory (symbolic links are not packed)", p)
-	})
-	if err != nil {
-		return fmt.Errorf("pack %s: %w", dir, err)
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("pack %s: %w", dir, err)
-	}
-	return gz.Close()
-}
-
-func addFile(tw *tar.Writer, path, name string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: fi.Size(), ModTime: time.Unix(0, 0)}); err != nil {
-		return err
-	}
-	_, err = io.Copy(tw, f)
+	_, err := fmt.Fprintf(w, "%s %s: sha256 %s, %d files, %s; held by %s\n", verb, res.Bundle.Ref(),
+		res.Bundle.SHA256, res.Bundle.Files, humanBytes(res.Bundle.Unpacked), strings.Join(res.Holders, ", "))
 	return err
 }
 

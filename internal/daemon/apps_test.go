@@ -29,6 +29,21 @@ import (
 // tarGz builds a .tar.gz of the given files (path -> contents).
 func tarGz(t testing.TB, files map[string]string) []byte { return testutil.TarGz(t, files) }
 
+// treeDigest is the digest of the release of files (path -> content), as
+// an upload of them by archive or by directory records it.
+func treeDigest(t testing.TB, files map[string]string) string {
+	t.Helper()
+	var entries []deploy.TreeEntry
+	for p, body := range files {
+		entries = append(entries, deploy.TreeEntry{Path: p, SHA256: hexSHA([]byte(body)), Size: int64(len(body)), Mode: 0o644})
+	}
+	_, digest, err := deploy.EncodeTree(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return digest
+}
+
 func hexSHA(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -67,7 +82,7 @@ func TestUploadDeployRollback(t *testing.T) {
 	}
 	v1, v2 := tarGz(t, page("1")), tarGz(t, page("2"))
 	res := n.upload(t, "web", "1", v1, "")
-	if !res.Created || res.Bundle.Files != 3 || res.Bundle.SHA256 != hexSHA(v1) || len(res.Holders) != 1 {
+	if !res.Created || res.Bundle.Files != 3 || res.Bundle.SHA256 != treeDigest(t, page("1")) || len(res.Holders) != 1 {
 		t.Fatalf("upload result = %+v", res)
 	}
 	if again := n.upload(t, "web", "1", v1, ""); again.Created {

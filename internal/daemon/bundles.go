@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
@@ -24,10 +27,32 @@ func bundleService(cfg config.Config, local *deploy.Store, store *state.Store, e
 			MinReplicas: cfg.Bundles.MinReplicas, ReplicationTimeout: cfg.Bundles.ReplicationTimeout,
 		},
 		CheckTree: node.CheckTree,
-		FetchFrom: func(ctx context.Context, apiURL, sha string, w io.Writer) error {
-			return client.New(apiURL, token).FetchBundle(ctx, sha, w)
-		},
+		Peers:     peerAPI{token: token},
 	}
+}
+
+// peerAPI reaches other nodes' APIs with this node's token.
+type peerAPI struct{ token string }
+
+func (p peerAPI) FetchObject(ctx context.Context, apiURL, sha string, w io.Writer) error {
+	return notFound(client.New(apiURL, p.token).FetchObject(ctx, sha, w))
+}
+
+func (p peerAPI) FetchObjects(ctx context.Context, apiURL string, shas []string, read func(io.Reader) error) error {
+	return notFound(client.New(apiURL, p.token).FetchObjects(ctx, shas, read))
+}
+
+func (p peerAPI) FetchArchive(ctx context.Context, apiURL, sha string, w io.Writer) error {
+	return notFound(client.New(apiURL, p.token).FetchBundle(ctx, sha, w))
+}
+
+// notFound makes a peer's 404 match deploy.ErrNotFound.
+func notFound(err error) error {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status == http.StatusNotFound {
+		return fmt.Errorf("%w: %w", deploy.ErrNotFound, err)
+	}
+	return err
 }
 
 // fleetView lists the live nodes from their records.

@@ -86,7 +86,7 @@ func TestUploadSurvivesTheReceivingNode(t *testing.T) {
 	f.startNode(n3)
 	f.eventually("node3 fetched it from node2", 30*time.Second, func() error { return n3.servesBody("survive.test", "<p>bundle v1</p>\n") })
 	site, err := f.client(2).GetSite(ctx, "survive.test")
-	if err != nil || site.Deployment == nil || site.Deployment.SHA256 != hex.EncodeToString(sum[:]) {
+	if err != nil || site.Deployment == nil || site.Deployment.SHA256 != res.Bundle.SHA256 {
 		t.Fatalf("site = %+v, %v", site, err)
 	}
 }
