@@ -57,9 +57,11 @@ bench:
 	@scripts/need-nginx.sh
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "make bench needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
+	@command -v rsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq rsync >/dev/null; } || \
+	  { echo "make bench needs rsync (the deploy baseline): sudo apt-get install -y rsync" >&2; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 -timeout 30m ./webserver/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./internal/daemon/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/cluster/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./test/cluster/
 
 # demo builds sitefleet and starts one node in the background, serving a
 # demo site; demo-stop stops it.

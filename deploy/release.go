@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -211,6 +212,56 @@ func (s *Store) putTree(ctx context.Context, entries []TreeEntry) (string, error
 	}
 	if err := s.PutObject(ctx, strings.NewReader(string(enc)), digest, int64(len(enc))); err != nil {
 		return "", err
+	}
+	return digest, nil
+}
+
+// Overlay builds the release that serves current's files and, for the
+// paths keep admits, the files of earlier releases that current lacks
+// (the newest earlier release first), and returns its digest. It is how
+// hashed assets of a replaced release stay reachable for a while after a
+// deploy. An earlier release this store does not hold is skipped; a path
+// that would clash with a file or directory of current, or that is a
+// top-level _redirects or _headers, is not taken.
+func (s *Store) Overlay(ctx context.Context, current string, earlier []string, keep func(path string) bool) (string, error) {
+	var entries []TreeEntry
+	files, dirs := map[string]bool{}, map[string]bool{}
+	add := func(e TreeEntry) {
+		entries = append(entries, e)
+		files[e.Path] = true
+		for p := path.Dir(e.Path); p != "."; p = path.Dir(p) {
+			dirs[p] = true
+		}
+	}
+	if err := s.readTree(current, func(e TreeEntry) error { add(e); return nil }); err != nil {
+		return "", fmt.Errorf("overlay of %s: %w", current, err)
+	}
+	for _, sha := range earlier {
+		if !s.HasObject(sha) {
+			continue
+		}
+		err := s.readTree(sha, func(e TreeEntry) error {
+			if files[e.Path] || dirs[e.Path] || e.Path == "_redirects" || e.Path == "_headers" || !keep(e.Path) || !s.HasObject(e.SHA256) {
+				return nil
+			}
+			for p := path.Dir(e.Path); p != "."; p = path.Dir(p) {
+				if files[p] {
+					return nil
+				}
+			}
+			add(e)
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("overlay of %s: %w", sha, err)
+		}
+	}
+	digest, err := s.putTree(ctx, entries)
+	if err != nil {
+		return "", fmt.Errorf("overlay of %s: %w", current, err)
+	}
+	if _, err := s.Materialize(ctx, digest); err != nil {
+		return "", fmt.Errorf("overlay of %s: %w", current, err)
 	}
 	return digest, nil
 }

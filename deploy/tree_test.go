@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,5 +275,36 @@ func TestTreeOfArchiveAndPrune(t *testing.T) {
 	}
 	if n, _ := s.PruneObjects(ctx, -time.Second); n != 3 {
 		t.Fatalf("after the last release went, prune removed %d, want 3", n)
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	s := newTestEnv(t, Limits{})
+	ctx := context.Background()
+	v1 := putFiles(t, s.store, map[string]string{
+		"index.html": "v1", "assets/a.1.js": "a1", "assets/x": "file x", "assets/y/z.js": "z1", "_redirects": "/a /b 301\n", "old.html": "old",
+	})
+	v2 := putFiles(t, s.store, map[string]string{
+		"index.html": "v2", "assets/a.2.js": "a2", "assets/x/inner.js": "x is a directory now", "assets/y": "y is a file now",
+	})
+	keep := func(p string) bool { return strings.HasPrefix(p, "assets/") || p == "_redirects" }
+	ov, err := s.store.Overlay(ctx, v2, []string{v1, strings.Repeat("f", 64)}, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	if err := s.store.readTree(ov, func(e TreeEntry) error {
+		b, err := os.ReadFile(filepath.Join(s.store.Root(ov), e.Path))
+		got[e.Path] = string(b)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"index.html": "v2", "assets/a.2.js": "a2", "assets/x/inner.js": "x is a directory now", "assets/y": "y is a file now",
+		"assets/a.1.js": "a1", // kept: under the pattern, lacking in v2
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("overlay holds %v, want %v", got, want)
 	}
 }

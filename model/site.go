@@ -2,6 +2,7 @@ package model
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,48 @@ type SiteOptions struct {
 	// RedirectHTML answers /page.html with a permanent redirect to /page
 	// (which serves page.html: clean URLs are always on).
 	RedirectHTML bool `json:"redirectHtml,omitempty"`
+	// KeepAssets, when set, keeps serving the files of earlier
+	// deployments that the current one lacks, under the given paths only,
+	// for a while after each deploy: a page loaded before a deploy still
+	// finds its hashed scripts and styles. Off by default.
+	KeepAssets *KeepAssets `json:"keepAssets,omitempty"`
+}
+
+// KeepAssets says which files of earlier deployments stay reachable, and
+// for how long.
+type KeepAssets struct {
+	// Paths are path patterns: "/dir/*" for everything under /dir/, or one
+	// exact path ("/app.js").
+	Paths []string `json:"paths"`
+	// WindowSeconds is how long an earlier deployment's files stay
+	// reachable after a deploy replaced it.
+	WindowSeconds int64 `json:"windowSeconds"`
+}
+
+// Equal compares two sets of options.
+func (o SiteOptions) Equal(p SiteOptions) bool {
+	if o.RedirectAliases != p.RedirectAliases || o.RedirectHTML != p.RedirectHTML || (o.KeepAssets == nil) != (p.KeepAssets == nil) {
+		return false
+	}
+	return o.KeepAssets == nil || o.KeepAssets.WindowSeconds == p.KeepAssets.WindowSeconds && slices.Equal(o.KeepAssets.Paths, p.KeepAssets.Paths)
+}
+
+// Keeps reports whether p, a path in a release without its leading "/",
+// matches one of the patterns.
+func (k *KeepAssets) Keeps(p string) bool {
+	if k == nil {
+		return false
+	}
+	for _, pat := range k.Paths {
+		if dir, ok := strings.CutSuffix(pat, "/*"); ok {
+			if strings.HasPrefix("/"+p, dir+"/") {
+				return true
+			}
+		} else if "/"+p == pat {
+			return true
+		}
+	}
+	return false
 }
 
 // Names returns the domain followed by the aliases.
@@ -44,7 +87,7 @@ func (s Site) Names() []string {
 // Equal reports whether two sites describe the same desired state, ignoring
 // their revisions.
 func (s Site) Equal(o Site) bool {
-	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options == o.Options && s.TLS.Equal(o.TLS) &&
+	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options.Equal(o.Options) && s.TLS.Equal(o.TLS) &&
 		s.Deployment.Equal(o.Deployment) && slices.EqualFunc(s.History, o.History, func(a, b Deployment) bool { return a.Equal(&b) })
 }
 

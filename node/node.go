@@ -136,6 +136,7 @@ type Node struct {
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
 	lastBundleGC      time.Time              // when removeUnused last looked
 	tls               *tlsFiles              // nil without HTTPS
+	assets            assets                 // overlays of sites with keepAssets
 
 	cache cacheWriter
 }
@@ -208,6 +209,7 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Go(func() { n.fetch.announceLocal(ctx) })
 	}
 	n.worker(ctx)
+	n.stopAssets()
 	wg.Wait()
 	return nil
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -147,7 +148,7 @@ func TestPlanSitesRebuildsWhatChanged(t *testing.T) {
 	var errs map[string]string
 	plan := func(sites []state.Site, records []state.Certificate, dh string) []webserver.Site {
 		errs = map[string]string{}
-		return n.planSites(sites, records, dh, func(d string, err error) { errs[d] = err.Error() })
+		return n.planSites(context.Background(), sites, records, dh, func(d string, err error) { errs[d] = err.Error() })
 	}
 	first := plan(sites, certs, "/dh1")
 	if first[0].TLS == nil || len(first[0].TLS.Certificates) != 1 || first[1].Root != "/bundles/b1" || !strings.Contains(errs["c.t.test"], `"missing" does not exist`) {

@@ -100,7 +100,8 @@ func (n *Node) pass(parent context.Context) (err error) {
 		n.log.Info("an import is in progress; holding the applied state", "rev", snap.Revision)
 		return nil
 	}
-	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && !n.status.get().FromCache && !n.waitingForBundles {
+	assetsDue := n.assets.due.Swap(false) // a site's old assets leave their window
+	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && !n.status.get().FromCache && !n.waitingForBundles && !assetsDue {
 		n.log.Debug("state unchanged", "rev", snap.Revision)
 		return nil
 	}
@@ -150,7 +151,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		}
 		plan.HTTPSListen, plan.DHParams, plan.Resolvers = n.opts.HTTPSListen, dh, n.opts.Resolvers
 	}
-	plan.Sites = n.planSites(sites, snap.Certificates, plan.DHParams, siteErr)
+	plan.Sites = n.planSites(ctx, sites, snap.Certificates, plan.DHParams, siteErr)
 	res, err := n.opts.Web.Apply(ctx, plan)
 	if err != nil {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
@@ -202,7 +203,7 @@ type plannedSite struct {
 // reused, as long as the certificates and DH parameters did not change
 // either: a pass builds only the changed sites. Both lists are in domain
 // order, so one walk pairs them; sites out of order are all built.
-func (n *Node) planSites(sites []state.Site, records []state.Certificate, dh string, siteErr func(string, error)) []webserver.Site {
+func (n *Node) planSites(ctx context.Context, sites []state.Site, records []state.Certificate, dh string, siteErr func(string, error)) []webserver.Site {
 	var certs map[string]state.Certificate // by ID; made when a site is built
 	reuse := slices.IsSortedFunc(sites, state.ByDomain) &&
 		dh == n.plannedDH && slices.EqualFunc(records, n.plannedCerts, func(a, b state.Certificate) bool {
@@ -211,11 +212,10 @@ func (n *Node) planSites(sites []state.Site, records []state.Certificate, dh str
 	prev, prevSites := n.planned, n.plannedSites
 	next, out := n.plannedNext[:0], make([]webserver.Site, 0, len(sites))
 	j := 0
+	now := time.Now()
+	defer n.assetsPlanned()
 	for _, s := range sites {
-		bundle := ""
-		if s.Deployment != nil {
-			bundle = s.Deployment.SHA256
-		}
+		bundle := n.servedBundle(ctx, s, now)
 		if reuse {
 			for j < len(prev) && prevSites[j].Domain < s.Domain {
 				j++
@@ -234,7 +234,7 @@ func (n *Node) planSites(sites []state.Site, records []state.Certificate, dh str
 				certs[c.ID] = c
 			}
 		}
-		ws, err := n.planSite(s, certs)
+		ws, err := n.planSite(s, bundle, certs)
 		if err != nil {
 			siteErr(s.Domain, err)
 		}
@@ -246,8 +246,9 @@ func (n *Node) planSites(sites []state.Site, records []state.Certificate, dh str
 	return out
 }
 
-// planSite builds the web server's form of one site.
-func (n *Node) planSite(s state.Site, certs map[string]state.Certificate) (webserver.Site, error) {
+// planSite builds the web server's form of one site, serving the release
+// bundle (its deployment, or an overlay of it: see servedBundle).
+func (n *Node) planSite(s state.Site, bundle string, certs map[string]state.Certificate) (webserver.Site, error) {
 	var errs error
 	add := func(err error) {
 		if errs == nil {
@@ -258,7 +259,7 @@ func (n *Node) planSite(s state.Site, certs map[string]state.Certificate) (webse
 	}
 	ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
 	if s.Deployment != nil {
-		ws.Root = n.opts.Bundles.Root(s.Deployment.SHA256)
+		ws.Root = n.opts.Bundles.Root(bundle)
 		rules, err := n.rulesFor(s.Deployment.SHA256)
 		if err != nil {
 			add(err)
@@ -355,6 +356,9 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 		if s.Deployment != nil {
 			keep[s.Deployment.SHA256] = true
 		}
+	}
+	for sha := range n.assets.inUse {
+		keep[sha] = true
 	}
 	local, err := n.opts.Bundles.List()
 	if err != nil {

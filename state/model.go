@@ -18,6 +18,7 @@ import (
 type (
 	Site         = model.Site
 	SiteOptions  = model.SiteOptions
+	KeepAssets   = model.KeepAssets
 	Deployment   = model.Deployment
 	Bundle       = model.Bundle
 	Document     = model.Document

@@ -153,7 +153,12 @@ func NormalizeSite(s Site) (Site, error) {
 	if err != nil {
 		return Site{}, err
 	}
+	keep, err := normalizeKeepAssets(s.Options.KeepAssets)
+	if err != nil {
+		return Site{}, err
+	}
 	out := s
+	out.Options.KeepAssets = keep
 	out.Domain = domain
 	out.Aliases = aliases
 	out.TLS = tlsCfg
@@ -191,4 +196,59 @@ func ValidateSites(sites []Site) ([]Site, error) {
 	}
 	slices.SortFunc(out, ByDomain)
 	return out, nil
+}
+
+// KeepAssets limits.
+const (
+	MaxKeepAssetsPaths  = 16
+	MinKeepAssetsWindow = 60
+	MaxKeepAssetsWindow = 30 * 24 * 3600
+)
+
+// normalizeKeepAssets checks the old-assets option and returns a copy with
+// the patterns sorted and without duplicates (nil for none).
+func normalizeKeepAssets(k *KeepAssets) (*KeepAssets, error) {
+	if k == nil {
+		return nil, nil
+	}
+	if len(k.Paths) == 0 || len(k.Paths) > MaxKeepAssetsPaths {
+		return nil, Errorf(Invalid, "options.keepAssets.paths: give 1 to %d path patterns, not %d", MaxKeepAssetsPaths, len(k.Paths))
+	}
+	if k.WindowSeconds < MinKeepAssetsWindow || k.WindowSeconds > MaxKeepAssetsWindow {
+		return nil, Errorf(Invalid, "options.keepAssets.windowSeconds: %d is outside %d..%d (one minute to 30 days)", k.WindowSeconds, MinKeepAssetsWindow, MaxKeepAssetsWindow)
+	}
+	paths := make([]string, 0, len(k.Paths))
+	for i, p := range k.Paths {
+		if reason := badAssetPattern(p); reason != "" {
+			return nil, Errorf(Invalid, "options.keepAssets.paths[%d]: %.80q %s", i, p, reason)
+		}
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return &KeepAssets{Paths: slices.Compact(paths), WindowSeconds: k.WindowSeconds}, nil
+}
+
+// badAssetPattern says why p is not a path pattern, or "": it must be
+// "/dir/*" or an exact path, of letters, digits and "-._~/", without empty,
+// "." or ".." elements, at most 256 bytes.
+func badAssetPattern(p string) string {
+	if len(p) < 2 || len(p) > 256 || p[0] != '/' {
+		return "must start with / and be 2 to 256 bytes"
+	}
+	body := strings.TrimSuffix(p, "/*")
+	if body == "" {
+		return "" // "/*": every path
+	}
+	for _, r := range body {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~/", r)
+		if !ok {
+			return "may hold only letters, digits and -._~/ (and end in /* for a directory)"
+		}
+	}
+	for _, elem := range strings.Split(body[1:], "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return "has an empty, \".\" or \"..\" element"
+		}
+	}
+	return ""
 }

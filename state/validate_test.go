@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,5 +74,30 @@ func TestValidateSitesDuplicates(t *testing.T) {
 	_, err = ValidateSites([]Site{{Domain: "a.com"}, {Domain: "a.com"}})
 	if ErrorCode(err) != NameTaken {
 		t.Fatalf("err = %v, want NameTaken", err)
+	}
+}
+
+func TestKeepAssetsValidation(t *testing.T) {
+	ok := func(paths ...string) *KeepAssets { return &KeepAssets{Paths: paths, WindowSeconds: 3600} }
+	s, err := NormalizeSite(Site{Domain: "a.test", Options: SiteOptions{KeepAssets: ok("/b/*", "/a/*", "/b/*", "/app.js", "/*")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Options.KeepAssets.Paths; !slices.Equal(got, []string{"/*", "/a/*", "/app.js", "/b/*"}) {
+		t.Fatalf("paths = %v", got)
+	}
+	for _, bad := range []*KeepAssets{
+		ok(), ok("assets/*"), ok("/a/../b/*"), ok("/a//b"), ok("/a/*/b"), ok("/a b"), ok("/a\n"), ok("/"), ok("/./x"),
+		ok("/" + strings.Repeat("a", 300)), {Paths: []string{"/a/*"}, WindowSeconds: 59}, {Paths: []string{"/a/*"}, WindowSeconds: 31 * 24 * 3600},
+	} {
+		if _, err := NormalizeSite(Site{Domain: "a.test", Options: SiteOptions{KeepAssets: bad}}); ErrorCode(err) != Invalid {
+			t.Errorf("keepAssets %+v: %v, want invalid", bad, err)
+		}
+	}
+	k := ok("/assets/*", "/app.js")
+	for p, want := range map[string]bool{"assets/x.js": true, "assets/a/b.css": true, "assets": false, "assetsx/y": false, "app.js": true, "app.js.map": false, "index.html": false} {
+		if k.Keeps(p) != want {
+			t.Errorf("Keeps(%q) = %v", p, !want)
+		}
 	}
 }

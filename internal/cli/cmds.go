@@ -58,16 +58,23 @@ func newSiteAddCmd(cf *clientFlags) *cobra.Command {
 }
 
 func newSiteSetCmd(cf *clientFlags) *cobra.Command {
-	var aliases []string
+	var aliases, keepAssets []string
 	var redirect, redirectHTML bool
+	var keepWindow time.Duration
 	var tlsFlags siteTLSFlags
 	cmd := &cobra.Command{
-		Use:   "set DOMAIN [--alias A]... [--redirect-aliases=BOOL] [--redirect-html=BOOL] [--tls MODE] [--https-redirect=BOOL] [--hsts-max-age D]",
+		Use:   "set DOMAIN [--alias A]... [--redirect-aliases=BOOL] [--redirect-html=BOOL] [--keep-assets P,...] [--keep-assets-window D] [--tls MODE] [--https-redirect=BOOL] [--hsts-max-age D]",
 		Short: "Change a site's aliases or options (flags not given keep their value)",
 		Long: `Change a site: read it, apply the flags given, and write it back guarded by
 the revision read, so a concurrent change is never overwritten (the command
 fails with the API's 412 instead; run it again). --alias replaces the whole
-alias list; --alias "" removes every alias.`,
+alias list; --alias "" removes every alias.
+
+--keep-assets /assets/*,/_next/static/* keeps serving, under those paths
+only, the files of earlier deployments that the current one lacks, for
+--keep-assets-window (default 24h) after each deploy: a page loaded before
+a deploy still finds its hashed scripts and styles. --keep-assets "" turns
+it off.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(cmd)
@@ -93,6 +100,9 @@ alias list; --alias "" removes every alias.`,
 			if f.Changed("redirect-html") {
 				site.Options.RedirectHTML = redirectHTML
 			}
+			if err := applyKeepAssets(f.Changed("keep-assets"), f.Changed("keep-assets-window"), keepAssets, keepWindow, &site.Options); err != nil {
+				return err
+			}
 			if err := tlsFlags.apply(cmd, &site); err != nil {
 				return err
 			}
@@ -108,9 +118,40 @@ alias list; --alias "" removes every alias.`,
 	cmd.Flags().StringSliceVar(&aliases, "alias", nil, "the site's aliases (replaces the list; repeatable or comma-separated)")
 	cmd.Flags().BoolVar(&redirect, "redirect-aliases", false, "answer aliases with a 301 to the domain")
 	cmd.Flags().BoolVar(&redirectHTML, "redirect-html", false, "answer /page.html with a 301 to /page")
+	cmd.Flags().StringSliceVar(&keepAssets, "keep-assets", nil, "path patterns (/dir/* or /file) under which earlier deployments' files stay reachable; \"\" for none")
+	cmd.Flags().DurationVar(&keepWindow, "keep-assets-window", 24*time.Hour, "how long after a deploy the earlier deployment's files stay reachable")
 	tlsFlags.register(cmd)
 	cf.addOutputFlag(cmd)
 	return cmd
+}
+
+// applyKeepAssets applies the --keep-assets flags given to opts.
+func applyKeepAssets(pathsSet, windowSet bool, paths []string, window time.Duration, opts *state.SiteOptions) error {
+	if pathsSet {
+		var keep []string
+		for _, p := range paths {
+			if p != "" {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) == 0 {
+			opts.KeepAssets = nil
+			return nil
+		}
+		cur := int64(window.Seconds())
+		if opts.KeepAssets != nil && !windowSet {
+			cur = opts.KeepAssets.WindowSeconds
+		}
+		opts.KeepAssets = &state.KeepAssets{Paths: keep, WindowSeconds: cur}
+		return nil
+	}
+	if windowSet {
+		if opts.KeepAssets == nil {
+			return fmt.Errorf("--keep-assets-window needs --keep-assets (the site keeps no old assets)")
+		}
+		opts.KeepAssets.WindowSeconds = int64(window.Seconds())
+	}
+	return nil
 }
 
 func newSiteListCmd(cf *clientFlags) *cobra.Command {
@@ -154,8 +195,12 @@ func newSiteGetCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			return cf.print(cmd.OutOrStdout(), s, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\ntls:\t%s\nrevision:\t%d\n",
-					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, describeTLS(s.TLS), s.Revision)
+				keep := "-"
+				if k := s.Options.KeepAssets; k != nil {
+					keep = fmt.Sprintf("%s for %s", strings.Join(k.Paths, ", "), time.Duration(k.WindowSeconds)*time.Second)
+				}
+				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nkeep old assets:\t%s\ntls:\t%s\nrevision:\t%d\n",
+					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, keep, describeTLS(s.TLS), s.Revision)
 			})
 		},
 	}
