@@ -78,35 +78,68 @@ func (s *Store) OpenObject(sha string) (io.ReadCloser, int64, error) {
 }
 
 // PutObject stores the next size bytes of r as object sha, verifying the
-// digest while it writes; r is read exactly size bytes unless it fails.
-// A present object is not written again (r is still consumed, so that a
-// stream of objects stays in step). Bytes that do not match sha give a
-// *HashMismatchError and store nothing; size beyond the store's
-// MaxUnpackedBytes gives a *LimitError before anything is read.
-//
-// PutObject does not flush: call Sync before telling anyone the object is
-// stored.
+// digest while it writes, and makes it durable; r is read exactly size
+// bytes unless it fails. A present object is not written again (r is
+// still consumed, so that a stream of objects stays in step). Bytes that
+// do not match sha give a *HashMismatchError and store nothing; size
+// beyond the store's MaxUnpackedBytes gives a *LimitError before anything
+// is read. To store many objects, use a Batch: one flush for all.
 func (s *Store) PutObject(ctx context.Context, r io.Reader, sha string, size int64) error {
-	if size < 0 || size > s.limits.MaxUnpackedBytes {
-		return &LimitError{What: LimitUnpackedSize, Limit: s.limits.MaxUnpackedBytes}
+	b := s.NewBatch()
+	defer b.Discard()
+	if err := b.Put(ctx, r, sha, size); err != nil {
+		return err
 	}
-	return s.putObject(ctx, io.LimitReader(&ctxReader{ctx: ctx, r: r}, size), sha, size)
+	return b.Commit()
 }
 
 // PutObjectFrom stores all of r (at most MaxUnpackedBytes) as object sha,
 // as PutObject does.
 func (s *Store) PutObjectFrom(ctx context.Context, r io.Reader, sha string) error {
-	return s.putObject(ctx, io.LimitReader(&ctxReader{ctx: ctx, r: r}, plusOne(s.limits.MaxUnpackedBytes)), sha, -1)
+	b := s.NewBatch()
+	defer b.Discard()
+	if err := b.put(ctx, io.LimitReader(&ctxReader{ctx: ctx, r: r}, plusOne(s.limits.MaxUnpackedBytes)), sha, -1); err != nil {
+		return err
+	}
+	return b.Commit()
 }
 
-// putObject stores src as object sha; size is the exact size, or -1 for
-// "to EOF, at most MaxUnpackedBytes".
-func (s *Store) putObject(ctx context.Context, src io.Reader, sha string, size int64) error {
+// Batch stores objects together: each is written and verified in a temp
+// file as it comes (Put), and Commit makes them all durable with one
+// flush before any becomes an object, so a present object always has its
+// bytes on disk, and a stream of thousands of files costs one flush.
+type Batch struct {
+	s      *Store
+	staged []stagedObject
+	buf    []byte // for copying; Put is not called concurrently
+}
+
+type stagedObject struct{ tmp, sha string }
+
+// NewBatch starts a batch; Discard it when done.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
+
+// Put stages the next size bytes of r as object sha, as PutObject stores
+// it.
+func (b *Batch) Put(ctx context.Context, r io.Reader, sha string, size int64) error {
+	if size < 0 || size > b.s.limits.MaxUnpackedBytes {
+		return &LimitError{What: LimitUnpackedSize, Limit: b.s.limits.MaxUnpackedBytes}
+	}
+	return b.put(ctx, io.LimitReader(&ctxReader{ctx: ctx, r: r}, size), sha, size)
+}
+
+// put stages src as object sha; size is the exact size, or -1 for "to
+// EOF, at most MaxUnpackedBytes".
+func (b *Batch) put(ctx context.Context, src io.Reader, sha string, size int64) error {
+	s := b.s
+	if b.buf == nil {
+		b.buf = make([]byte, 64<<10)
+	}
 	if !isSHA256(sha) {
 		return &FormatError{Err: fmt.Errorf("object name %.70q is not a lower-case hex SHA-256", sha)}
 	}
 	if s.HasObject(sha) {
-		if _, err := io.CopyBuffer(io.Discard, src, make([]byte, copyBufferSize)); err != nil {
+		if _, err := io.CopyBuffer(io.Discard, src, b.buf); err != nil {
 			return fmt.Errorf("object %s: %w", sha, sourceCause(err))
 		}
 		// Wanted again: PruneObjects's grace starts anew.
@@ -114,13 +147,26 @@ func (s *Store) putObject(ctx context.Context, src io.Reader, sha string, size i
 		_ = os.Chtimes(s.objectPath(sha), now, now)
 		return nil
 	}
-	f, err := os.CreateTemp(s.tmp, "object-*")
+	// Written beside its final name, so that commit is one rename.
+	dir, err := s.shardDir(sha)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, objectTempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("object %s: %w", sha, err)
 	}
-	defer os.Remove(f.Name()) // no-op once linked and removed
+	keep := false
+	defer func() {
+		if !keep {
+			os.Remove(f.Name())
+		}
+	}()
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, copyBufferSize))
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, b.buf)
+	if err == nil {
+		err = f.Chmod(0o444)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -135,7 +181,34 @@ func (s *Store) putObject(ctx context.Context, src io.Reader, sha string, size i
 	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
 		return &HashMismatchError{Expected: sha, Actual: got}
 	}
-	return s.adoptObject(f.Name(), sha)
+	keep = true
+	b.staged = append(b.staged, stagedObject{tmp: f.Name(), sha: sha})
+	return nil
+}
+
+// Commit flushes the staged objects to disk and makes them objects.
+func (b *Batch) Commit() error {
+	if len(b.staged) == 0 {
+		return nil
+	}
+	if err := b.s.flush(b.s.tmp); err != nil {
+		return err
+	}
+	for _, o := range b.staged {
+		if err := os.Rename(o.tmp, b.s.objectPath(o.sha)); err != nil {
+			return fmt.Errorf("object %s: %w", o.sha, err)
+		}
+	}
+	b.staged = nil
+	return nil
+}
+
+// Discard removes the temp files of what was staged and not committed.
+func (b *Batch) Discard() {
+	for _, o := range b.staged {
+		os.Remove(o.tmp)
+	}
+	b.staged = nil
 }
 
 // removeObject removes object sha (absent is no error).
@@ -172,6 +245,24 @@ func sourceCause(err error) error {
 	return err
 }
 
+// shardDir returns the directory of object sha, creating it once per
+// store.
+func (s *Store) shardDir(sha string) (string, error) {
+	dir := filepath.Join(s.dir, objectsDirName, sha[:2])
+	if _, ok := s.shards.Load(sha[:2]); ok {
+		return dir, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("object %s: %w", sha, err)
+	}
+	s.shards.Store(sha[:2], true)
+	return dir, nil
+}
+
+// objectTempPrefix starts the names of objects being written, in their
+// shard directory (OpenStore removes leftovers).
+const objectTempPrefix = ".tmp-"
+
 // adoptObject makes the file at p (on the store's file system, holding
 // the bytes of sha) object sha: read-only, linked into place. A present
 // object wins; p is left for the caller to remove.
@@ -180,8 +271,8 @@ func (s *Store) adoptObject(p, sha string) error {
 		return fmt.Errorf("object %s: %w", sha, err)
 	}
 	dst := s.objectPath(sha)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("object %s: %w", sha, err)
+	if _, err := s.shardDir(sha); err != nil {
+		return err
 	}
 	if err := os.Link(p, dst); err != nil && !errors.Is(err, fs.ErrExist) {
 		if !errors.Is(err, syscall.EMLINK) {
@@ -194,12 +285,6 @@ func (s *Store) adoptObject(p, sha string) error {
 		}
 	}
 	return nil
-}
-
-// Sync makes every object and release written so far durable (one
-// syncfs(2) of the store's file system on Linux).
-func (s *Store) Sync() error {
-	return s.flush(s.dir)
 }
 
 // copyFile copies src to dst through a temp file in tmp, read-only.

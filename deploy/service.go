@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sitefleet/sitefleet/state"
+	"golang.org/x/sync/errgroup"
 )
 
 // Records is what the bundle service needs of the bundle records.
@@ -231,6 +232,9 @@ func (s *Service) minReplicas(live int) int {
 	return 1
 }
 
+// replicaPoll is how often an upload looks for the holders it waits for.
+const replicaPoll = 20 * time.Millisecond
+
 // waitReplicas waits until minReplicas live nodes hold sha, or answers
 // Unavailable at Policy.ReplicationTimeout.
 func (s *Service) waitReplicas(ctx context.Context, sha string) ([]string, error) {
@@ -251,7 +255,7 @@ func (s *Service) waitReplicas(ctx context.Context, sha string) ([]string, error
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(replicaPoll):
 		}
 	}
 }
@@ -331,8 +335,12 @@ func (s *Service) Fetch(ctx context.Context, sha string) error {
 	return errors.Join(errs...)
 }
 
-// fetchBatch is how many objects one request asks a peer for.
-const fetchBatch = 512
+// A fetch asks a peer for fetchBatch objects per request, fetchParallel
+// requests at a time; each request's objects are flushed to disk once.
+const (
+	fetchBatch    = 1000
+	fetchParallel = 4
+)
 
 func (s *Service) fetchFrom(ctx context.Context, apiURL, sha string) error {
 	if !s.Local.HasObject(sha) {
@@ -345,16 +353,24 @@ func (s *Service) fetchFrom(ctx context.Context, apiURL, sha string) error {
 			return err
 		}
 	}
-	for {
+	for range 2 {
 		_, err := s.Local.Materialize(ctx, sha)
 		var me *MissingObjectsError
 		if !errors.As(err, &me) {
 			return err
 		}
-		if err := s.fetchObjects(ctx, apiURL, me.Missing[:min(len(me.Missing), fetchBatch)]); err != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(fetchParallel)
+		for i := 0; i < len(me.Missing); i += fetchBatch {
+			batch := me.Missing[i:min(i+fetchBatch, len(me.Missing))]
+			g.Go(func() error { return s.fetchObjects(gctx, apiURL, batch) })
+		}
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
+	_, err := s.Local.Materialize(ctx, sha)
+	return err
 }
 
 // putTreeObject stores a fetched tree after checking it decodes.
@@ -370,19 +386,21 @@ func (s *Service) fetchObjects(ctx context.Context, apiURL string, shas []string
 	for _, sha := range shas {
 		want[sha] = true
 	}
+	batch := s.Local.NewBatch()
+	defer batch.Discard()
 	err := s.Peers.FetchObjects(ctx, apiURL, shas, func(body io.Reader) error {
 		_, err := ReadObjectFrames(body, func(sha string, size int64, r io.Reader) error {
 			if !want[sha] {
 				return fmt.Errorf("the peer sent object %s, which was not asked for", sha)
 			}
-			return s.Local.PutObject(ctx, r, sha, size)
+			return batch.Put(ctx, r, sha, size)
 		})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return s.Local.Sync()
+	return batch.Commit()
 }
 
 // fetchArchive copies an archive-era bundle.
@@ -473,19 +491,21 @@ func (s *Service) PutTree(ctx context.Context, r io.Reader, tree string) (TreeUp
 	if _, err := s.Local.PutTree(ctx, f, digest); err != nil {
 		return TreeUpload{}, ingestError(err)
 	}
-	return out, s.Local.Sync()
+	return out, nil
 }
 
 // PutObjects stores the objects of a stream of frames, each verified
 // against its digest, makes them durable and returns how many it read.
 func (s *Service) PutObjects(ctx context.Context, r io.Reader) (int, error) {
+	batch := s.Local.NewBatch()
+	defer batch.Discard()
 	n, err := ReadObjectFrames(r, func(sha string, size int64, body io.Reader) error {
-		return s.Local.PutObject(ctx, body, sha, size)
+		return batch.Put(ctx, body, sha, size)
 	})
 	if err != nil {
 		return n, ingestError(err)
 	}
-	return n, s.Local.Sync()
+	return n, batch.Commit()
 }
 
 // Commit is the last step of a release upload: app@version is the tree

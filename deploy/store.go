@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Names inside the store directory.
@@ -36,6 +37,7 @@ type Store struct {
 	tmp    string // temp files, staging and removed directories
 	limits Limits
 	locks  keyLocks
+	shards sync.Map // object shard directories known to exist
 	// noSync skips flushing to disk before a commit (fuzzing only).
 	noSync bool
 }
@@ -72,6 +74,16 @@ func (s *Store) clean() error {
 	}
 	if err := os.Mkdir(s.tmp, 0o700); err != nil {
 		return fmt.Errorf("create tmp: %w", err)
+	}
+	// Objects being written when the node stopped.
+	leftovers, err := filepath.Glob(filepath.Join(s.dir, objectsDirName, "*", objectTempPrefix+"*"))
+	if err != nil {
+		return fmt.Errorf("list leftovers: %w", err)
+	}
+	for _, p := range leftovers {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("remove leftovers: %w", err)
+		}
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {

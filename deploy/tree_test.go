@@ -308,3 +308,22 @@ func TestOverlay(t *testing.T) {
 		t.Fatalf("overlay holds %v, want %v", got, want)
 	}
 }
+
+func TestOpenStoreRemovesHalfWrittenObjects(t *testing.T) {
+	e := newTestEnv(t, Limits{})
+	putFiles(t, e.store, map[string]string{"a": "kept"})
+	half := filepath.Join(e.dir, objectsDirName, digestOf("x")[:2], objectTempPrefix+"123")
+	if err := os.MkdirAll(filepath.Dir(half), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(half, []byte("half"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStore(e.dir, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(half); !errors.Is(err, os.ErrNotExist) || !s.HasObject(digestOf("kept")) {
+		t.Fatalf("after reopening: half-written object %v, kept object present %v", err, s.HasObject(digestOf("kept")))
+	}
+}
