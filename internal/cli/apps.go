@@ -26,13 +26,16 @@ func newAppCmd(cf *clientFlags) *cobra.Command {
 
 func newAppUploadCmd(cf *clientFlags) *cobra.Command {
 	var app, version, keyFile string
-	var quiet bool
+	var quiet, checksum bool
 	cmd := &cobra.Command{
-		Use:   "upload DIR|ARCHIVE --app NAME [--version V] [--sign KEYFILE]",
+		Use:   "upload DIR|ARCHIVE --app NAME [--version V] [--sign KEYFILE] [--checksum]",
 		Short: "Upload a built site (a directory, or a .tar.gz, .tar or .zip)",
 		Long: `Upload a built site as app@version. A directory is sent by content: its
 files are hashed here, and only those the node does not hold yet are sent
 (regular files and directories only; a one-file change sends one file).
+Like rsync, it hashes again only the files whose size, modification or
+change time differ from the last upload of the directory (the digests are
+kept in the user's cache directory); --checksum hashes every file.
 An archive is sent whole. The node answers once the bundle is held by
 bundles.minReplicas live nodes. --version defaults to the current UTC time
 (e.g. 20261122T224500Z). With --sign, the upload carries an Ed25519
@@ -53,7 +56,7 @@ SHA-256 for an archive.`,
 				if !quiet {
 					progress = cmd.ErrOrStderr()
 				}
-				res, err := uploadDir(cmd.Context(), c, args[0], app, version, keyFile, progress)
+				res, err := uploadDir(cmd.Context(), c, args[0], app, version, keyFile, checksum, progress)
 				if err != nil {
 					return err
 				}
@@ -97,6 +100,7 @@ SHA-256 for an archive.`,
 	cmd.Flags().StringVar(&version, "version", "", "version (default: the current UTC time)")
 	cmd.Flags().StringVar(&keyFile, "sign", "", "sign with the Ed25519 private key in this file")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().BoolVar(&checksum, "checksum", false, "hash every file of a directory, not only those changed since its last upload")
 	_ = cmd.MarkFlagRequired("app")
 	return cmd
 }

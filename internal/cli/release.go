@@ -42,10 +42,11 @@ type localFile struct {
 }
 
 // uploadDir uploads dir as app@version by content and returns the node's
-// answer. keyFile, when set, signs the release. Progress goes to progress
+// answer. keyFile, when set, signs the release; checksum hashes every
+// file rather than those that changed since the last upload. Progress goes to progress
 // (nil: none).
-func uploadDir(ctx context.Context, c *client.Client, dir, app, version, keyFile string, progress io.Writer) (client.UploadResult, error) {
-	files, err := hashDir(ctx, dir)
+func uploadDir(ctx context.Context, c *client.Client, dir, app, version, keyFile string, checksum bool, progress io.Writer) (client.UploadResult, error) {
+	files, err := hashDir(ctx, dir, checksum)
 	if err != nil {
 		return client.UploadResult{}, err
 	}
@@ -85,10 +86,16 @@ func uploadDir(ctx context.Context, c *client.Client, dir, app, version, keyFile
 }
 
 // hashDir lists dir's regular files with their digests, hashing in
-// parallel. Anything but a regular file or a directory is an error naming
-// it: the node would refuse it anyway.
-func hashDir(ctx context.Context, dir string) ([]localFile, error) {
+// parallel the files that changed since the last upload of dir (see
+// hashCache), or every file with checksum. Anything but a regular file or a directory is an error
+// naming it: the node would refuse it anyway.
+func hashDir(ctx context.Context, dir string, checksum bool) ([]localFile, error) {
 	var files []localFile
+	infos := map[string]os.FileInfo{}
+	cache := openHashCache(dir)
+	if checksum {
+		cache.entries = map[string]cachedHash{}
+	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -111,7 +118,10 @@ func hashDir(ctx context.Context, dir string) ([]localFile, error) {
 		if fi.Mode()&0o111 != 0 {
 			mode = 0o755
 		}
-		files = append(files, localFile{path: p, entry: deploy.TreeEntry{Path: filepath.ToSlash(rel), Size: fi.Size(), Mode: mode}})
+		rel = filepath.ToSlash(rel)
+		infos[rel] = fi
+		sha, _ := cache.lookup(rel, fi)
+		files = append(files, localFile{path: p, entry: deploy.TreeEntry{Path: rel, SHA256: sha, Size: fi.Size(), Mode: mode}})
 		return nil
 	})
 	if err != nil {
@@ -120,6 +130,9 @@ func hashDir(ctx context.Context, dir string) ([]localFile, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range files {
+		if files[i].entry.SHA256 != "" {
+			continue
+		}
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -132,6 +145,7 @@ func hashDir(ctx context.Context, dir string) ([]localFile, error) {
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("upload %s: %w", dir, err)
 	}
+	cache.save(files, infos)
 	return files, nil
 }
 
