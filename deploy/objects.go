@@ -312,11 +312,12 @@ func copyFile(src, dst, tmp string) error {
 	return err
 }
 
-// PruneObjects removes the objects that no present release's tree names
-// and that are older than grace (an upload in progress may have sent
-// objects its release does not reference yet). Releases hold their files
-// by hard links, so this never changes a served file. It returns how many
-// objects it removed.
+// PruneObjects removes the objects that no present release's tree names,
+// and the directory objects no present release uses, that are older than
+// grace (an upload in progress may have sent objects its release does not
+// reference yet). Directory objects hold their files by hard links, so
+// this never changes a served file. It returns how many objects and
+// directories it removed.
 func (s *Store) PruneObjects(ctx context.Context, grace time.Duration) (int, error) {
 	keep := map[string]bool{}
 	releases, err := s.List()
@@ -336,7 +337,10 @@ func (s *Store) PruneObjects(ctx context.Context, grace time.Duration) (int, err
 		}
 	}
 	cutoff := time.Now().Add(-grace)
-	removed := 0
+	removed, err := s.pruneDirs(cutoff)
+	if err != nil {
+		return removed, fmt.Errorf("prune objects: %w", err)
+	}
 	root := filepath.Join(s.dir, objectsDirName)
 	dirs, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -364,6 +368,50 @@ func (s *Store) PruneObjects(ctx context.Context, grace time.Duration) (int, err
 		}
 	}
 	return removed, ctx.Err()
+}
+
+// pruneDirs removes the directory objects no present release uses that
+// were made before cutoff.
+func (s *Store) pruneDirs(cutoff time.Time) (int, error) {
+	keep, err := s.reachableDirs()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	shards, err := os.ReadDir(filepath.Join(s.dir, dirsDirName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, shard := range shards {
+		entries, err := os.ReadDir(filepath.Join(s.dir, dirsDirName, shard.Name()))
+		if err != nil {
+			return removed, err
+		}
+		for _, e := range entries {
+			if keep[e.Name()] {
+				continue
+			}
+			if fi, err := e.Info(); err != nil || fi.ModTime().After(cutoff) {
+				continue
+			}
+			// Renamed away first, so a half-removed directory is never
+			// taken for a whole one.
+			trash, err := os.MkdirTemp(s.tmp, "remove-*")
+			if err != nil {
+				return removed, err
+			}
+			if err := os.Rename(filepath.Join(s.dir, dirsDirName, shard.Name(), e.Name()), filepath.Join(trash, "dir")); err == nil {
+				removed++
+			}
+			if err := os.RemoveAll(trash); err != nil {
+				return removed, err
+			}
+		}
+	}
+	return removed, nil
 }
 
 // readTree decodes the tree object sha, without limits beyond the

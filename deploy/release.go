@@ -53,19 +53,12 @@ func (s *Store) Materialize(ctx context.Context, tree string) (Info, error) {
 	if len(missing) > 0 {
 		return Info{}, &MissingObjectsError{Missing: missing}
 	}
-	staging, err := os.MkdirTemp(s.tmp, "stage-*")
+	root, err := s.buildDirs(ctx, tree)
 	if err != nil {
-		return Info{}, fmt.Errorf("materialize %s: %w", tree, err)
-	}
-	defer os.RemoveAll(staging) // no-op once published
-	if err := s.linkTree(ctx, tree, staging); err != nil {
 		return Info{}, err
 	}
-	if err := os.Chmod(staging, 0o755); err != nil {
-		return Info{}, fmt.Errorf("materialize %s: %w", tree, err)
-	}
 	info := Info{SHA256: tree, Size: 0, Files: sum.Files, Unpacked: sum.Bytes, Format: FormatTree}
-	return s.commitRelease(ctx, info, staging)
+	return s.commitRelease(ctx, info, root)
 }
 
 // readTreeLimited decodes tree object sha against the store's limits.
@@ -76,44 +69,6 @@ func (s *Store) readTreeLimited(sha string, each func(TreeEntry) error) (TreeSum
 	}
 	defer f.Close()
 	return ReadTree(f, s.limits, each)
-}
-
-// linkTree links every file of tree into dir, creating its directories.
-func (s *Store) linkTree(ctx context.Context, tree, dir string) error {
-	made := map[string]bool{"": true}
-	dirs := 0
-	return s.readTree(tree, func(e TreeEntry) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		parent := filepath.Dir(filepath.FromSlash(e.Path))
-		if parent == "." {
-			parent = ""
-		}
-		if !made[parent] {
-			// Parents of one file share their prefixes with earlier ones:
-			// count only the directories not made before.
-			for p := parent; p != "" && !made[p]; p = parentOf(p) {
-				made[p] = true
-				dirs++
-			}
-			if e := s.limits.MaxFiles; dirs > e {
-				return &LimitError{What: LimitFileCount, Limit: int64(e)}
-			}
-			if err := os.MkdirAll(filepath.Join(dir, parent), 0o755); err != nil {
-				return fmt.Errorf("materialize %s: %w", tree, err)
-			}
-		}
-		return s.linkObject(e, filepath.Join(dir, filepath.FromSlash(e.Path)))
-	})
-}
-
-func parentOf(p string) string {
-	i := strings.LastIndexByte(p, filepath.Separator)
-	if i < 0 {
-		return ""
-	}
-	return p[:i]
 }
 
 // linkObject makes dst a hard link to e's object (a copy when the object
@@ -130,9 +85,10 @@ func (s *Store) linkObject(e TreeEntry, dst string) error {
 	return nil
 }
 
-// commitRelease publishes a staged release under info.SHA256 unless one is
-// there already.
-func (s *Store) commitRelease(ctx context.Context, info Info, staging string) (Info, error) {
+// commitRelease publishes release info.SHA256 as a link to its root
+// directory object, unless it is there already, once everything it
+// references is durable.
+func (s *Store) commitRelease(ctx context.Context, info Info, root string) (Info, error) {
 	unlock, err := s.locks.lock(ctx, info.SHA256)
 	if err != nil {
 		return Info{}, fmt.Errorf("materialize: %w", err)
@@ -146,13 +102,19 @@ func (s *Store) commitRelease(ctx context.Context, info Info, staging string) (I
 		return Info{}, err
 	}
 	defer os.Remove(infoFile)
-	if err := s.flush(staging, infoFile); err != nil {
+	link := filepath.Join(s.tmp, "release-"+info.SHA256)
+	_ = os.Remove(link)
+	if err := os.Symlink(filepath.Join(dirsDirName, root[:2], root), link); err != nil {
+		return Info{}, fmt.Errorf("materialize: %w", err)
+	}
+	defer os.Remove(link)
+	if err := s.flush(s.dir); err != nil {
 		return Info{}, err
 	}
 	if err := os.Rename(infoFile, s.infoPath(info.SHA256)); err != nil {
 		return Info{}, fmt.Errorf("materialize: publish: %w", err)
 	}
-	if err := os.Rename(staging, s.Root(info.SHA256)); err != nil {
+	if err := os.Rename(link, s.Root(info.SHA256)); err != nil {
 		return Info{}, errors.Join(fmt.Errorf("materialize: publish: %w", err), s.removeLocked(info.SHA256))
 	}
 	return info, s.syncDir()

@@ -118,7 +118,7 @@ func (s *Store) Has(sha string) bool {
 	if root == "" {
 		return false
 	}
-	fi, err := os.Lstat(root)
+	fi, err := os.Stat(root) // a release is a link to its root directory object
 	return err == nil && fi.IsDir()
 }
 
@@ -185,7 +185,7 @@ func (s *Store) List() ([]string, error) {
 	}
 	var shas []string
 	for _, e := range entries {
-		if e.IsDir() && isSHA256(e.Name()) {
+		if (e.IsDir() || e.Type()&fs.ModeSymlink != 0) && isSHA256(e.Name()) {
 			shas = append(shas, e.Name())
 		}
 	}

@@ -273,8 +273,8 @@ func TestTreeOfArchiveAndPrune(t *testing.T) {
 	if err := s.Remove(tree); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.PruneObjects(ctx, -time.Second); n != 3 {
-		t.Fatalf("after the last release went, prune removed %d, want 3", n)
+	if n, _ := s.PruneObjects(ctx, -time.Second); n != 5 {
+		t.Fatalf("after the last release went, prune removed %d, want 5 (three objects, two directories)", n)
 	}
 }
 
@@ -325,5 +325,53 @@ func TestOpenStoreRemovesHalfWrittenObjects(t *testing.T) {
 	}
 	if _, err := os.Stat(half); !errors.Is(err, os.ErrNotExist) || !s.HasObject(digestOf("kept")) {
 		t.Fatalf("after reopening: half-written object %v, kept object present %v", err, s.HasObject(digestOf("kept")))
+	}
+}
+
+func TestReleasesShareUnchangedDirectories(t *testing.T) {
+	s := newTestEnv(t, Limits{}).store
+	ctx := context.Background()
+	v1 := putFiles(t, s, map[string]string{"index.html": "1", "lib/a.js": "a", "lib/deep/b.js": "b", "img/c.png": "c"})
+	v2 := putFiles(t, s, map[string]string{"index.html": "1", "lib/a.js": "a", "lib/deep/b.js": "b", "img/c.png": "C"})
+	for _, v := range []string{v1, v2} {
+		if _, err := s.Materialize(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := func(release, dir string) string {
+		t.Helper()
+		rootLink, err := os.Readlink(s.Root(release))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := os.Readlink(filepath.Join(s.dir, rootLink, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(l)
+	}
+	if target(v1, "lib") != target(v2, "lib") {
+		t.Fatal("an unchanged directory was built twice")
+	}
+	if target(v1, "img") == target(v2, "img") {
+		t.Fatal("a changed directory is shared")
+	}
+	for p, want := range map[string]string{"index.html": "1", "lib/deep/b.js": "b", "img/c.png": "C"} {
+		if b, err := os.ReadFile(filepath.Join(s.Root(v2), p)); err != nil || string(b) != want {
+			t.Fatalf("v2 %s = %q, %v", p, b, err)
+		}
+	}
+	oldImg := target(v1, "img")
+	if err := s.Remove(v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneObjects(ctx, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.dirPath(oldImg)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the directory only v1 used was kept")
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Root(v2), "lib/deep/b.js")); err != nil || string(b) != "b" {
+		t.Fatalf("after pruning, v2 lib/deep/b.js = %q, %v", b, err)
 	}
 }

@@ -1,0 +1,187 @@
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Directory objects: a release's directories are built once per content,
+// like its files. dirs/<2 hex>/<digest>/ holds a directory's files as hard
+// links to their objects and its subdirectories as symbolic links to
+// their own directory objects; the digest is the SHA-256 of the
+// directory's listing (each child's kind, digest, mode and name, in
+// order). A release is a link to its root directory object. Two releases
+// that differ in one file share every directory but those on the path to
+// it, so building a release costs about what changed, not its size.
+
+const dirsDirName = "dirs"
+
+// dirPath returns where directory object d is kept.
+func (s *Store) dirPath(d string) string {
+	return filepath.Join(s.dir, dirsDirName, d[:2], d)
+}
+
+// openDir is a directory being collected while a tree is read.
+type openDir struct {
+	name    string // its last path element ("" for the root)
+	listing strings.Builder
+	files   []dirFile
+	subdirs []dirSub
+}
+
+type dirFile struct{ name, sha string }
+type dirSub struct{ name, digest string }
+
+// buildDirs builds the directory objects of tree (all its objects
+// present) and returns the root's digest. Entries come in element order,
+// so each directory's entries are contiguous: a stack of open directories
+// is all it keeps in memory.
+func (s *Store) buildDirs(ctx context.Context, tree string) (string, error) {
+	stack := []*openDir{{}}
+	dirs := 0
+	closeTo := func(depth int) error {
+		for len(stack) > depth {
+			d := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			digest, err := s.makeDir(d)
+			if err != nil {
+				return err
+			}
+			if len(stack) == 0 {
+				stack = append(stack, &openDir{name: digest}) // the root's digest, returned below
+				return nil
+			}
+			parent := stack[len(stack)-1]
+			fmt.Fprintf(&parent.listing, "d %s %s\n", digest, d.name)
+			parent.subdirs = append(parent.subdirs, dirSub{name: d.name, digest: digest})
+		}
+		return nil
+	}
+	err := s.readTree(tree, func(e TreeEntry) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		elems := strings.Split(e.Path, "/")
+		parents := elems[:len(elems)-1]
+		common := 0
+		for common < len(parents) && common+1 < len(stack) && stack[common+1].name == parents[common] {
+			common++
+		}
+		if err := closeTo(common + 1); err != nil {
+			return err
+		}
+		for _, name := range parents[common:] {
+			if dirs++; dirs > s.limits.MaxFiles {
+				return &LimitError{What: LimitFileCount, Limit: int64(s.limits.MaxFiles)}
+			}
+			stack = append(stack, &openDir{name: name})
+		}
+		top := stack[len(stack)-1]
+		mode := "644"
+		if e.Mode&0o111 != 0 {
+			mode = "755"
+		}
+		name := elems[len(elems)-1]
+		fmt.Fprintf(&top.listing, "f %s %s %s\n", e.SHA256, mode, name)
+		top.files = append(top.files, dirFile{name: name, sha: e.SHA256})
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := closeTo(0); err != nil {
+		return "", err
+	}
+	return stack[0].name, nil
+}
+
+// makeDir makes directory object d unless it exists, and returns its
+// digest. It is staged in tmp and renamed into place whole.
+func (s *Store) makeDir(d *openDir) (string, error) {
+	sum := sha256.Sum256([]byte("sitefleet-dir 1\n" + d.listing.String()))
+	digest := hex.EncodeToString(sum[:])
+	dst := s.dirPath(digest)
+	if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
+		return digest, nil
+	}
+	staging, err := os.MkdirTemp(s.tmp, "dir-*")
+	if err != nil {
+		return "", fmt.Errorf("materialize: %w", err)
+	}
+	defer os.RemoveAll(staging) // no-op once renamed
+	for _, f := range d.files {
+		if err := s.linkObject(TreeEntry{Path: f.name, SHA256: f.sha}, filepath.Join(staging, f.name)); err != nil {
+			return "", err
+		}
+	}
+	for _, sub := range d.subdirs {
+		// Relative, from dirs/<xx>/<digest>/<name>: the store can move.
+		if err := os.Symlink(filepath.Join("..", "..", sub.digest[:2], sub.digest), filepath.Join(staging, sub.name)); err != nil {
+			return "", fmt.Errorf("materialize: %w", err)
+		}
+	}
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return "", fmt.Errorf("materialize: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("materialize: %w", err)
+	}
+	if err := os.Rename(staging, dst); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return digest, nil // made by another build meanwhile
+		}
+		return "", fmt.Errorf("materialize: %w", err)
+	}
+	return digest, nil
+}
+
+// reachableDirs returns the directory objects the present releases use.
+func (s *Store) reachableDirs() (map[string]bool, error) {
+	seen := map[string]bool{}
+	releases, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var visit func(digest string) error
+	visit = func(digest string) error {
+		if seen[digest] || !isSHA256(digest) {
+			return nil
+		}
+		seen[digest] = true
+		entries, err := os.ReadDir(s.dirPath(digest))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Type()&fs.ModeSymlink == 0 {
+				continue
+			}
+			target, err := os.Readlink(filepath.Join(s.dirPath(digest), e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := visit(filepath.Base(target)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, sha := range releases {
+		target, err := os.Readlink(s.Root(sha))
+		if err != nil {
+			continue // a release that is a plain directory (stored from an archive before trees)
+		}
+		if err := visit(filepath.Base(target)); err != nil {
+			return nil, err
+		}
+	}
+	return seen, nil
+}
