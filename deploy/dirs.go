@@ -32,6 +32,7 @@ func (s *Store) dirPath(d string) string {
 // openDir is a directory being collected while a tree is read.
 type openDir struct {
 	name    string // its last path element ("" for the root)
+	digest  string // once closed
 	listing strings.Builder
 	files   []dirFile
 	subdirs []dirSub
@@ -40,32 +41,53 @@ type openDir struct {
 type dirFile struct{ name, sha string }
 type dirSub struct{ name, digest string }
 
-// buildDirs builds the directory objects of tree (all its objects
-// present) and returns the root's digest. Entries come in element order,
-// so each directory's entries are contiguous: a stack of open directories
-// is all it keeps in memory.
-func (s *Store) buildDirs(ctx context.Context, tree string) (string, error) {
+// dirPlan is what building a release's directories takes: the
+// directories not built before, children first, and the root's digest.
+type dirPlan struct {
+	sum     TreeSummary
+	root    string
+	build   []*openDir
+	missing []string // objects the directories to build lack, each once
+}
+
+// planDirs reads tree, checking it against the store's limits, and works
+// out its directory objects. Entries come
+// in element order, so each directory's entries are contiguous and a stack
+// of open directories is all it keeps, besides the directories to build.
+// A directory object that exists already has every file it names, so only
+// the files of the directories to build are looked for: a release that
+// differs from a present one in one file costs a look at its directories
+// and at that file.
+func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
+	plan := &dirPlan{}
+	seen := map[string]bool{}
 	stack := []*openDir{{}}
 	dirs := 0
-	closeTo := func(depth int) error {
+	closeTo := func(depth int) {
 		for len(stack) > depth {
 			d := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			digest, err := s.makeDir(d)
-			if err != nil {
-				return err
+			sum := sha256.Sum256([]byte("sitefleet-dir 1\n" + d.listing.String()))
+			d.digest = hex.EncodeToString(sum[:])
+			if fi, err := os.Lstat(s.dirPath(d.digest)); err != nil || !fi.IsDir() {
+				for _, f := range d.files {
+					if !seen[f.sha] && !s.HasObject(f.sha) {
+						plan.missing = append(plan.missing, f.sha)
+					}
+					seen[f.sha] = true
+				}
+				plan.build = append(plan.build, d)
 			}
 			if len(stack) == 0 {
-				stack = append(stack, &openDir{name: digest}) // the root's digest, returned below
-				return nil
+				plan.root = d.digest
+				return
 			}
 			parent := stack[len(stack)-1]
-			fmt.Fprintf(&parent.listing, "d %s %s\n", digest, d.name)
-			parent.subdirs = append(parent.subdirs, dirSub{name: d.name, digest: digest})
+			fmt.Fprintf(&parent.listing, "d %s %s\n", d.digest, d.name)
+			parent.subdirs = append(parent.subdirs, dirSub{name: d.name, digest: d.digest})
 		}
-		return nil
 	}
-	err := s.readTree(tree, func(e TreeEntry) error {
+	sum, err := s.readTreeLimited(tree, func(e TreeEntry) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -75,9 +97,7 @@ func (s *Store) buildDirs(ctx context.Context, tree string) (string, error) {
 		for common < len(parents) && common+1 < len(stack) && stack[common+1].name == parents[common] {
 			common++
 		}
-		if err := closeTo(common + 1); err != nil {
-			return err
-		}
+		closeTo(common + 1)
 		for _, name := range parents[common:] {
 			if dirs++; dirs > s.limits.MaxFiles {
 				return &LimitError{What: LimitFileCount, Limit: int64(s.limits.MaxFiles)}
@@ -95,52 +115,72 @@ func (s *Store) buildDirs(ctx context.Context, tree string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if err := closeTo(0); err != nil {
-		return "", err
-	}
-	return stack[0].name, nil
+	closeTo(0)
+	plan.sum = sum
+	return plan, nil
 }
 
-// makeDir makes directory object d unless it exists, and returns its
-// digest. It is staged in tmp and renamed into place whole.
-func (s *Store) makeDir(d *openDir) (string, error) {
-	sum := sha256.Sum256([]byte("sitefleet-dir 1\n" + d.listing.String()))
-	digest := hex.EncodeToString(sum[:])
-	dst := s.dirPath(digest)
+// buildDirs builds the directories of plan, children first.
+func (s *Store) buildDirs(ctx context.Context, plan *dirPlan) error {
+	for _, d := range plan.build {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.makeDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MissingObjects returns the objects this store lacks to build release
+// tree (a tree object it holds), each once.
+func (s *Store) MissingObjects(ctx context.Context, tree string) ([]string, error) {
+	plan, err := s.planDirs(ctx, tree)
+	if err != nil {
+		return nil, err
+	}
+	return plan.missing, nil
+}
+
+// makeDir makes directory object d (its digest computed) unless it
+// exists. It is staged in tmp and renamed into place whole.
+func (s *Store) makeDir(d *openDir) error {
+	dst := s.dirPath(d.digest)
 	if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
-		return digest, nil
+		return nil
 	}
 	staging, err := os.MkdirTemp(s.tmp, "dir-*")
 	if err != nil {
-		return "", fmt.Errorf("materialize: %w", err)
+		return fmt.Errorf("materialize: %w", err)
 	}
 	defer os.RemoveAll(staging) // no-op once renamed
 	for _, f := range d.files {
 		if err := s.linkObject(TreeEntry{Path: f.name, SHA256: f.sha}, filepath.Join(staging, f.name)); err != nil {
-			return "", err
+			return err
 		}
 	}
 	for _, sub := range d.subdirs {
 		// Relative, from dirs/<xx>/<digest>/<name>: the store can move.
 		if err := os.Symlink(filepath.Join("..", "..", sub.digest[:2], sub.digest), filepath.Join(staging, sub.name)); err != nil {
-			return "", fmt.Errorf("materialize: %w", err)
+			return fmt.Errorf("materialize: %w", err)
 		}
 	}
 	if err := os.Chmod(staging, 0o755); err != nil {
-		return "", fmt.Errorf("materialize: %w", err)
+		return fmt.Errorf("materialize: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", fmt.Errorf("materialize: %w", err)
+		return fmt.Errorf("materialize: %w", err)
 	}
 	if err := os.Rename(staging, dst); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
-			return digest, nil // made by another build meanwhile
+			return nil // made by another build meanwhile
 		}
-		return "", fmt.Errorf("materialize: %w", err)
+		return fmt.Errorf("materialize: %w", err)
 	}
-	return digest, nil
+	return nil
 }
 
 // reachableDirs returns the directory objects the present releases use.

@@ -41,20 +41,6 @@ func (s *Store) HasObject(sha string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// MissingObjects returns the digests of shas this store lacks, in order,
-// each once.
-func (s *Store) MissingObjects(shas []string) []string {
-	var out []string
-	seen := make(map[string]bool, len(shas))
-	for _, sha := range shas {
-		if !seen[sha] && !s.HasObject(sha) {
-			out = append(out, sha)
-		}
-		seen[sha] = true
-	}
-	return out
-}
-
 // OpenObject returns object sha's bytes and size; the caller closes the
 // reader. An absent object is an error matching ErrNotFound.
 func (s *Store) OpenObject(sha string) (io.ReadCloser, int64, error) {

@@ -38,27 +38,18 @@ func (s *Store) Materialize(ctx context.Context, tree string) (Info, error) {
 	if stored, ok, err := s.existing(ctx, tree); ok || err != nil {
 		return stored, err
 	}
-	var missing []string
-	seen := map[string]bool{}
-	sum, err := s.readTreeLimited(tree, func(e TreeEntry) error {
-		if !seen[e.SHA256] && !s.HasObject(e.SHA256) {
-			missing = append(missing, e.SHA256)
-		}
-		seen[e.SHA256] = true
-		return ctx.Err()
-	})
+	plan, err := s.planDirs(ctx, tree)
 	if err != nil {
 		return Info{}, err
 	}
-	if len(missing) > 0 {
-		return Info{}, &MissingObjectsError{Missing: missing}
+	if len(plan.missing) > 0 {
+		return Info{}, &MissingObjectsError{Missing: plan.missing}
 	}
-	root, err := s.buildDirs(ctx, tree)
-	if err != nil {
+	if err := s.buildDirs(ctx, plan); err != nil {
 		return Info{}, err
 	}
-	info := Info{SHA256: tree, Size: 0, Files: sum.Files, Unpacked: sum.Bytes, Format: FormatTree}
-	return s.commitRelease(ctx, info, root)
+	info := Info{SHA256: tree, Size: 0, Files: plan.sum.Files, Unpacked: plan.sum.Bytes, Format: FormatTree}
+	return s.commitRelease(ctx, info, plan.root)
 }
 
 // readTreeLimited decodes tree object sha against the store's limits.

@@ -472,26 +472,15 @@ func (s *Service) PutTree(ctx context.Context, r io.Reader, tree string) (TreeUp
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
 	}
-	out := TreeUpload{Tree: digest}
-	seen := map[string]bool{}
-	sum, err := ReadTree(f, s.Local.Limits(), func(e TreeEntry) error {
-		if !seen[e.SHA256] && !s.Local.HasObject(e.SHA256) {
-			out.Missing = append(out.Missing, e.SHA256)
-		}
-		seen[e.SHA256] = true
-		return nil
-	})
+	sum, err := s.Local.PutTree(ctx, f, digest)
 	if err != nil {
 		return TreeUpload{}, ingestError(err)
 	}
-	out.Files, out.Bytes = sum.Files, sum.Bytes
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
-	}
-	if _, err := s.Local.PutTree(ctx, f, digest); err != nil {
+	missing, err := s.Local.MissingObjects(ctx, digest)
+	if err != nil {
 		return TreeUpload{}, ingestError(err)
 	}
-	return out, nil
+	return TreeUpload{Tree: digest, Missing: missing, Files: sum.Files, Bytes: sum.Bytes}, nil
 }
 
 // PutObjects stores the objects of a stream of frames, each verified
