@@ -102,7 +102,7 @@ func uploadAndDeploy(b *testing.B, f *fleet, dir, version string) (upload, deplo
 
 // writeRandomTree writes files random (incompressible) files of size
 // bytes under dir, 100 per directory, and an index.html.
-func writeRandomTree(b *testing.B, dir string, files, size int) {
+func writeRandomTree(b testing.TB, dir string, files, size int) {
 	data := make([]byte, size)
 	for i := range files {
 		sub := filepath.Join(dir, fmt.Sprintf("d%04d", i/100))
