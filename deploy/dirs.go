@@ -9,8 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Directory objects: a release's directories are built once per content,
@@ -48,6 +51,79 @@ type dirPlan struct {
 	root    string
 	build   []*openDir
 	missing []string // objects the directories to build lack, each once
+	// existing are the directory objects the plan found and counts on.
+	existing []string
+	made     time.Time
+}
+
+// planCache keeps the last plans made, so that the commit of an upload
+// uses the plan made to answer its tree: a tree of 100,000 files costs a
+// read of its 100,000 lines per plan.
+type planCache struct {
+	mu    sync.Mutex
+	plans map[string]*dirPlan
+}
+
+// planTTL bounds how long a plan is reused.
+const planTTL = 10 * time.Minute
+
+func (c *planCache) put(tree string, p *dirPlan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.plans == nil {
+		c.plans = map[string]*dirPlan{}
+	}
+	for k, old := range c.plans {
+		if time.Since(old.made) > planTTL || len(c.plans) >= 8 {
+			delete(c.plans, k)
+		}
+	}
+	c.plans[tree] = p
+}
+
+func (c *planCache) get(tree string) *dirPlan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.plans[tree]
+	if p == nil || time.Since(p.made) > planTTL {
+		return nil
+	}
+	return p
+}
+
+func (c *planCache) forget(tree string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.plans, tree)
+}
+
+// plan returns the plan of tree: a remembered one whose directories are
+// all still there (its missing objects looked for again), or a new one.
+// The plan returned is the caller's own (a shallow copy: its directories
+// to build are shared, and only read).
+func (s *Store) plan(ctx context.Context, tree string) (*dirPlan, error) {
+	if p := s.plans.get(tree); p != nil {
+		fresh := true
+		for _, d := range p.existing {
+			if fi, err := os.Lstat(s.dirPath(d)); err != nil || !fi.IsDir() {
+				fresh = false
+				break
+			}
+		}
+		if fresh {
+			cp := *p
+			cp.missing = slices.DeleteFunc(slices.Clone(p.missing), s.HasObject)
+			return &cp, nil
+		}
+	}
+	p, err := s.planDirs(ctx, tree)
+	if err != nil {
+		return nil, err
+	}
+	s.plans.put(tree, p)
+	cp := *p
+	cp.missing = slices.Clone(p.missing)
+	return &cp, nil
 }
 
 // planDirs reads tree, checking it against the store's limits, and works
@@ -69,7 +145,9 @@ func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
 			stack = stack[:len(stack)-1]
 			sum := sha256.Sum256([]byte("sitefleet-dir 1\n" + d.listing.String()))
 			d.digest = hex.EncodeToString(sum[:])
-			if fi, err := os.Lstat(s.dirPath(d.digest)); err != nil || !fi.IsDir() {
+			if fi, err := os.Lstat(s.dirPath(d.digest)); err == nil && fi.IsDir() {
+				plan.existing = append(plan.existing, d.digest)
+			} else {
 				for _, f := range d.files {
 					if !seen[f.sha] && !s.HasObject(f.sha) {
 						plan.missing = append(plan.missing, f.sha)
@@ -118,7 +196,7 @@ func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
 		return nil, err
 	}
 	closeTo(0)
-	plan.sum = sum
+	plan.sum, plan.made = sum, time.Now()
 	return plan, nil
 }
 
@@ -138,7 +216,9 @@ func (s *Store) buildDirs(ctx context.Context, plan *dirPlan) error {
 // MissingObjects returns the objects this store lacks to build release
 // tree (a tree object it holds), each once.
 func (s *Store) MissingObjects(ctx context.Context, tree string) ([]string, error) {
-	plan, err := s.planDirs(ctx, tree)
+	s.pruneMu.RLock()
+	defer s.pruneMu.RUnlock()
+	plan, err := s.plan(ctx, tree)
 	if err != nil {
 		return nil, err
 	}

@@ -305,6 +305,8 @@ func copyFile(src, dst, tmp string) error {
 // this never changes a served file. It returns how many objects and
 // directories it removed.
 func (s *Store) PruneObjects(ctx context.Context, grace time.Duration) (int, error) {
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
 	keep := map[string]bool{}
 	releases, err := s.List()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -25,29 +26,47 @@ func (e *MissingObjectsError) Error() string {
 	return fmt.Sprintf("%d objects of the tree are not stored yet (first: %s)", len(e.Missing), e.Missing[0])
 }
 
-// Materialize builds release tree (the digest of a tree object) as bundle
-// tree: a directory of hard links to the objects, staged in tmp and
-// renamed into place once complete and durable, so a release is either
-// whole or absent. The tree is checked against the store's limits. Absent
-// objects give a *MissingObjectsError and build nothing. A present
-// release is returned as it is.
+// Materialize builds release tree (the digest of a tree object) from its
+// objects (see the directory objects in dirs.go), published once complete
+// and durable, so a release is either whole or absent. The tree is
+// checked against the store's limits. Absent objects give a
+// *MissingObjectsError and build nothing. A present release is returned
+// as it is.
 func (s *Store) Materialize(ctx context.Context, tree string) (Info, error) {
+	return s.MaterializeFetching(ctx, tree, nil)
+}
+
+// MaterializeFetching is Materialize, calling fetch (when not nil) with
+// the objects the release lacks, once, before it builds: the plan made to
+// find them serves the build too.
+func (s *Store) MaterializeFetching(ctx context.Context, tree string, fetch func(missing []string) error) (Info, error) {
 	if !s.HasObject(tree) {
 		return Info{}, &MissingObjectsError{Missing: []string{tree}}
 	}
 	if stored, ok, err := s.existing(ctx, tree); ok || err != nil {
 		return stored, err
 	}
-	plan, err := s.planDirs(ctx, tree)
+	// Pruning waits: the plan counts on the directories it found.
+	s.pruneMu.RLock()
+	defer s.pruneMu.RUnlock()
+	plan, err := s.plan(ctx, tree)
 	if err != nil {
 		return Info{}, err
+	}
+	if len(plan.missing) > 0 && fetch != nil {
+		if err := fetch(plan.missing); err != nil {
+			return Info{}, err
+		}
+		plan.missing = slices.DeleteFunc(slices.Clone(plan.missing), s.HasObject)
 	}
 	if len(plan.missing) > 0 {
 		return Info{}, &MissingObjectsError{Missing: plan.missing}
 	}
 	if err := s.buildDirs(ctx, plan); err != nil {
+		s.plans.forget(tree)
 		return Info{}, err
 	}
+	s.plans.forget(tree)
 	info := Info{SHA256: tree, Size: 0, Files: plan.sum.Files, Unpacked: plan.sum.Bytes, Format: FormatTree}
 	return s.commitRelease(ctx, info, plan.root)
 }
@@ -69,6 +88,9 @@ func (s *Store) linkObject(e TreeEntry, dst string) error {
 	err := os.Link(src, dst)
 	if errors.Is(err, syscall.EMLINK) {
 		err = copyFile(src, dst, s.tmp)
+	}
+	if errors.Is(err, fs.ErrNotExist) && !s.HasObject(e.SHA256) {
+		return &MissingObjectsError{Missing: []string{e.SHA256}} // pruned since it was planned
 	}
 	if err != nil {
 		return fmt.Errorf("materialize %s: %w", e.Path, err)

@@ -353,23 +353,15 @@ func (s *Service) fetchFrom(ctx context.Context, apiURL, sha string) error {
 			return err
 		}
 	}
-	for range 2 {
-		_, err := s.Local.Materialize(ctx, sha)
-		var me *MissingObjectsError
-		if !errors.As(err, &me) {
-			return err
-		}
+	_, err := s.Local.MaterializeFetching(ctx, sha, func(missing []string) error {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(fetchParallel)
-		for i := 0; i < len(me.Missing); i += fetchBatch {
-			batch := me.Missing[i:min(i+fetchBatch, len(me.Missing))]
+		for i := 0; i < len(missing); i += fetchBatch {
+			batch := missing[i:min(i+fetchBatch, len(missing))]
 			g.Go(func() error { return s.fetchObjects(gctx, apiURL, batch) })
 		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-	}
-	_, err := s.Local.Materialize(ctx, sha)
+		return g.Wait()
+	})
 	return err
 }
 

@@ -38,6 +38,10 @@ type Store struct {
 	limits Limits
 	locks  keyLocks
 	shards sync.Map // object shard directories known to exist
+	// pruneMu keeps PruneObjects (write) out of builds (read): a build
+	// counts on the directory objects it found.
+	pruneMu sync.RWMutex
+	plans   planCache
 	// noSync skips flushing to disk before a commit (fuzzing only).
 	noSync bool
 }
