@@ -48,17 +48,23 @@ func (s *Store) OpenObject(sha string) (io.ReadCloser, int64, error) {
 	if p == "" {
 		return nil, 0, fmt.Errorf("object %q: not a lower-case hex SHA-256", sha)
 	}
+	return openSized(p, "object "+sha)
+}
+
+// openSized opens the file at p and returns it with its size; what names
+// it in errors, an absent file matching ErrNotFound.
+func openSized(p, what string) (io.ReadCloser, int64, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("object %s: %w", sha, ErrNotFound)
+		return nil, 0, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("object %s: %w", sha, err)
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("object %s: %w", sha, err)
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return f, fi.Size(), nil
 }

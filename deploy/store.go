@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -165,19 +164,7 @@ func (s *Store) Open(sha string) (io.ReadCloser, int64, error) {
 	if err := s.present(sha); err != nil {
 		return nil, 0, err
 	}
-	f, err := os.Open(s.archivePath(sha))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("bundle %s: %w", sha, ErrNotFound)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("bundle %s: %w", sha, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("bundle %s: %w", sha, err)
-	}
-	return f, fi.Size(), nil
+	return openSized(s.archivePath(sha), "bundle "+sha)
 }
 
 // List returns the hashes of the present bundles, sorted, reading the
