@@ -30,12 +30,18 @@ type Store interface {
 	CertRecords
 }
 
-// SiteStore is what the site handlers need of the state store.
+// SiteStore is what the site handlers need of the state store: one site
+// at a time, and a Snapshot to list them.
 type SiteStore interface {
-	Snapshot(ctx context.Context) (*state.Snapshot, error)
+	Snapshotter
 	GetSite(ctx context.Context, domain string) (state.Site, int64, error)
 	PutSite(ctx context.Context, site state.Site, pre state.Precondition) (state.Site, error)
 	DeleteSite(ctx context.Context, domain string, pre state.Precondition) (int64, error)
+}
+
+// Snapshotter reads the whole desired state at one revision.
+type Snapshotter interface {
+	Snapshot(ctx context.Context) (*state.Snapshot, error)
 }
 
 // StateStore exports and imports the whole desired state.

@@ -11,10 +11,21 @@ import (
 	"github.com/sitefleet/sitefleet/state"
 )
 
-// BundleStore is what the reconciler needs of the local bundle store.
+// BundleStore is what the reconciler needs of the local bundle store: to
+// serve the bundles it holds, and to remove those nothing uses.
 type BundleStore interface {
+	BundleReader
+	BundleRemover
+}
+
+// BundleReader finds a bundle's files.
+type BundleReader interface {
 	Has(sha string) bool
 	Root(sha string) string
+}
+
+// BundleRemover lists the bundles held and removes one.
+type BundleRemover interface {
 	List() ([]string, error)
 	Remove(sha string) error
 }
