@@ -135,6 +135,7 @@ type Node struct {
 	rules             map[string]cachedRules // bundle sha -> its serving rules
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
 	lastBundleGC      time.Time              // when removeUnused last looked
+	lastPrune         time.Time              // when pruneObjects last ran
 	tls               *tlsFiles              // nil without HTTPS
 	assets            assets                 // overlays of sites with keepAssets
 
@@ -161,7 +162,7 @@ func New(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}, rules: map[string]cachedRules{},
+	n := &Node{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), unusedSince: map[string]time.Time{}, rules: map[string]cachedRules{}, lastPrune: time.Now(),
 		cache: cacheWriter{cache: opts.Cache, log: opts.Logger, wake: make(chan struct{}, 1)}}
 	if opts.Bundles != nil && opts.Peers != nil {
 		n.fetch = newFetcher(n)

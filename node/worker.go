@@ -395,7 +395,7 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 		n.log.Info("removed unused bundle", "sha256", sha)
 		removed++
 	}
-	if removed > 0 {
+	if removed > 0 || time.Since(n.lastPrune) > objectGrace {
 		n.pruneObjects(ctx)
 	}
 }
@@ -410,12 +410,15 @@ type ObjectPruner interface {
 // sends its objects before the release that uses them.
 const objectGrace = time.Hour
 
-// pruneObjects removes the objects no release on this node uses.
+// pruneObjects removes the objects no release on this node uses: after
+// releases were removed, and at least every objectGrace (the objects of
+// an upload that never committed).
 func (n *Node) pruneObjects(ctx context.Context) {
 	p, ok := n.opts.Bundles.(ObjectPruner)
 	if !ok {
 		return
 	}
+	n.lastPrune = time.Now()
 	count, err := p.PruneObjects(ctx, objectGrace)
 	if err != nil && ctx.Err() == nil {
 		n.log.Warn("could not prune unused objects", "err", err)
