@@ -477,10 +477,18 @@ func (s *Service) PutTree(ctx context.Context, r io.Reader, tree string) (TreeUp
 
 // PutObjects stores the objects of a stream of frames, each verified
 // against its digest, makes them durable and returns how many it read.
+//
+// One request carries at most the store's MaxArchiveBytes of objects (the
+// CLI sends 8 MiB): more is a TooLarge error, and nothing of it is kept.
 func (s *Service) PutObjects(ctx context.Context, r io.Reader) (int, error) {
 	batch := s.Local.NewBatch()
 	defer batch.Discard()
+	limit := s.Local.Limits().MaxArchiveBytes
+	var total int64
 	n, err := ReadObjectFrames(r, func(sha string, size int64, body io.Reader) error {
+		if total += size; total > limit {
+			return &LimitError{What: LimitArchiveSize, Limit: limit}
+		}
 		return batch.Put(ctx, body, sha, size)
 	})
 	if err != nil {

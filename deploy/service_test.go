@@ -323,3 +323,24 @@ func TestServiceReleaseUpload(t *testing.T) {
 		t.Fatal("kept an object whose bytes do not match its digest")
 	}
 }
+
+func TestServicePutObjectsLimit(t *testing.T) {
+	ctx := context.Background()
+	store := newStateStore(t)
+	local, err := OpenStore(t.TempDir(), Limits{MaxArchiveBytes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{Local: local, Records: store, Holders: store, Fleet: peers{{Name: "n1"}}, Node: "n1"}
+	if _, err := svc.PutObjects(ctx, frames(t, "12345", "67890", "abcde")); state.ErrorCode(err) != state.TooLarge {
+		t.Fatalf("15 bytes of objects over a limit of 10: %v, want too large", err)
+	}
+	for _, body := range []string{"12345", "67890", "abcde"} {
+		if local.HasObject(digestOf(body)) {
+			t.Fatalf("kept %q of a refused request", body)
+		}
+	}
+	if n, err := svc.PutObjects(ctx, frames(t, "12345", "67890")); err != nil || n != 2 {
+		t.Fatalf("10 bytes: %d, %v", n, err)
+	}
+}
