@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Directory objects: a release's directories are built once per content,
@@ -35,6 +37,7 @@ func (s *Store) dirPath(d string) string {
 // openDir is a directory being collected while a tree is read.
 type openDir struct {
 	name    string // its last path element ("" for the root)
+	depth   int    // 0 for the root
 	digest  string // once closed
 	listing strings.Builder
 	files   []dirFile
@@ -180,7 +183,7 @@ func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
 			if dirs++; dirs > s.limits.MaxFiles {
 				return &LimitError{What: LimitFileCount, Limit: int64(s.limits.MaxFiles)}
 			}
-			stack = append(stack, &openDir{name: name})
+			stack = append(stack, &openDir{name: name, depth: len(stack)})
 		}
 		top := stack[len(stack)-1]
 		mode := "644"
@@ -201,17 +204,36 @@ func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
 }
 
 // buildDirs builds the directories of plan, children first.
+//
+// Directories of one depth do not depend on each other: they are built
+// buildParallel at a time, the deepest first.
 func (s *Store) buildDirs(ctx context.Context, plan *dirPlan) error {
+	byDepth := map[int][]*openDir{}
+	deepest := 0
 	for _, d := range plan.build {
-		if err := ctx.Err(); err != nil {
-			return err
+		byDepth[d.depth] = append(byDepth[d.depth], d)
+		deepest = max(deepest, d.depth)
+	}
+	for depth := deepest; depth >= 0; depth-- {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(buildParallel)
+		for _, d := range byDepth[depth] {
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				return s.makeDir(d)
+			})
 		}
-		if err := s.makeDir(d); err != nil {
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// buildParallel is how many directories a build makes at once.
+const buildParallel = 4
 
 // MissingObjects returns the objects this store lacks to build release
 // tree (a tree object it holds), each once.
