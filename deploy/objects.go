@@ -215,17 +215,24 @@ func (s *Store) removeObject(sha string) error {
 
 // PutTree stores all of r as tree object sha after checking that it
 // decodes within the store's limits, and returns its counts; a tree that
-// does not is not kept.
+// does not is not kept. The plan of its release, made on the way, is
+// kept for the build.
 func (s *Store) PutTree(ctx context.Context, r io.Reader, sha string) (TreeSummary, error) {
 	existed := s.HasObject(sha)
 	if err := s.PutObjectFrom(ctx, r, sha); err != nil {
 		return TreeSummary{}, err
 	}
-	sum, err := s.readTreeLimited(sha, nil)
-	if err != nil && !existed {
-		return TreeSummary{}, errors.Join(err, s.removeObject(sha))
+	// The plan of its release checks it too, and is kept for the build.
+	s.pruneMu.RLock()
+	plan, err := s.plan(ctx, sha)
+	s.pruneMu.RUnlock()
+	if err != nil {
+		if !existed {
+			err = errors.Join(err, s.removeObject(sha))
+		}
+		return TreeSummary{}, err
 	}
-	return sum, err
+	return plan.sum, nil
 }
 
 // sourceCause unwraps a read failure of the caller's reader.
