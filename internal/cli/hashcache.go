@@ -101,7 +101,7 @@ func (c *hashCache) lookup(rel string, fi os.FileInfo) (string, bool) {
 
 // save writes the digests of files; failures are ignored (the cache only
 // saves time).
-func (c *hashCache) save(files []localFile, infos map[string]os.FileInfo) {
+func (c *hashCache) save(files []localFile) {
 	if c.path == "" {
 		return
 	}
@@ -116,7 +116,7 @@ func (c *hashCache) save(files []localFile, infos map[string]os.FileInfo) {
 	w := bufio.NewWriter(tmp)
 	fmt.Fprintf(w, "sitefleet-hashes 2 %d\n", time.Now().UnixNano())
 	for _, f := range files {
-		fi := infos[f.entry.Path]
+		fi := f.info
 		if fi == nil || strings.ContainsAny(f.entry.Path, "\t\n") {
 			continue
 		}

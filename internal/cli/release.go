@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,8 @@ const (
 
 // localFile is one file of the directory to upload.
 type localFile struct {
-	path  string // on this machine
+	path  string      // on this machine
+	info  os.FileInfo // as it was listed
 	entry deploy.TreeEntry
 }
 
@@ -90,49 +92,22 @@ func uploadDir(ctx context.Context, c *client.Client, dir, app, version, keyFile
 // hashCache), or every file with checksum. Anything but a regular file or a directory is an error
 // naming it: the node would refuse it anyway.
 func hashDir(ctx context.Context, dir string, checksum bool) ([]localFile, error) {
-	var files []localFile
-	infos := map[string]os.FileInfo{}
 	cache := openHashCache(dir)
 	if checksum {
 		cache.entries = map[string]cachedHash{}
 	}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return nil
-		case !d.Type().IsRegular():
-			return fmt.Errorf("%s is not a regular file or directory (symbolic links are not uploaded)", p)
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		mode := fs.FileMode(0o644)
-		if fi.Mode()&0o111 != 0 {
-			mode = 0o755
-		}
-		rel = filepath.ToSlash(rel)
-		infos[rel] = fi
-		sha, _ := cache.lookup(rel, fi)
-		files = append(files, localFile{path: p, entry: deploy.TreeEntry{Path: rel, SHA256: sha, Size: fi.Size(), Mode: mode}})
-		return nil
-	})
+	files, err := listDir(ctx, dir, cache)
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", dir, err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
+	hashed := 0
 	for i := range files {
 		if files[i].entry.SHA256 != "" {
 			continue
 		}
+		hashed++
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -145,8 +120,61 @@ func hashDir(ctx context.Context, dir string, checksum bool) ([]localFile, error
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("upload %s: %w", dir, err)
 	}
-	cache.save(files, infos)
+	if hashed > 0 || len(files) != len(cache.entries) {
+		cache.save(files) // nothing to remember when every digest came from it
+	}
 	return files, nil
+}
+
+// listDir lists dir's regular files, each with its remembered digest when
+// the cache has one that still holds. The top-level directories are
+// walked in parallel: a large site is mostly a stat per file.
+func listDir(ctx context.Context, dir string, cache *hashCache) ([]localFile, error) {
+	top, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([][]localFile, len(top))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	for i, e := range top {
+		g.Go(func() error {
+			return filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				switch {
+				case d.IsDir():
+					return nil
+				case !d.Type().IsRegular():
+					return fmt.Errorf("%s is not a regular file or directory (symbolic links are not uploaded)", p)
+				}
+				rel, err := filepath.Rel(dir, p)
+				if err != nil {
+					return err
+				}
+				fi, err := d.Info()
+				if err != nil {
+					return err
+				}
+				mode := fs.FileMode(0o644)
+				if fi.Mode()&0o111 != 0 {
+					mode = 0o755
+				}
+				rel = filepath.ToSlash(rel)
+				sha, _ := cache.lookup(rel, fi)
+				parts[i] = append(parts[i], localFile{path: p, info: fi, entry: deploy.TreeEntry{Path: rel, SHA256: sha, Size: fi.Size(), Mode: mode}})
+				return nil
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(parts...), nil
 }
 
 func hashLocal(p string) (string, error) {
