@@ -439,9 +439,11 @@ type TreeUpload struct {
 // node still lacks: the client sends only those (PutObjects), then Commit.
 func (s *Service) PutTree(ctx context.Context, r io.Reader, tree string) (TreeUpload, error) {
 	if tree != "" {
+		// Stored as it arrives, verified against its digest.
 		if err := state.ValidateSHA256(tree); err != nil {
 			return TreeUpload{}, err
 		}
+		return s.putTree(ctx, &treeLimit{r: r}, tree)
 	}
 	f, err := os.CreateTemp(s.Local.tmp, "tree-*")
 	if err != nil {
@@ -464,15 +466,39 @@ func (s *Service) PutTree(ctx context.Context, r io.Reader, tree string) (TreeUp
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return TreeUpload{}, fmt.Errorf("receive tree: %w", err)
 	}
-	sum, err := s.Local.PutTree(ctx, f, digest)
+	return s.putTree(ctx, f, digest)
+}
+
+// putTree stores tree from r and answers with the objects it lacks.
+func (s *Service) putTree(ctx context.Context, r io.Reader, tree string) (TreeUpload, error) {
+	sum, err := s.Local.PutTree(ctx, r, tree)
+	if errors.Is(err, errTreeTooLarge) {
+		return TreeUpload{}, state.Errorf(state.TooLarge, "the tree is larger than %d bytes", maxTreeBytes)
+	}
 	if err != nil {
 		return TreeUpload{}, ingestError(err)
 	}
-	missing, err := s.Local.MissingObjects(ctx, digest)
+	missing, err := s.Local.MissingObjects(ctx, tree)
 	if err != nil {
 		return TreeUpload{}, ingestError(err)
 	}
-	return TreeUpload{Tree: digest, Missing: missing, Files: sum.Files, Bytes: sum.Bytes}, nil
+	return TreeUpload{Tree: tree, Missing: missing, Files: sum.Files, Bytes: sum.Bytes}, nil
+}
+
+var errTreeTooLarge = errors.New("the tree is too large")
+
+// treeLimit reads at most maxTreeBytes, then fails with errTreeTooLarge.
+type treeLimit struct {
+	r io.Reader
+	n int64
+}
+
+func (t *treeLimit) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if t.n += int64(n); t.n > maxTreeBytes {
+		return n, errTreeTooLarge
+	}
+	return n, err
 }
 
 // PutObjects stores the objects of a stream of frames, each verified
