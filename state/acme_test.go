@@ -11,15 +11,22 @@ import (
 	"github.com/sitefleet/sitefleet/state"
 )
 
-func TestACMERecords(t *testing.T) {
+// guardedStore is a store with a guard that holds and one that does not,
+// as a leader's fence before and after its leadership ends.
+func guardedStore(t *testing.T) (s *state.Store, held, lost state.Guard) {
+	t.Helper()
 	s, e := newStore(t)
-	cli := e.Client(t)
-	ctx := context.Background()
-	if _, err := cli.Put(ctx, "/fence", "held"); err != nil {
+	if _, err := e.Client(t).Put(context.Background(), "/fence", "held"); err != nil {
 		t.Fatal(err)
 	}
-	held := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
-	lost := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "gone"))
+	held = state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
+	lost = state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "gone"))
+	return s, held, lost
+}
+
+func TestACMERecords(t *testing.T) {
+	s, held, lost := guardedStore(t)
+	ctx := context.Background()
 	before, err := s.LastChange(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -90,14 +97,8 @@ func TestWatchChanges(t *testing.T) {
 }
 
 func TestRemoveOrphanHolders(t *testing.T) {
-	s, e := newStore(t)
-	cli := e.Client(t)
+	s, held, lost := guardedStore(t)
 	ctx := context.Background()
-	if _, err := cli.Put(ctx, "/fence", "held"); err != nil {
-		t.Fatal(err)
-	}
-	held := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
-	lost := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "gone"))
 	live, gone := strings.Repeat("a", 64), strings.Repeat("b", 64)
 	for _, sha := range []string{live, gone} {
 		for _, node := range []string{"n1", "n2"} {
