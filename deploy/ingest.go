@@ -144,9 +144,22 @@ func (s *Store) extract(ctx context.Context, archive string, size int64, staging
 // commit publishes an extracted bundle under its hash, unless another
 // Ingest did first, and returns its Info.
 func (s *Store) commit(ctx context.Context, info Info, archive, staging string) (Info, error) {
+	return s.publishOnce(ctx, "ingest", info, func(infoFile string) error {
+		if err := s.flush(staging, archive, infoFile); err != nil {
+			return err
+		}
+		return s.publish(info.SHA256, archive, infoFile, staging)
+	})
+}
+
+// publishOnce publishes bundle info.SHA256 under its lock unless it is
+// present already (then its Info is returned): publish gets the bundle's
+// info written to a temp file and puts everything into place. A failed
+// publish removes what it left of the bundle.
+func (s *Store) publishOnce(ctx context.Context, what string, info Info, publish func(infoFile string) error) (Info, error) {
 	unlock, err := s.locks.lock(ctx, info.SHA256)
 	if err != nil {
-		return Info{}, fmt.Errorf("ingest: %w", err)
+		return Info{}, fmt.Errorf("%s: %w", what, err)
 	}
 	defer unlock()
 	if s.Has(info.SHA256) {
@@ -157,10 +170,7 @@ func (s *Store) commit(ctx context.Context, info Info, archive, staging string) 
 		return Info{}, err
 	}
 	defer os.Remove(infoFile) // no-op once published
-	if err := s.flush(staging, archive, infoFile); err != nil {
-		return Info{}, err
-	}
-	if err := s.publish(info.SHA256, archive, infoFile, staging); err != nil {
+	if err := publish(infoFile); err != nil {
 		if rerr := s.removeLocked(info.SHA256); rerr != nil {
 			err = errors.Join(err, rerr)
 		}

@@ -102,35 +102,24 @@ func (s *Store) linkObject(e TreeEntry, dst string) error {
 // directory object, unless it is there already, once everything it
 // references is durable.
 func (s *Store) commitRelease(ctx context.Context, info Info, root string) (Info, error) {
-	unlock, err := s.locks.lock(ctx, info.SHA256)
-	if err != nil {
-		return Info{}, fmt.Errorf("materialize: %w", err)
-	}
-	defer unlock()
-	if s.Has(info.SHA256) {
-		return s.Info(info.SHA256)
-	}
-	infoFile, err := s.writeTempInfo(info)
-	if err != nil {
-		return Info{}, err
-	}
-	defer os.Remove(infoFile)
-	link := filepath.Join(s.tmp, "release-"+info.SHA256)
-	_ = os.Remove(link)
-	if err := os.Symlink(filepath.Join(dirsDirName, root[:2], root), link); err != nil {
-		return Info{}, fmt.Errorf("materialize: %w", err)
-	}
-	defer os.Remove(link)
-	if err := s.flush(s.dir); err != nil {
-		return Info{}, err
-	}
-	if err := os.Rename(infoFile, s.infoPath(info.SHA256)); err != nil {
-		return Info{}, fmt.Errorf("materialize: publish: %w", err)
-	}
-	if err := os.Rename(link, s.Root(info.SHA256)); err != nil {
-		return Info{}, errors.Join(fmt.Errorf("materialize: publish: %w", err), s.removeLocked(info.SHA256))
-	}
-	return info, s.syncDir()
+	return s.publishOnce(ctx, "materialize", info, func(infoFile string) error {
+		link := filepath.Join(s.tmp, "release-"+info.SHA256)
+		_ = os.Remove(link)
+		if err := os.Symlink(filepath.Join(dirsDirName, root[:2], root), link); err != nil {
+			return fmt.Errorf("materialize: %w", err)
+		}
+		defer os.Remove(link)
+		if err := s.flush(s.dir); err != nil {
+			return err
+		}
+		if err := os.Rename(infoFile, s.infoPath(info.SHA256)); err != nil {
+			return fmt.Errorf("materialize: publish: %w", err)
+		}
+		if err := os.Rename(link, s.Root(info.SHA256)); err != nil {
+			return fmt.Errorf("materialize: publish: %w", err)
+		}
+		return s.syncDir()
+	})
 }
 
 // TreeOf returns the tree of the files under bundle sha's root, storing
