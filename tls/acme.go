@@ -279,7 +279,7 @@ func ACMEIssuer(o LeaderOptions, a ACMEOptions) cluster.LeaderTask {
 			_ = m.HTTPHandler(nil)
 			return m
 		}}
-		return onStateChange(ctx, o.Store, time.Minute, func() (time.Duration, error) { return w.pass(ctx) })
+		return onStateChange(ctx, o, time.Minute, func() (time.Duration, error) { return w.pass(ctx) })
 	}
 }
 

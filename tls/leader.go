@@ -16,13 +16,12 @@ import (
 // LeaderOptions configure the leader's certificate work.
 type LeaderOptions struct {
 	Store *state.Store
-	// Snapshots, when set, is where the tasks read the state (a
-	// state.Mirror: no full read of etcd per change); default Store. Writes
-	// are guarded by revisions either way.
-	Snapshots interface {
-		Snapshot(ctx context.Context) (*state.Snapshot, error)
-	}
-	Sealer *Sealer
+	// Snapshots, when set, is where the tasks read the state and learn of
+	// its changes (a state.Mirror: no full read of etcd per change, and a
+	// change is seen once the copy holds it); default Store and its watch.
+	// Writes are guarded by revisions either way.
+	Snapshots Snapshots
+	Sealer    *Sealer
 	// SelfSignedValidity is how long a self-signed certificate is valid.
 	SelfSignedValidity time.Duration
 	// RenewBefore is how long before expiry a certificate is replaced.
@@ -32,6 +31,13 @@ type LeaderOptions struct {
 	DHBits   int
 	DHMaxAge time.Duration
 	Logger   *slog.Logger
+}
+
+// Snapshots is a copy of the state that says when it changed.
+type Snapshots interface {
+	Snapshot(ctx context.Context) (*state.Snapshot, error)
+	// Changed returns a channel closed at the next change of the copy.
+	Changed() <-chan struct{}
 }
 
 // snapshot reads the state through Snapshots, or Store.
@@ -63,7 +69,7 @@ func (w *wakeAt) at(t time.Time) {
 // every Recheck. Writes are fenced by the leadership.
 func SelfSignedIssuer(o LeaderOptions) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
-		return onStateChange(ctx, o.Store, recheck, func() (time.Duration, error) {
+		return onStateChange(ctx, o, recheck, func() (time.Duration, error) {
 			return syncSelfSigned(ctx, o, f.Guard())
 		})
 	}
@@ -190,12 +196,22 @@ func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
 // onStateChange runs pass now, then again whenever the state changes
 // (after a short settling delay) and every recheck, or sooner when pass
 // asks for it with a positive duration, until ctx ends. A failing pass
-// ends it with the error (the leader restarts the task).
-func onStateChange(ctx context.Context, store *state.Store, recheck time.Duration, pass func() (time.Duration, error)) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	changes := store.WatchChanges(wctx)
+// ends it with the error (the leader restarts the task). With
+// o.Snapshots it follows the copy's changes: the channel is taken before
+// each pass, so no change made during a pass is missed, and the pass after
+// a change reads a copy that holds it. Otherwise it watches the store.
+func onStateChange(ctx context.Context, o LeaderOptions, recheck time.Duration, pass func() (time.Duration, error)) error {
+	var watch <-chan error // the store's changes, without a copy
+	if o.Snapshots == nil {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		watch = o.Store.WatchChanges(wctx)
+	}
 	for {
+		var changed <-chan struct{}
+		if o.Snapshots != nil {
+			changed = o.Snapshots.Changed()
+		}
 		wait, err := pass()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -211,27 +227,27 @@ func onStateChange(ctx context.Context, store *state.Store, recheck time.Duratio
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case err, ok := <-changes:
-			t.Stop()
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err := watchEnded(err, ok); err != nil {
+		case <-t.C:
+			continue
+		case <-changed:
+		case err, ok := <-watch:
+			if err := watchEnded(err, ok); err != nil && ctx.Err() == nil {
+				t.Stop()
 				return err
 			}
-			if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
-				return nil
+		}
+		t.Stop()
+		if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
+			return nil
+		}
+		// One pass covers every change so far, this task's own writes
+		// included.
+		select {
+		case err, ok := <-watch:
+			if err := watchEnded(err, ok); err != nil && ctx.Err() == nil {
+				return err
 			}
-			// One pass covers every change so far, this task's own writes
-			// included.
-			select {
-			case err, ok := <-changes:
-				if err := watchEnded(err, ok); err != nil {
-					return err
-				}
-			default:
-			}
-		case <-t.C:
+		default:
 		}
 	}
 }
