@@ -164,7 +164,7 @@ func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
 				return
 			}
 			parent := stack[len(stack)-1]
-			fmt.Fprintf(&parent.listing, "d %s %s\n", d.digest, d.name)
+			parent.listing.WriteString("d " + d.digest + " " + d.name + "\n")
 			parent.subdirs = append(parent.subdirs, dirSub{name: d.name, digest: d.digest})
 		}
 	}
@@ -191,7 +191,7 @@ func (s *Store) planDirs(ctx context.Context, tree string) (*dirPlan, error) {
 			mode = "755"
 		}
 		name := elems[len(elems)-1]
-		fmt.Fprintf(&top.listing, "f %s %s %s\n", e.SHA256, mode, name)
+		top.listing.WriteString("f " + e.SHA256 + " " + mode + " " + name + "\n")
 		top.files = append(top.files, dirFile{name: name, sha: e.SHA256})
 		return nil
 	})
