@@ -432,16 +432,19 @@ const (
 	maxInt64 = int64(^uint64(0) >> 1)
 )
 
-// hashFile returns the SHA-256 of the file at p in lower-case hex.
-func hashFile(p string) (string, error) {
+// HashFile returns the SHA-256 of the file at p in lower-case hex, and
+// its size: the digest an object, an archive or an upload's file is
+// named by.
+func HashFile(p string) (string, int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, copyBufferSize)); err != nil {
-		return "", err
+	n, err := io.CopyBuffer(h, f, make([]byte, 64<<10))
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", p, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

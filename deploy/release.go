@@ -151,7 +151,7 @@ func (s *Store) TreeOf(ctx context.Context, sha string) (string, error) {
 		if err != nil {
 			return err
 		}
-		digest, err := hashFile(p)
+		digest, _, err := HashFile(p)
 		if err != nil {
 			return err
 		}

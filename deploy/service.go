@@ -345,7 +345,10 @@ const (
 func (s *Service) fetchFrom(ctx context.Context, apiURL, sha string) error {
 	if !s.Local.HasObject(sha) {
 		err := s.pipe(ctx, func(ctx context.Context, w io.Writer) error { return s.Peers.FetchObject(ctx, apiURL, sha, w) },
-			func(r io.Reader) error { return s.putTreeObject(ctx, r, sha) })
+			func(r io.Reader) error {
+				_, err := s.Local.PutTree(ctx, r, sha)
+				return err
+			})
 		if errors.Is(err, ErrNotFound) {
 			return s.fetchArchive(ctx, apiURL, sha)
 		}
@@ -362,12 +365,6 @@ func (s *Service) fetchFrom(ctx context.Context, apiURL, sha string) error {
 		}
 		return g.Wait()
 	})
-	return err
-}
-
-// putTreeObject stores a fetched tree after checking it decodes.
-func (s *Service) putTreeObject(ctx context.Context, r io.Reader, sha string) error {
-	_, err := s.Local.PutTree(ctx, r, sha)
 	return err
 }
 

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -63,9 +61,9 @@ SHA-256 for an archive.`,
 				return printUpload(cmd.OutOrStdout(), res)
 			}
 			archive := args[0]
-			sum, size, err := fileSHA256(archive)
+			sum, size, err := deploy.HashFile(archive)
 			if err != nil {
-				return err
+				return fmt.Errorf("hash archive: %w", err)
 			}
 			sig := ""
 			if keyFile != "" {
@@ -113,20 +111,6 @@ func printUpload(w io.Writer, res client.UploadResult) error {
 	_, err := fmt.Fprintf(w, "%s %s: sha256 %s, %d files, %s; held by %s\n", verb, res.Bundle.Ref(),
 		res.Bundle.SHA256, res.Bundle.Files, humanBytes(res.Bundle.Unpacked), strings.Join(res.Holders, ", "))
 	return err
-}
-
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash archive: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash archive: %w", err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 func signWith(keyFile, sum string) (string, error) {

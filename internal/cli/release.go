@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +110,7 @@ func hashDir(ctx context.Context, dir string, checksum bool) ([]localFile, error
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			sum, err := hashLocal(files[i].path)
+			sum, _, err := deploy.HashFile(files[i].path)
 			files[i].entry.SHA256 = sum
 			return err
 		})
@@ -175,19 +173,6 @@ func listDir(ctx context.Context, dir string, cache *hashCache) ([]localFile, er
 		return nil, err
 	}
 	return slices.Concat(parts...), nil
-}
-
-func hashLocal(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sendObjects uploads the missing objects in batches, uploadWorkers at a
