@@ -231,11 +231,7 @@ func frames(t *testing.T, bodies ...string) *bytes.Buffer {
 
 func treeOf(t *testing.T, files map[string]string) ([]byte, string) {
 	t.Helper()
-	var entries []TreeEntry
-	for p, body := range files {
-		entries = append(entries, TreeEntry{Path: p, SHA256: digestOf(body), Size: int64(len(body)), Mode: 0o644})
-	}
-	enc, digest, err := EncodeTree(entries)
+	enc, digest, err := EncodeTree(entriesOf(files))
 	if err != nil {
 		t.Fatal(err)
 	}

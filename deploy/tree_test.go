@@ -136,18 +136,25 @@ func FuzzReadTree(f *testing.F) {
 	})
 }
 
+// entriesOf is the tree entries of files (path -> content).
+func entriesOf(files map[string]string) []TreeEntry {
+	var entries []TreeEntry
+	for p, body := range files {
+		entries = append(entries, TreeEntry{Path: p, SHA256: digestOf(body), Size: int64(len(body)), Mode: 0o644})
+	}
+	return entries
+}
+
 // putFiles stores each body as an object and returns the tree's digest.
 func putFiles(t *testing.T, s *Store, files map[string]string) string {
 	t.Helper()
 	ctx := context.Background()
-	var entries []TreeEntry
-	for p, body := range files {
+	for _, body := range files {
 		if err := s.PutObject(ctx, strings.NewReader(body), digestOf(body), int64(len(body))); err != nil {
 			t.Fatal(err)
 		}
-		entries = append(entries, TreeEntry{Path: p, SHA256: digestOf(body), Size: int64(len(body)), Mode: 0o644})
 	}
-	digest, err := s.putTree(ctx, entries)
+	digest, err := s.putTree(ctx, entriesOf(files))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,25 +27,7 @@ type testNode struct {
 	done   chan error
 	api    *client.Client
 	// logs holds everything the node logged, debug level included.
-	logs *lockedBuffer
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs *testutil.LockedBuffer
 }
 
 // nodeConfig returns a configuration for a test node using etcd at endpoint.
@@ -76,7 +56,7 @@ func nodeConfig(t testing.TB, endpoint string) config.Config {
 func startNode(t testing.TB, cfg config.Config) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}
+	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &testutil.LockedBuffer{}}
 	log := slog.New(slog.NewMultiHandler(
 		slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: testLogLevel}),
 		slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}),

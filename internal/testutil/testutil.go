@@ -127,3 +127,22 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 }
 
 var errNotYet = errors.New("the condition does not hold yet")
+
+// LockedBuffer is a bytes.Buffer safe for concurrent writers and readers
+// (a node's log, a command's progress read while it runs).
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,25 +15,8 @@ import (
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/internal/cli"
+	"github.com/sitefleet/sitefleet/internal/testutil"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // releases lists the releases a node's bundle store holds.
 func releases(t *testing.T, n *node) []string {
@@ -69,7 +51,7 @@ func TestKillUploadingNode(t *testing.T) {
 	writeRandomTree(t, dir, 4000, 16<<10)
 	ctx := context.Background()
 
-	var progress lockedBuffer
+	var progress testutil.LockedBuffer
 	done := make(chan error, 1)
 	go func() { done <- runUpload(ctx, f, 0, dir, "big", "1", &progress) }()
 	f.eventually("the upload is sending objects", 60*time.Second, func() error {
