@@ -247,3 +247,53 @@ func sameInode(t *testing.T, p string) uint64 {
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
+
+// TestContentUploadRefusals sends the upload-by-content endpoints what a
+// broken or hostile client would: each gets a 4xx naming what is wrong,
+// and no bundle is recorded.
+func TestContentUploadRefusals(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	ctx := context.Background()
+	good := hexSHA([]byte("x"))
+	tree := "sitefleet-tree 1\n" + good + " 1 644 index.html\n"
+	many := make([]string, 10001)
+	for i := range many {
+		many[i] = good
+	}
+	manyJSON, _ := json.Marshal(client.FetchRequest{Objects: many})
+	sha := func(v string) http.Header { return http.Header{"X-Sitefleet-Sha256": {v}} }
+	for _, tc := range []struct {
+		method, path, body string
+		hdr                http.Header
+		status             int
+		detail             string
+	}{
+		{"PUT", "/v1/apps/web/1/tree", tree, sha("xyz"), 422, "SHA-256"},
+		{"PUT", "/v1/apps/web/1/tree", tree, sha(strings.Repeat("0", 64)), 422, ""},
+		{"PUT", "/v1/apps/web/1/tree", "not a tree\n", nil, 422, "first line"},
+		{"PUT", "/v1/apps/web/1/tree", "sitefleet-tree 1\n" + good + " 1 644 ../etc/passwd\n", nil, 422, ".."},
+		{"PUT", "/v1/apps/Web;/1/tree", tree, nil, 422, "app name"},
+		{"POST", "/v1/objects", "garbage\n", nil, 422, "frame header"},
+		{"POST", "/v1/objects", good + " 1\ny", nil, 422, ""},
+		{"POST", "/v1/objects", good + " 99999999999999\nx", nil, 413, ""},
+		{"POST", "/v1/objects/fetch", `{"objects":[]}`, nil, 422, "give 1 to"},
+		{"POST", "/v1/objects/fetch", `{"objects":["../x"]}`, nil, 422, "objects[0]"},
+		{"POST", "/v1/objects/fetch", string(manyJSON), nil, 422, "give 1 to"},
+		{"POST", "/v1/objects/fetch", `{"objects":["` + good + `"],"more":1}`, nil, 400, ""},
+		{"POST", "/v1/objects/fetch", `{"objects":["` + good + `"]}`, nil, 404, ""},
+		{"GET", "/v1/objects/..%2Fx", "", nil, 422, ""},
+		{"GET", "/v1/objects/" + good, "", nil, 404, ""},
+		{"POST", "/v1/apps/web/1/commit", `{"tree":"zz"}`, nil, 422, "SHA-256"},
+		{"POST", "/v1/apps/web/1/commit", `{"tree":"` + good + `"}`, nil, 422, "not stored"},
+		{"POST", "/v1/apps/web/1/commit", `not json`, nil, 400, ""},
+	} {
+		code, p := n.rawRequest(t, tc.method, tc.path, tc.body, tc.hdr)
+		if code != tc.status || !strings.Contains(p.Detail, tc.detail) {
+			t.Errorf("%s %s %.40q: %d %q, want %d naming %q", tc.method, tc.path, tc.body, code, p.Detail, tc.status, tc.detail)
+		}
+	}
+	if list, err := n.api.ListBundles(ctx, ""); err != nil || len(list.Bundles) != 0 {
+		t.Fatalf("bundles after refused uploads: %+v %v", list.Bundles, err)
+	}
+}
