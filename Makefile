@@ -60,6 +60,7 @@ bench:
 	@command -v rsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq rsync >/dev/null; } || \
 	  { echo "make bench needs rsync (the deploy baseline): sudo apt-get install -y rsync" >&2; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 -timeout 30m ./webserver/
+	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./deploy/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./internal/daemon/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./test/cluster/
 
