@@ -276,6 +276,7 @@ func (s *server) answerDeployment(w http.ResponseWriter, r *http.Request, site s
 	res := client.DeployResult{Site: site}
 	code := http.StatusOK
 	if wait > 0 && s.opts.Waiter != nil {
+		extendDeadline(w, wait+s.opts.RequestTimeout)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		st, err := s.opts.Waiter.WaitDeployed(ctx, site.Domain, site.Revision)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -96,7 +97,17 @@ type Options struct {
 	// Metrics, when set, is served at /metrics (with authentication, like
 	// everything but the health checks).
 	Metrics http.Handler
-	Logger  *slog.Logger
+	// RequestTimeout bounds how long a request's body may take to arrive
+	// and its answer to leave (default DefaultRequestTimeout);
+	// UploadTimeout does for uploads, commits and transfers between nodes
+	// (default DefaultUploadTimeout).
+	RequestTimeout, UploadTimeout time.Duration
+	// MaxUploads bounds the uploads taken at once (default
+	// DefaultMaxUploads); one more waits UploadQueueWait (default 10 s)
+	// for a slot, then gets 503.
+	MaxUploads      int
+	UploadQueueWait time.Duration
+	Logger          *slog.Logger
 }
 
 // server holds the handlers' dependencies.
@@ -122,24 +133,39 @@ func NewHandler(opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.UploadTimeout <= 0 {
+		opts.UploadTimeout = DefaultUploadTimeout
+	}
+	uploads := newUploadSlots(opts.MaxUploads)
+	if opts.UploadQueueWait > 0 {
+		uploads.wait = opts.UploadQueueWait
+	}
 	s := &server{opts: opts, log: opts.Logger, sites: opts.Store, docs: opts.Store, records: opts.Store, deploys: opts.Store, certs: opts.Store}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, s.nodeHeader)
+	// Every request gets a deadline (the connection keeps the last one
+	// set); uploads then get a longer one.
+	r.Use(middleware.Recoverer, s.nodeHeader, deadline(opts.RequestTimeout))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if opts.ACMEChallenge != nil {
 		r.Handle("/.well-known/acme-challenge/*", opts.ACMEChallenge)
 	}
 	r.Group(func(r chi.Router) {
-		r.Use(opts.Auth.Middleware(s.writeError))
+		r.Use(deadline(opts.UploadTimeout), opts.Auth.Middleware(s.writeError))
 		if opts.Bundles != nil {
 			// Streamed: the bundle intake enforces its own size limits.
-			r.Put("/v1/apps/{app}/{version}", s.handle(s.uploadBundle))
+			limited := r.With(uploads.middleware(s.writeError))
+			limited.Put("/v1/apps/{app}/{version}", s.handle(s.uploadBundle))
+			limited.Put("/v1/apps/{app}/{version}/tree", s.handle(s.putTree))
+			limited.Post("/v1/objects", s.handle(s.putObjects))
 			r.Get("/v1/bundles/{sha}", s.handle(s.getBundleBytes))
-			r.Put("/v1/apps/{app}/{version}/tree", s.handle(s.putTree))
-			r.Post("/v1/objects", s.handle(s.putObjects))
 			r.Get("/v1/objects/{sha}", s.handle(s.getObject))
 			r.Post("/v1/objects/fetch", s.handle(s.fetchObjects))
+			// It waits for the release to reach enough nodes.
+			r.With(s.limitBody).Post("/v1/apps/{app}/{version}/commit", s.handle(s.commitRelease))
 		}
 	})
 	r.Group(func(r chi.Router) {
@@ -151,9 +177,6 @@ func NewHandler(opts Options) (http.Handler, error) {
 		r.Get("/v1/apps/{app}", s.handle(s.listBundles))
 		r.Get("/v1/apps/{app}/{version}", s.handle(s.getBundle))
 		r.Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
-		if opts.Bundles != nil {
-			r.Post("/v1/apps/{app}/{version}/commit", s.handle(s.commitRelease))
-		}
 		r.Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
 		if opts.Certificates != nil {
 			r.Get("/v1/certificates", s.handle(s.listCertificates))

@@ -96,6 +96,11 @@ type APIConfig struct {
 	Advertise    string   `mapstructure:"advertise"`
 	Tokens       []string `mapstructure:"tokens"`
 	MaxBodyBytes int64    `mapstructure:"maxBodyBytes"`
+	// Connection and request limits; see api.NewServer.
+	IdleTimeout          time.Duration `mapstructure:"idleTimeout"`
+	RequestTimeout       time.Duration `mapstructure:"requestTimeout"`
+	UploadTimeout        time.Duration `mapstructure:"uploadTimeout"`
+	MaxConcurrentUploads int           `mapstructure:"maxConcurrentUploads"`
 }
 
 // WebConfig configures what nginx listens on and how it is run.
@@ -193,7 +198,8 @@ func Default() Config {
 				PeerListen:   cluster.DefaultEmbeddedPeerListen,
 			},
 		},
-		API: APIConfig{Listen: "127.0.0.1:7070", MaxBodyBytes: 8 << 20},
+		API: APIConfig{Listen: "127.0.0.1:7070", MaxBodyBytes: 8 << 20, IdleTimeout: 30 * time.Second, RequestTimeout: 60 * time.Second,
+			UploadTimeout: 30 * time.Minute, MaxConcurrentUploads: 16},
 		Web: WebConfig{
 			HTTPListen:  ":8080",
 			HTTPSListen: ":8443",
@@ -358,6 +364,14 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("api.maxBodyBytes %d: must not be negative (0 for the default)", c.API.MaxBodyBytes))
+	}
+	for key, d := range map[string]time.Duration{"api.idleTimeout": c.API.IdleTimeout, "api.requestTimeout": c.API.RequestTimeout, "api.uploadTimeout": c.API.UploadTimeout} {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("%s %s: must be at least 1s", key, d))
+		}
+	}
+	if c.API.MaxConcurrentUploads < 1 {
+		errs = append(errs, fmt.Errorf("api.maxConcurrentUploads %d: must be at least 1", c.API.MaxConcurrentUploads))
 	}
 	for key, addr := range map[string]string{"api.listen": c.API.Listen, "web.httpListen": c.Web.HTTPListen, "web.httpsListen": c.Web.HTTPSListen} {
 		if key == "web.httpsListen" && addr == "" {

@@ -108,6 +108,9 @@ func TestInvalidConfigValues(t *testing.T) {
 		"max txn ops below minimum":   {"state:\n  etcd:\n    maxTxnOps: 7\n", "state.etcd.maxTxnOps"},
 		"max txn ops negative":        {"state:\n  etcd:\n    maxTxnOps: -5\n", "state.etcd.maxTxnOps"},
 		"negative max body bytes":     {"api:\n  maxBodyBytes: -1\n", "api.maxBodyBytes"},
+		"idle timeout under 1s":       {"api:\n  idleTimeout: 10ms\n", "api.idleTimeout"},
+		"no upload timeout":           {"api:\n  uploadTimeout: 0s\n", "api.uploadTimeout"},
+		"no concurrent uploads":       {"api:\n  maxConcurrentUploads: 0\n", "api.maxConcurrentUploads"},
 		"memory limit too small":      {"memoryLimitBytes: 1000\n", "memoryLimitBytes"},
 		"memory limit negative":       {"memoryLimitBytes: -1\n", "memoryLimitBytes"},
 	} {

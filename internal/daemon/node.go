@@ -163,13 +163,14 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
-		ACMEChallenge: sftls.ChallengeHandler(store, sealer),
-		MaxBodyBytes:  cfg.API.MaxBodyBytes, Metrics: metricsHandler(status, n.AppliedCertificates, passes), Logger: log.With("component", "api"),
+		ACMEChallenge: sftls.ChallengeHandler(store, sealer, mirror, log.With("component", "acme")),
+		MaxBodyBytes:  cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
+		Metrics: metricsHandler(status, n.AppliedCertificates, passes), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := api.NewServer(handler, cfg.API.IdleTimeout, log)
 	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, srv: srv}, nil
 }
 
