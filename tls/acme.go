@@ -118,13 +118,6 @@ func (c *stateCache) Delete(ctx context.Context, name string) error {
 	return c.store.DeleteACMECache(ctx, name, *c.guard)
 }
 
-// ChallengeHandler answers ACME HTTP-01 challenges on any node from the
-// tokens the leader put in the state store; other paths get 404.
-func ChallengeHandler(store *state.Store, sealer *Sealer) http.Handler {
-	m := &autocert.Manager{Cache: &stateCache{store: store, sealer: sealer}}
-	return m.HTTPHandler(http.NotFoundHandler())
-}
-
 // termTransport refuses every request once the leadership has ended, and
 // ends requests in flight with it, so a deposed leader never completes an
 // issuance the new leader will also make.
