@@ -277,22 +277,15 @@ func (m *Member) Notify() {
 	}
 }
 
-// heartbeatEvery is how many publish intervals may pass without a write
-// while the record does not change: its updatedAt (the "last seen" of a
-// node that is gone) stays that fresh.
-const heartbeatEvery = 15
-
-// publish publishes the node's record when notified, and every
-// PublishInterval if it changed, or at the latest every heartbeatEvery
-// intervals; only while the key is still bound to this session's lease,
-// and the last-seen copy with it. An idle node thus writes nothing most
-// of the time, and a notified write rarely waits behind a periodic one.
-// It returns nil when ctx ends and an error if the record was lost.
+// publish publishes the node's record when notified, and when it
+// changed (checked every PublishInterval); only while the key is still
+// bound to this session's lease, and the last-seen copy with it. The
+// lease alone keeps the node live, so an idle node writes nothing. It
+// returns nil when ctx ends and an error if the record was lost.
 func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 	t := time.NewTicker(m.opts.PublishInterval)
 	defer t.Stop()
 	var last string // the last record written, without its time
-	var lastAt time.Time
 	for {
 		notified := false
 		select {
@@ -309,7 +302,7 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 		if err != nil {
 			return err
 		}
-		if !notified && content == last && time.Since(lastAt) < heartbeatEvery*m.opts.PublishInterval {
+		if !notified && content == last {
 			continue
 		}
 		now := time.Now().UTC()
@@ -327,7 +320,7 @@ func (m *Member) publish(ctx context.Context, sess *concurrency.Session) error {
 			m.log.Debug("could not publish the node record", "err", err)
 			continue
 		}
-		last, lastAt = content, now
+		last = content
 	}
 }
 

@@ -208,8 +208,10 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 func TestStaleMemberCleaner(t *testing.T) {
 	e := etcdtest.New(t)
 	cli := e.Client(t)
-	old, _ := json.Marshal(NodeRecord{Name: "gone", UpdatedAt: time.Now().Add(-time.Hour)})
-	recent, _ := json.Marshal(NodeRecord{Name: "recent", UpdatedAt: time.Now()})
+	hourAgo := time.Now().Add(-time.Hour)
+	old, _ := json.Marshal(NodeRecord{Name: "gone", UpdatedAt: hourAgo.Add(-time.Hour), GoneAt: &hourAgo})
+	// Written long ago, but only now found gone: retention counts from now.
+	recent, _ := json.Marshal(NodeRecord{Name: "recent", UpdatedAt: hourAgo})
 	for k, v := range map[string][]byte{"gone": old, "recent": recent} {
 		if _, err := cli.Put(context.Background(), testKeys.Members()+k, string(v)); err != nil {
 			t.Fatal(err)
@@ -222,9 +224,15 @@ func TestStaleMemberCleaner(t *testing.T) {
 		resp, _ := cli.Get(context.Background(), testKeys.Members()+"gone")
 		return resp != nil && len(resp.Kvs) == 0
 	})
-	resp, _ := cli.Get(context.Background(), testKeys.Members()+"recent")
-	if len(resp.Kvs) != 1 {
-		t.Fatal("a recent member record was removed")
+	testutil.WaitFor(t, "the node found gone is marked", 5*time.Second, func() bool {
+		resp, _ := cli.Get(context.Background(), testKeys.Members()+"recent")
+		var r NodeRecord
+		return resp != nil && len(resp.Kvs) == 1 && json.Unmarshal(resp.Kvs[0].Value, &r) == nil && r.GoneAt != nil && time.Since(*r.GoneAt) < time.Minute
+	})
+	for _, n := range view(t, cli).Nodes {
+		if n.Name == "recent" && time.Since(n.LastSeen) > time.Minute {
+			t.Fatalf("last seen of a node just found gone: %s", n.LastSeen)
+		}
 	}
 }
 

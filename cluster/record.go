@@ -17,7 +17,10 @@ type NodeRecord struct {
 	APIAddress string    `json:"apiAddress,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
-	Leader     bool      `json:"leader"`
+	// GoneAt, in the last-seen copy only, is when the leader found the node
+	// gone (its lease ended).
+	GoneAt *time.Time `json:"goneAt,omitempty"`
+	Leader bool       `json:"leader"`
 	// DisallowLeadership is true for nodes that never lead.
 	DisallowLeadership bool `json:"disallowLeadership,omitempty"`
 

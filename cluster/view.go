@@ -35,6 +35,10 @@ type ViewNode struct {
 	NodeRecord
 	// Live is true while the node holds its lease.
 	Live bool
+	// LastSeen is when the node was last known live: the time of the read
+	// for a live node (its lease is its heartbeat), else when the leader
+	// found it gone (or its last record, before the leader noticed).
+	LastSeen time.Time
 }
 
 // Drifted reports whether the node serves a state older than the desired one.
@@ -73,16 +77,26 @@ func ReadView(ctx context.Context, cli *clientv3.Client, keys state.Keys) (View,
 	if kvs := resp.Responses[3].GetResponseRange().Kvs; len(kvs) > 0 {
 		v.StateRevision, v.StateChangedAt = kvs[0].ModRevision, state.MetaTime(kvs[0].Value)
 	}
+	now := time.Now().UTC()
 	for _, n := range byName {
 		n.Leader = n.Live && n.Name == v.Leader
+		switch {
+		case n.Live:
+			n.LastSeen = now
+		case n.GoneAt != nil:
+			n.LastSeen = *n.GoneAt
+		default:
+			n.LastSeen = n.UpdatedAt
+		}
 		v.Nodes = append(v.Nodes, n)
 	}
 	slices.SortFunc(v.Nodes, func(a, b ViewNode) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
 }
 
-// StaleMemberCleaner returns the leader task that removes the last-seen
-// records of nodes gone for longer than retention, checking every interval.
+// StaleMemberCleaner returns the leader task that, every interval, marks
+// the last-seen record of each node it finds gone with the time (one write
+// per departure), and removes those gone for longer than retention.
 func StaleMemberCleaner(cli *clientv3.Client, keys state.Keys, retention, interval time.Duration, timeout time.Duration) LeaderTask {
 	return func(ctx context.Context, f Fence) error {
 		for {
@@ -114,17 +128,34 @@ func cleanMembers(ctx context.Context, cli *clientv3.Client, keys state.Keys, re
 		name := strings.TrimPrefix(string(kv.Key), keys.Members())
 		var r NodeRecord
 		_ = json.Unmarshal(kv.Value, &r)
-		if live[name] || time.Since(r.UpdatedAt) < retention {
+		if live[name] {
 			continue
 		}
 		guard := []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(keys.Nodes()+name), "=", 0),
 		}
-		switch err := f.txn(rctx, guard, clientv3.OpDelete(string(kv.Key))); err {
+		var op clientv3.Op
+		switch {
+		case r.GoneAt == nil:
+			// Found gone: the one write a departure costs, so that "last
+			// seen" and the retention count from now.
+			now := time.Now().UTC()
+			r.GoneAt = &now
+			b, err := json.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("encode member %q: %w", name, err)
+			}
+			op = clientv3.OpPut(string(kv.Key), string(b))
+		case time.Since(*r.GoneAt) >= retention:
+			op = clientv3.OpDelete(string(kv.Key))
+		default:
+			continue
+		}
+		switch err := f.txn(rctx, guard, op); err {
 		case nil, errGuardFailed:
 		default:
-			return fmt.Errorf("remove stale member %q: %w", name, err)
+			return fmt.Errorf("update stale member %q: %w", name, err)
 		}
 	}
 	return nil

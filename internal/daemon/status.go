@@ -113,7 +113,7 @@ func (a *statusAdapter) Cluster(ctx context.Context) (client.ClusterStatus, erro
 	for _, n := range v.Nodes {
 		cn := client.ClusterNode{
 			Name: n.Name, Live: n.Live, Leader: n.Leader, Version: n.Version, APIAddress: n.APIAddress,
-			StartedAt: n.StartedAt, LastSeen: n.UpdatedAt, AppliedRevision: n.AppliedRevision,
+			StartedAt: n.StartedAt, LastSeen: n.LastSeen, AppliedRevision: n.AppliedRevision,
 			Drifted: v.Drifted(n), Ready: n.Ready, Stale: n.Stale, Healthy: n.Healthy(),
 			UnhealthySince: n.UnhealthySince, LastError: n.LastError, SiteErrors: n.SiteErrors,
 		}
