@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -74,13 +75,17 @@ type EtcdOptions struct {
 	PeerListen   string
 	// MaxTxnOps of the embedded member; 0 for etcd's default (128).
 	MaxTxnOps uint
-	Logger    *slog.Logger
+	// QuotaBytes is the embedded member's backend quota; 0 for etcd's
+	// default (2 GiB). Past it etcd refuses writes (a NOSPACE alarm).
+	QuotaBytes int64
+	Logger     *slog.Logger
 }
 
 // Etcd is an open connection to etcd, and the embedded member if there is one.
 type Etcd struct {
 	Client   *clientv3.Client
 	embedded *embed.Etcd
+	defrags  atomic.Int64
 }
 
 // OpenEtcd starts the embedded member (waiting until it serves) or
@@ -204,6 +209,9 @@ func startEmbedded(ctx context.Context, opts EtcdOptions) (*embed.Etcd, error) {
 	if opts.MaxTxnOps > 0 {
 		cfg.MaxTxnOps = opts.MaxTxnOps
 	}
+	if opts.QuotaBytes > 0 {
+		cfg.QuotaBackendBytes = opts.QuotaBytes
+	}
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	m, err := embed.StartEtcd(cfg)
@@ -239,4 +247,91 @@ func loopbackURL(hostport, def string) (url.URL, error) {
 		return url.URL{}, fmt.Errorf("%q is not a loopback address", hostport)
 	}
 	return url.URL{Scheme: "http", Host: hostport}, nil
+}
+
+// EtcdStatus is what the etcd member this node talks to reports of
+// itself.
+type EtcdStatus struct {
+	// DBSize is the size of its database file; DBSizeInUse what of it
+	// holds data (the rest is free pages that a defragmentation returns).
+	DBSize, DBSizeInUse int64
+	// Revision is the cluster's current revision.
+	Revision int64
+	// Quota is the embedded member's backend quota (0 when external).
+	Quota int64
+}
+
+// Status asks the endpoints in turn for their status and returns the
+// first answer.
+func (e *Etcd) Status(ctx context.Context) (EtcdStatus, error) {
+	var errs []error
+	for _, ep := range e.Client.Endpoints() {
+		st, err := e.Client.Status(ctx, ep)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+			continue
+		}
+		out := EtcdStatus{DBSize: st.DbSize, DBSizeInUse: st.DbSizeInUse, Revision: st.Header.Revision}
+		if e.embedded != nil {
+			out.Quota = e.embedded.Config().QuotaBackendBytes
+			if out.Quota <= 0 {
+				out.Quota = defaultQuota
+			}
+		}
+		return out, nil
+	}
+	return EtcdStatus{}, fmt.Errorf("etcd status: %w", errors.Join(errs...))
+}
+
+// defaultQuota is etcd's backend quota when none is set.
+const defaultQuota = 2 << 30
+
+// Defragmentation of the embedded member: it is defragmented when at
+// least defragMinFree bytes and half of its database file are free pages.
+const defragMinFree = 32 << 20
+
+// Defrags returns how many times the embedded member was defragmented.
+func (e *Etcd) Defrags() int64 { return e.defrags.Load() }
+
+// MaintainEmbedded checks the embedded member every interval and
+// defragments it when worthwhile (after compactions freed much of its
+// file), until ctx ends. Defragmenting blocks the member's reads and
+// writes while it runs; an external etcd's defragmentation is its
+// operator's to schedule. Without an embedded member it returns at once.
+func (e *Etcd) MaintainEmbedded(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	if e.embedded == nil || interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := e.defragIfWorthwhile(ctx, log); err != nil && ctx.Err() == nil {
+			log.Warn("could not defragment the embedded etcd member", "err", err)
+		}
+	}
+}
+
+func (e *Etcd) defragIfWorthwhile(ctx context.Context, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := e.Status(ctx)
+	if err != nil {
+		return err
+	}
+	free := st.DBSize - st.DBSizeInUse
+	if free < defragMinFree || free < st.DBSize/2 {
+		return nil
+	}
+	start := time.Now()
+	if _, err := e.Client.Defragment(ctx, e.Client.Endpoints()[0]); err != nil {
+		return fmt.Errorf("defragment: %w", err)
+	}
+	e.defrags.Add(1)
+	log.Info("defragmented the embedded etcd member", "before", st.DBSize, "inUse", st.DBSizeInUse, "took", time.Since(start))
+	return nil
 }

@@ -88,6 +88,8 @@ type TLSConfig struct {
 type EmbeddedConfig struct {
 	ClientListen string `mapstructure:"clientListen"`
 	PeerListen   string `mapstructure:"peerListen"`
+	// QuotaBytes is the member's backend quota (0: etcd's 2 GiB).
+	QuotaBytes int64 `mapstructure:"quotaBytes"`
 }
 
 // APIConfig configures the management API.
@@ -128,6 +130,10 @@ type ClusterCfg struct {
 	LeaseTTL        time.Duration `mapstructure:"leaseTTL"`
 	PublishInterval time.Duration `mapstructure:"publishInterval"`
 	MemberRetention time.Duration `mapstructure:"memberRetention"`
+	// The leader compacts etcd's history every CompactInterval (0: never)
+	// to the revision of CompactRetention before.
+	CompactInterval  time.Duration `mapstructure:"compactInterval"`
+	CompactRetention time.Duration `mapstructure:"compactRetention"`
 }
 
 // SecretsCfg holds the cluster key that seals private keys in etcd.
@@ -206,9 +212,11 @@ func Default() Config {
 			Nginx:       NginxConfig{Manage: true, Binary: "nginx", WorkerProcesses: "auto"},
 		},
 		Cluster: ClusterCfg{
-			LeaseTTL:        cluster.DefaultTTL,
-			PublishInterval: cluster.DefaultPublishInterval,
-			MemberRetention: cluster.DefaultRetention,
+			LeaseTTL:         cluster.DefaultTTL,
+			PublishInterval:  cluster.DefaultPublishInterval,
+			MemberRetention:  cluster.DefaultRetention,
+			CompactInterval:  cluster.DefaultCompactInterval,
+			CompactRetention: cluster.DefaultCompactRetention,
 		},
 		Bundles: BundlesCfg{
 			ReplicationTimeout: 60 * time.Second,
@@ -397,6 +405,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.MemberRetention <= 0 {
 		errs = append(errs, errors.New("cluster.memberRetention must be positive"))
+	}
+	if c.Cluster.CompactInterval < 0 || c.Cluster.CompactInterval > 0 && c.Cluster.CompactRetention <= 0 {
+		errs = append(errs, fmt.Errorf("cluster.compactInterval %s must be 0 (no compaction) or positive, with a positive cluster.compactRetention (%s)", c.Cluster.CompactInterval, c.Cluster.CompactRetention))
+	}
+	if c.State.Embedded.QuotaBytes < 0 {
+		errs = append(errs, fmt.Errorf("state.embedded.quotaBytes %d: must be 0 (etcd's default, 2 GiB) or positive", c.State.Embedded.QuotaBytes))
 	}
 	b := c.Bundles
 	if b.MinReplicas < 0 || b.ReplicationTimeout <= 0 || b.MaxArchiveBytes <= 0 || b.MaxUnpackedBytes <= 0 || b.MaxFiles <= 0 || b.MaxPathLength <= 0 || b.KeepVersions < 1 || b.GCInterval <= 0 {

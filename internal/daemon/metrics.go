@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -11,15 +12,16 @@ import (
 
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/state"
 )
 
 // metricsHandler serves the node's metrics from its own registry: Go and
 // process metrics, and gauges read from the node's status at scrape time.
-func metricsHandler(status api.StatusSource, certs func() []state.Certificate, passes *prometheus.HistogramVec) http.Handler {
+func metricsHandler(status api.StatusSource, certs func() []state.Certificate, passes *prometheus.HistogramVec, etcd etcdCollector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStatusCollector(status), certCollector{certs}, passes)
+		newStatusCollector(status), certCollector{certs}, passes, etcd)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
@@ -133,5 +135,48 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			reason = strings.ToValidUTF8(reason[:maxReasonLabel], "") + "..."
 		}
 		ch <- prometheus.MustNewConstMetric(siteError, prometheus.GaugeValue, 1, site, reason)
+	}
+}
+
+// The etcd figures, read from the member this node talks to at scrape
+// time, and this node's compactions (as leader) and defragmentations (of
+// its embedded member).
+var (
+	etcdDBSize      = prometheus.NewDesc("sitefleet_etcd_db_size_bytes", "Size of the etcd member's database file.", nil, nil)
+	etcdDBSizeInUse = prometheus.NewDesc("sitefleet_etcd_db_size_in_use_bytes", "What of the etcd member's database file holds data; the rest is free pages.", nil, nil)
+	etcdQuota       = prometheus.NewDesc("sitefleet_etcd_quota_bytes", "The embedded etcd member's backend quota; past it etcd refuses writes.", nil, nil)
+	etcdRevision    = prometheus.NewDesc("sitefleet_etcd_revision", "The etcd cluster's current revision.", nil, nil)
+	etcdCompacted   = prometheus.NewDesc("sitefleet_etcd_compacted_revision", "The revision of the latest compaction this node made as leader.", nil, nil)
+	etcdCompactions = prometheus.NewDesc("sitefleet_etcd_compactions_total", "Compactions of etcd's history this node made as leader.", nil, nil)
+	etcdDefrags     = prometheus.NewDesc("sitefleet_etcd_defragmentations_total", "Defragmentations of the embedded etcd member.", nil, nil)
+)
+
+type etcdCollector struct {
+	etcd        *cluster.Etcd
+	compactions *cluster.CompactStats
+	timeout     time.Duration
+}
+
+func (c etcdCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{etcdDBSize, etcdDBSizeInUse, etcdQuota, etcdRevision, etcdCompacted, etcdCompactions, etcdDefrags} {
+		ch <- d
+	}
+}
+
+func (c etcdCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(etcdCompacted, prometheus.GaugeValue, float64(c.compactions.Revision()))
+	ch <- prometheus.MustNewConstMetric(etcdCompactions, prometheus.CounterValue, float64(c.compactions.Compactions()))
+	ch <- prometheus.MustNewConstMetric(etcdDefrags, prometheus.CounterValue, float64(c.etcd.Defrags()))
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.timeout, 2*time.Second))
+	defer cancel()
+	st, err := c.etcd.Status(ctx)
+	if err != nil {
+		return // etcd_reachable says so
+	}
+	ch <- prometheus.MustNewConstMetric(etcdDBSize, prometheus.GaugeValue, float64(st.DBSize))
+	ch <- prometheus.MustNewConstMetric(etcdDBSizeInUse, prometheus.GaugeValue, float64(st.DBSizeInUse))
+	ch <- prometheus.MustNewConstMetric(etcdRevision, prometheus.GaugeValue, float64(st.Revision))
+	if st.Quota > 0 {
+		ch <- prometheus.MustNewConstMetric(etcdQuota, prometheus.GaugeValue, float64(st.Quota))
 	}
 }

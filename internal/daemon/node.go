@@ -87,6 +87,7 @@ type parts struct {
 	node   *node.Node
 	auth   *api.Auth
 	member *cluster.Member
+	etcd   *cluster.Etcd
 	srv    *http.Server
 }
 
@@ -151,7 +152,8 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		return nil, err
 	}
 	self := &localStatus{name: cfg.NodeName, api: cfg.AdvertisedAPI(), node: n, web: web}
-	member, err := newMember(cfg, etcd, store, mirror, self.record, applied, sealer, acmeTransport, log)
+	compactions := &cluster.CompactStats{}
+	member, err := newMember(cfg, etcd, store, mirror, self.record, applied, sealer, acmeTransport, compactions, log)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +167,13 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: sftls.ChallengeHandler(store, sealer, mirror, log.With("component", "acme")),
 		MaxBodyBytes:  cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
-		Metrics: metricsHandler(status, n.AppliedCertificates, passes), Logger: log.With("component", "api"),
+		Metrics: metricsHandler(status, n.AppliedCertificates, passes, etcdCollector{etcd: etcd, compactions: compactions, timeout: store.Timeout()}), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	srv := api.NewServer(handler, cfg.API.IdleTimeout, log)
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, srv: srv}, nil
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, srv: srv}, nil
 }
 
 func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -202,12 +204,16 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	g.Go(func() error { return p.node.Run(gctx) })
 	g.Go(func() error { return p.auth.Run(gctx) })
 	g.Go(func() error { return p.member.Run(gctx) })
+	g.Go(func() error {
+		p.etcd.MaintainEmbedded(gctx, p.cfg.Cluster.CompactInterval, p.log.With("component", "etcd"))
+		return nil
+	})
 	g.Go(func() error { registerToken(gctx, p.store, p.token, p.cfg.NodeName, p.log); return nil })
 	g.Go(func() error { return serveAPI(gctx, p.srv, apiLn) })
 	return g.Wait()
 }
 
-func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, compactions *cluster.CompactStats, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
@@ -227,6 +233,7 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
+			cluster.Compactor(etcd.Client, store.Keys(), cfg.Cluster.CompactInterval, cfg.Cluster.CompactRetention, store.Timeout(), compactions, log.With("component", "compaction")),
 			sftls.SelfSignedIssuer(tlsOpts),
 			sftls.DHParamsGenerator(tlsOpts),
 			sftls.ACMEIssuer(tlsOpts, sftls.ACMEOptions{
@@ -329,6 +336,7 @@ func etcdOptions(cfg config.Config, log *slog.Logger) cluster.EtcdOptions {
 		ClientListen: cfg.State.Embedded.ClientListen,
 		PeerListen:   cfg.State.Embedded.PeerListen,
 		MaxTxnOps:    uint(cfg.State.Etcd.MaxTxnOps), // Validate refused negatives
+		QuotaBytes:   cfg.State.Embedded.QuotaBytes,
 		Logger:       log,
 	}
 }
