@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -67,6 +68,9 @@ type EtcdOptions struct {
 	Timeout time.Duration
 	// DataDir holds the embedded member's data (StoreEmbedded).
 	DataDir string
+	// CredentialsDir holds the embedded member's TLS credentials
+	// (default: etcd-tls beside DataDir).
+	CredentialsDir string
 	// Name of the embedded member.
 	Name string
 	// ClientListen and PeerListen are the embedded member's loopback
@@ -85,8 +89,14 @@ type EtcdOptions struct {
 type Etcd struct {
 	Client   *clientv3.Client
 	embedded *embed.Etcd
+	creds    EmbeddedCredentials
 	defrags  atomic.Int64
 }
+
+// Credentials returns the files a client of the embedded member needs
+// (etcdctl --cacert CA --cert ClientCert --key ClientKey), or zero
+// without one.
+func (e *Etcd) Credentials() EmbeddedCredentials { return e.creds }
 
 // OpenEtcd starts the embedded member (waiting until it serves) or
 // prepares a client of external endpoints. Connecting to external endpoints
@@ -98,12 +108,16 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 	var tlsCfg *tls.Config
 	switch opts.Store {
 	case StoreEmbedded:
-		m, err := startEmbedded(ctx, opts)
+		m, creds, err := startEmbedded(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
-		e.embedded = m
-		endpoints = []string{m.Clients[0].Addr().String()}
+		e.embedded, e.creds = m, creds
+		endpoints = []string{"https://" + m.Clients[0].Addr().String()}
+		if tlsCfg, err = clientTLS(TLSOptions{CA: creds.CA, ClientCertificate: creds.ClientCert, ClientKey: creds.ClientKey}, endpoints); err != nil {
+			m.Close()
+			return nil, err
+		}
 	case StoreEtcd:
 		if len(endpoints) == 0 {
 			return nil, errors.New("etcd: no endpoints configured (state.etcd.address)")
@@ -185,24 +199,35 @@ func clientTLS(o TLSOptions, endpoints []string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func startEmbedded(ctx context.Context, opts EtcdOptions) (*embed.Etcd, error) {
+func startEmbedded(ctx context.Context, opts EtcdOptions) (*embed.Etcd, EmbeddedCredentials, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = opts.Name
 	if cfg.Name == "" {
 		cfg.Name = "default"
 	}
 	cfg.Dir = opts.DataDir
-	if err := os.MkdirAll(filepath.Dir(cfg.Dir), 0o755); err != nil {
-		return nil, fmt.Errorf("embedded etcd: %w", err)
-	}
+	// Checked before anything is made on disk.
 	clientURL, err := loopbackURL(opts.ClientListen, DefaultEmbeddedClientListen)
 	if err != nil {
-		return nil, fmt.Errorf("embedded etcd client listen: %w", err)
+		return nil, EmbeddedCredentials{}, fmt.Errorf("embedded etcd client listen: %w", err)
 	}
 	peerURL, err := loopbackURL(opts.PeerListen, DefaultEmbeddedPeerListen)
 	if err != nil {
-		return nil, fmt.Errorf("embedded etcd peer listen: %w", err)
+		return nil, EmbeddedCredentials{}, fmt.Errorf("embedded etcd peer listen: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Dir), 0o755); err != nil {
+		return nil, EmbeddedCredentials{}, fmt.Errorf("embedded etcd: %w", err)
+	}
+	credDir := opts.CredentialsDir
+	if credDir == "" {
+		credDir = filepath.Join(filepath.Dir(cfg.Dir), "etcd-tls")
+	}
+	creds, err := ensureCredentials(credDir)
+	if err != nil {
+		return nil, creds, err
+	}
+	tlsInfo := transport.TLSInfo{CertFile: creds.ServerCert, KeyFile: creds.ServerKey, TrustedCAFile: creds.CA, ClientCertAuth: true}
+	cfg.ClientTLSInfo, cfg.PeerTLSInfo = tlsInfo, tlsInfo
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{clientURL}, []url.URL{clientURL}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
@@ -216,25 +241,25 @@ func startEmbedded(ctx context.Context, opts EtcdOptions) (*embed.Etcd, error) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	m, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
+		return nil, creds, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
 	}
 	select {
 	case <-m.Server.ReadyNotify():
-		return m, nil
+		return m, creds, nil
 	case err := <-m.Err():
 		m.Close()
-		return nil, fmt.Errorf("embedded etcd: %w", err)
+		return nil, creds, fmt.Errorf("embedded etcd: %w", err)
 	case <-time.After(embeddedReadyTimeout):
 		m.Close()
-		return nil, fmt.Errorf("embedded etcd did not become ready within %s", embeddedReadyTimeout)
+		return nil, creds, fmt.Errorf("embedded etcd did not become ready within %s", embeddedReadyTimeout)
 	case <-ctx.Done():
 		m.Close()
-		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
+		return nil, creds, fmt.Errorf("embedded etcd: %w", ctx.Err())
 	}
 }
 
-// loopbackURL turns a host:port into an http URL, refusing addresses that
-// are not loopback: the embedded member is for this node alone.
+// loopbackURL turns a host:port into an https URL, refusing addresses
+// that are not loopback: the embedded member is for this node alone.
 func loopbackURL(hostport, def string) (url.URL, error) {
 	if hostport == "" {
 		hostport = def
@@ -246,7 +271,7 @@ func loopbackURL(hostport, def string) (url.URL, error) {
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return url.URL{}, fmt.Errorf("%q is not a loopback address", hostport)
 	}
-	return url.URL{Scheme: "http", Host: hostport}, nil
+	return url.URL{Scheme: "https", Host: hostport}, nil
 }
 
 // EtcdStatus is what the etcd member this node talks to reports of
