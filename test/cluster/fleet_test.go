@@ -162,8 +162,9 @@ type fleetOptions struct {
 	// http gives node i's HTTP listen address; "" (or missing) picks one.
 	http []string
 	// extra, when set, returns YAML appended to node i's configuration;
-	// tls and api, lines (indented two spaces) for its tls and api blocks.
-	extra, tls, api func(i int) string
+	// tls, api and cluster, lines (indented two spaces) for its tls, api
+	// and cluster blocks.
+	extra, tls, api, cluster func(i int) string
 	// nodes is how many nodes to start; default 3.
 	nodes int
 }
@@ -263,11 +264,11 @@ tls:
   leaseTTL: %s
   publishInterval: 200ms
   memberRetention: 1s
-reconcile:
+%sreconcile:
   quiescence: 10
 log:
   level: debug
-`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, f.nodeAPI(i), n.http, n.https, f.nodeTLS(i), leaseTTL)
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, f.nodeAPI(i), n.http, n.https, f.nodeTLS(i), leaseTTL, f.nodeCluster(i))
 	if f.opts.extra != nil {
 		cfg += f.opts.extra(i)
 	}
@@ -283,6 +284,13 @@ func (f *fleet) nodeAPI(i int) string {
 		return ""
 	}
 	return f.opts.api(i)
+}
+
+func (f *fleet) nodeCluster(i int) string {
+	if f.opts.cluster == nil {
+		return ""
+	}
+	return f.opts.cluster(i)
 }
 
 func (f *fleet) nodeTLS(i int) string {
