@@ -235,6 +235,9 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkSite(r.Context(), domain); err != nil {
+		return err
+	}
 	var body deployBody
 	if err := decodeJSON(r, &body); err != nil {
 		return err
@@ -256,6 +259,9 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
 	domain, pre, err := siteTarget(r)
 	if err != nil {
+		return err
+	}
+	if err := checkSite(r.Context(), domain); err != nil {
 		return err
 	}
 	wait, err := waitParam(r)

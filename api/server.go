@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -107,7 +108,11 @@ type Options struct {
 	// for a slot, then gets 503.
 	MaxUploads      int
 	UploadQueueWait time.Duration
-	Logger          *slog.Logger
+	// Tokens, when set, creates, lists and revokes API tokens.
+	Tokens TokenStore
+	// Audit, when set, records every mutation and serves the record.
+	Audit  AuditLog
+	Logger *slog.Logger
 }
 
 // server holds the handlers' dependencies.
@@ -147,53 +152,64 @@ func NewHandler(opts Options) (http.Handler, error) {
 	r := chi.NewRouter()
 	// Every request gets a deadline (the connection keeps the last one
 	// set); uploads then get a longer one.
-	r.Use(middleware.Recoverer, s.nodeHeader, deadline(opts.RequestTimeout))
+	r.Use(middleware.Recoverer, s.nodeHeader, deadline(opts.RequestTimeout), s.audit)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if opts.ACMEChallenge != nil {
 		r.Handle("/.well-known/acme-challenge/*", opts.ACMEChallenge)
 	}
+	read, deploy, admin := require(model.PermRead, s.writeError), require(model.PermDeploy, s.writeError), require(model.PermAdmin, s.writeError)
 	r.Group(func(r chi.Router) {
 		r.Use(deadline(opts.UploadTimeout), opts.Auth.Middleware(s.writeError))
 		if opts.Bundles != nil {
 			// Streamed: the bundle intake enforces its own size limits.
-			limited := r.With(uploads.middleware(s.writeError))
+			limited := r.With(deploy, uploads.middleware(s.writeError))
 			limited.Put("/v1/apps/{app}/{version}", s.handle(s.uploadBundle))
 			limited.Put("/v1/apps/{app}/{version}/tree", s.handle(s.putTree))
 			limited.Post("/v1/objects", s.handle(s.putObjects))
-			r.Get("/v1/bundles/{sha}", s.handle(s.getBundleBytes))
-			r.Get("/v1/objects/{sha}", s.handle(s.getObject))
-			r.Post("/v1/objects/fetch", s.handle(s.fetchObjects))
 			// It waits for the release to reach enough nodes.
-			r.With(s.limitBody).Post("/v1/apps/{app}/{version}/commit", s.handle(s.commitRelease))
+			r.With(deploy, s.limitBody).Post("/v1/apps/{app}/{version}/commit", s.handle(s.commitRelease))
+			// Between nodes.
+			peer := r.With(require(model.PermPeer, s.writeError))
+			peer.Get("/v1/bundles/{sha}", s.handle(s.getBundleBytes))
+			peer.Get("/v1/objects/{sha}", s.handle(s.getObject))
+			peer.Post("/v1/objects/fetch", s.handle(s.fetchObjects))
 		}
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(opts.Auth.Middleware(s.writeError), s.limitBody)
 		if opts.Metrics != nil {
-			r.Handle("/metrics", opts.Metrics)
+			r.With(read).Handle("/metrics", opts.Metrics)
 		}
-		r.Get("/v1/apps", s.handle(s.listBundles))
-		r.Get("/v1/apps/{app}", s.handle(s.listBundles))
-		r.Get("/v1/apps/{app}/{version}", s.handle(s.getBundle))
-		r.Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
-		r.Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
+		r.With(read).Get("/v1/apps", s.handle(s.listBundles))
+		r.With(read).Get("/v1/apps/{app}", s.handle(s.listBundles))
+		r.With(read).Get("/v1/apps/{app}/{version}", s.handle(s.getBundle))
+		r.With(admin).Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
+		r.With(deploy).Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
+		r.With(deploy).Post("/v1/sites/{domain}/rollback", s.handle(s.rollback))
 		if opts.Certificates != nil {
-			r.Get("/v1/certificates", s.handle(s.listCertificates))
-			r.Post("/v1/certificates", s.handle(s.importCertificate))
-			r.Get("/v1/certificates/{id}", s.handle(s.getCertificate))
-			r.Delete("/v1/certificates/{id}", s.handle(s.deleteCertificate))
+			r.With(read).Get("/v1/certificates", s.handle(s.listCertificates))
+			r.With(admin).Post("/v1/certificates", s.handle(s.importCertificate))
+			r.With(read).Get("/v1/certificates/{id}", s.handle(s.getCertificate))
+			r.With(admin).Delete("/v1/certificates/{id}", s.handle(s.deleteCertificate))
 		}
-		r.Post("/v1/sites/{domain}/rollback", s.handle(s.rollback))
-		r.Get("/v1/status", s.handle(s.getStatus))
-		r.Get("/v1/status/preview", s.handle(s.getPreview))
-		r.Get("/v1/cluster", s.handle(s.getCluster))
-		r.Get("/v1/sites", s.handle(s.listSites))
-		r.Get("/v1/sites/{domain}", s.handle(s.getSite))
-		r.Put("/v1/sites/{domain}", s.handle(s.putSite))
-		r.Delete("/v1/sites/{domain}", s.handle(s.deleteSite))
-		r.Get("/v1/state", s.handle(s.getState))
-		r.Put("/v1/state", s.handle(s.putState))
+		r.With(read).Get("/v1/status", s.handle(s.getStatus))
+		r.With(read).Get("/v1/status/preview", s.handle(s.getPreview))
+		r.With(read).Get("/v1/cluster", s.handle(s.getCluster))
+		r.With(read).Get("/v1/sites", s.handle(s.listSites))
+		r.With(read).Get("/v1/sites/{domain}", s.handle(s.getSite))
+		r.With(admin).Put("/v1/sites/{domain}", s.handle(s.putSite))
+		r.With(admin).Delete("/v1/sites/{domain}", s.handle(s.deleteSite))
+		r.With(admin).Get("/v1/state", s.handle(s.getState))
+		r.With(admin).Put("/v1/state", s.handle(s.putState))
+		if opts.Tokens != nil {
+			r.With(admin).Post("/v1/tokens", s.handle(s.createToken))
+			r.With(admin).Get("/v1/tokens", s.handle(s.listTokens))
+			r.With(admin).Delete("/v1/tokens/{id}", s.handle(s.revokeToken))
+		}
+		if opts.Audit != nil {
+			r.With(admin).Get("/v1/audit", s.handle(s.listAudit))
+		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, httpError(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -275,6 +291,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Detail = http.StatusInternalServerError, "internal error; see the node's log"
 	}
 	p.Title = http.StatusText(p.Status)
+	if rec, ok := r.Context().Value(auditKey{}).(*auditEntry); ok {
+		rec.err = p.Detail
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -83,4 +84,23 @@ func Collectable(snap *state.Snapshot, keep int) []state.Bundle {
 	}
 	slices.SortFunc(out, func(a, b state.Bundle) int { return strings.Compare(a.Ref(), b.Ref()) })
 	return out
+}
+
+// AuditTrimmer returns the leader task that keeps the audit trail
+// bounded: every interval it removes the entries older than maxAge and all
+// but the newest keep, fenced by the leadership.
+func AuditTrimmer(store *state.Store, keep int, maxAge, interval time.Duration, log *slog.Logger) LeaderTask {
+	return func(ctx context.Context, f Fence) error {
+		for {
+			if err := store.TrimAudit(ctx, keep, maxAge, f.Guard()); err != nil && ctx.Err() == nil {
+				if errors.Is(err, state.ErrFenceLost) {
+					return err
+				}
+				log.Warn("could not trim the audit trail", "err", err)
+			}
+			if !ctxutil.Sleep(ctx, interval) {
+				return nil
+			}
+		}
+	}
 }

@@ -55,6 +55,11 @@ type MemberOptions struct {
 	// Record returns the node's current status; Member fills in the
 	// identity and leadership fields.
 	Record func() NodeRecord
+	// CredentialHash, when set, is the SHA-256 (hex) of the credential the
+	// node presents to its peers: registered under
+	// <prefix>/auth/nodes/<name> on the node's lease, it dies with the
+	// node's record.
+	CredentialHash string
 	// Changed, if set, signals that the record changed (the node serves a
 	// new state): each signal publishes it at once, as Notify does.
 	Changed <-chan struct{}
@@ -218,11 +223,15 @@ func (m *Member) register(ctx context.Context, sess *concurrency.Session) error 
 		return err
 	}
 	key := m.nodeKey()
+	puts := []clientv3.Op{clientv3.OpPut(key, val, clientv3.WithLease(sess.Lease())), clientv3.OpPut(m.memberKey(), val)}
+	if m.opts.CredentialHash != "" {
+		puts = append(puts, clientv3.OpPut(m.opts.Keys.NodeCredentials()+m.opts.Name, m.opts.CredentialHash, clientv3.WithLease(sess.Lease())))
+	}
 	rctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
 	defer cancel()
 	resp, err := m.opts.Client.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, val, clientv3.WithLease(sess.Lease())), clientv3.OpPut(m.memberKey(), val)).
+		Then(puts...).
 		Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
@@ -237,7 +246,7 @@ func (m *Member) register(ctx context.Context, sess *concurrency.Session) error 
 	// Our own record from before a restart: take it over.
 	resp, err = m.opts.Client.Txn(rctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-		Then(clientv3.OpPut(key, val, clientv3.WithLease(sess.Lease())), clientv3.OpPut(m.memberKey(), val)).Commit()
+		Then(puts...).Commit()
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
 	}

@@ -128,6 +128,16 @@ func (k Keys) Leader() string { return k.Prefix + "/leader/" }
 // Tokens is the prefix of the API token hashes every node accepts.
 func (k Keys) Tokens() string { return k.Prefix + "/auth/tokens/" }
 
+// NodeCredentials is the prefix of the nodes' credentials towards their
+// peers: <prefix>/auth/nodes/<name> holds the hash of the node's
+// credential, on the node's lease.
+func (k Keys) NodeCredentials() string { return k.Prefix + "/auth/nodes/" }
+
+// TokenUsage is the prefix of when each token was last used, by ID; kept
+// apart from the tokens so that noting a use does not wake every node's
+// watch of them.
+func (k Keys) TokenUsage() string { return k.Prefix + "/usage/tokens/" }
+
 // ACMECache is the prefix of the ACME client's cache (account key,
 // certificates, challenge tokens); ACMEStatus that of the leader's
 // issuance status per name. Both are outside state/: writing them does

@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"tls":             {"cluster", "state"},
 	"node":            {"webserver", "tls", "deploy/manifest", "state"},
 	"api/client":      {"model"},
-	"api":             {"api/client", "deploy", "tls", "state"},
+	"api":             {"api/client", "deploy", "tls", "state", "model"},
 }
 
 // etcdUsers are the only packages whose code imports the etcd client.

@@ -103,6 +103,10 @@ type APIConfig struct {
 	RequestTimeout       time.Duration `mapstructure:"requestTimeout"`
 	UploadTimeout        time.Duration `mapstructure:"uploadTimeout"`
 	MaxConcurrentUploads int           `mapstructure:"maxConcurrentUploads"`
+	// The audit trail keeps at most AuditKeep entries, none older than
+	// AuditMaxAge.
+	AuditKeep   int           `mapstructure:"auditKeep"`
+	AuditMaxAge time.Duration `mapstructure:"auditMaxAge"`
 }
 
 // WebConfig configures what nginx listens on and how it is run.
@@ -205,7 +209,7 @@ func Default() Config {
 			},
 		},
 		API: APIConfig{Listen: "127.0.0.1:7070", MaxBodyBytes: 8 << 20, IdleTimeout: 30 * time.Second, RequestTimeout: 60 * time.Second,
-			UploadTimeout: 30 * time.Minute, MaxConcurrentUploads: 16},
+			UploadTimeout: 30 * time.Minute, MaxConcurrentUploads: 16, AuditKeep: 10000, AuditMaxAge: 90 * 24 * time.Hour},
 		Web: WebConfig{
 			HTTPListen:  ":8080",
 			HTTPSListen: ":8443",
@@ -377,6 +381,9 @@ func (c *Config) Validate() error {
 		if d < time.Second {
 			errs = append(errs, fmt.Errorf("%s %s: must be at least 1s", key, d))
 		}
+	}
+	if c.API.AuditKeep < 1 || c.API.AuditMaxAge < time.Hour {
+		errs = append(errs, fmt.Errorf("api.auditKeep %d and api.auditMaxAge %s: keep at least 1 entry, for at least 1h", c.API.AuditKeep, c.API.AuditMaxAge))
 	}
 	if c.API.MaxConcurrentUploads < 1 {
 		errs = append(errs, fmt.Errorf("api.maxConcurrentUploads %d: must be at least 1", c.API.MaxConcurrentUploads))

@@ -86,6 +86,7 @@ type parts struct {
 	web    *webserver.Server
 	node   *node.Node
 	auth   *api.Auth
+	audit  *api.Auditor
 	member *cluster.Member
 	etcd   *cluster.Etcd
 	srv    *http.Server
@@ -126,7 +127,11 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if err != nil {
 		return nil, fmt.Errorf("bundle store: %w", err)
 	}
-	bundles := bundleService(cfg, local, store, etcd, token)
+	credential, err := newCredential()
+	if err != nil {
+		return nil, err
+	}
+	bundles := bundleService(cfg, local, store, etcd, credential)
 	mirror := state.NewMirror(store, log.With("component", "state"))
 	nopts := nodeOptions(cfg, mirror, web, local, bundles, placeholder, sealer, log)
 	passes := newPassHistogram()
@@ -153,7 +158,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	}
 	self := &localStatus{name: cfg.NodeName, api: cfg.AdvertisedAPI(), node: n, web: web}
 	compactions := &cluster.CompactStats{}
-	member, err := newMember(cfg, etcd, store, mirror, self.record, applied, sealer, acmeTransport, compactions, log)
+	member, err := newMember(cfg, etcd, store, mirror, self.record, applied, sealer, acmeTransport, compactions, state.HashToken(credential), log)
 	if err != nil {
 		return nil, err
 	}
@@ -162,18 +167,20 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	}
 	status := &statusAdapter{local: self, member: member, etcd: etcd, keys: store.Keys(), timeout: store.Timeout()}
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
+	auditor := api.NewAuditor(store, log.With("component", "audit"))
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: sftls.ChallengeHandler(store, sealer, mirror, log.With("component", "acme")),
-		MaxBodyBytes:  cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
+		Tokens:        store, Audit: auditor,
+		MaxBodyBytes: cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
 		Metrics: metricsHandler(status, n.AppliedCertificates, passes, etcdCollector{etcd: etcd, compactions: compactions, timeout: store.Timeout()}), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	srv := api.NewServer(handler, cfg.API.IdleTimeout, log)
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, srv: srv}, nil
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, srv: srv}, nil
 }
 
 func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -203,6 +210,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	g.Go(func() error { return p.mirror.Run(gctx) })
 	g.Go(func() error { return p.node.Run(gctx) })
 	g.Go(func() error { return p.auth.Run(gctx) })
+	g.Go(func() error { return p.audit.Run(gctx) })
 	g.Go(func() error { return p.member.Run(gctx) })
 	g.Go(func() error {
 		p.etcd.MaintainEmbedded(gctx, p.cfg.Cluster.CompactInterval, p.log.With("component", "etcd"))
@@ -213,7 +221,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	return g.Wait()
 }
 
-func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, compactions *cluster.CompactStats, log *slog.Logger) (*cluster.Member, error) {
+func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror *state.Mirror, record func() cluster.NodeRecord, changed <-chan struct{}, sealer *sftls.Sealer, acmeTransport http.RoundTripper, compactions *cluster.CompactStats, credentialHash string, log *slog.Logger) (*cluster.Member, error) {
 	id, err := ensureNodeID(filepath.Join(cfg.DataDir, "node-id"))
 	if err != nil {
 		return nil, err
@@ -229,10 +237,12 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 		PublishInterval:    cfg.Cluster.PublishInterval,
 		DisallowLeadership: cfg.DisallowLeadership,
 		Record:             record,
+		CredentialHash:     credentialHash,
 		Changed:            changed,
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
+			cluster.AuditTrimmer(store, cfg.API.AuditKeep, cfg.API.AuditMaxAge, time.Minute, log.With("component", "audit")),
 			cluster.Compactor(etcd.Client, store.Keys(), cfg.Cluster.CompactInterval, cfg.Cluster.CompactRetention, store.Timeout(), compactions, log.With("component", "compaction")),
 			sftls.SelfSignedIssuer(tlsOpts),
 			sftls.DHParamsGenerator(tlsOpts),

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,4 +67,14 @@ func clusterKey(cfg config.Config) (string, error) {
 		return "", fmt.Errorf("store cluster key: %w", err)
 	}
 	return key, nil
+}
+
+// newCredential returns a random credential for this node's requests to
+// its peers; it lives as long as the process (and its lease).
+func newCredential() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("node credential: %w", err)
+	}
+	return "sfn_" + base64.RawURLEncoding.EncodeToString(raw), nil
 }
