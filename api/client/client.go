@@ -5,6 +5,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,19 @@ type Client struct {
 // that authenticates with token.
 func New(baseURL, token string) *Client {
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}
+}
+
+// WithTLS returns a copy of c that uses cfg for HTTPS (trusted roots, a
+// client certificate).
+func (c *Client) WithTLS(cfg *tls.Config) *Client {
+	if cfg == nil {
+		return c
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	cp := *c
+	cp.http = &http.Client{Timeout: c.http.Timeout, Transport: tr}
+	return &cp
 }
 
 // Error is an error answer of the API.

@@ -42,6 +42,8 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 type clientFlags struct {
 	server string
 	token  string
+	// TLS to the API: a CA to trust, and a client certificate.
+	caCert, cert, key string
 	output string
 }
 
@@ -49,12 +51,16 @@ func (f *clientFlags) register(root *cobra.Command) {
 	p := root.PersistentFlags()
 	p.StringVar(&f.server, "server", os.Getenv("SITEFLEET_SERVER"), "API URL of any node (env SITEFLEET_SERVER; default: the local node's api.listen)")
 	p.StringVar(&f.token, "token", os.Getenv("SITEFLEET_TOKEN"), "API token (env SITEFLEET_TOKEN; default: the local node's <dataDir>/admin.token)")
+	p.StringVar(&f.caCert, "cacert", os.Getenv("SITEFLEET_CACERT"), "PEM file of a CA to trust for an https API, besides the system's (env SITEFLEET_CACERT; default: the local node's api.tls.ca)")
+	p.StringVar(&f.cert, "cert", os.Getenv("SITEFLEET_CERT"), "PEM client certificate, for an API that requires one (env SITEFLEET_CERT)")
+	p.StringVar(&f.key, "key", os.Getenv("SITEFLEET_KEY"), "PEM key of --cert (env SITEFLEET_KEY)")
 }
 
 // client returns an API client for the node the flags name, defaulting to
 // the local node as its configuration describes it.
 func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 	server, token := f.server, f.token
+	tlsFiles := config.APITLSConfig{CA: f.caCert, Certificate: f.cert, Key: f.key}
 	if server == "" || token == "" {
 		path, _ := cmd.Flags().GetString("config")
 		cfg, err := config.Load(viper.New(), path)
@@ -62,7 +68,13 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 			return nil, fmt.Errorf("find the local node (set --server and --token to talk to another): %w", err)
 		}
 		if server == "" {
-			server = config.LocalURL(cfg.API.Listen)
+			server = cfg.LocalAPI()
+			if tlsFiles.CA == "" {
+				tlsFiles.CA = cfg.API.TLS.CA
+			}
+			if tlsFiles.Certificate == "" && cfg.API.TLS.ClientCA != "" {
+				tlsFiles.Certificate, tlsFiles.Key = cfg.API.TLS.Certificate, cfg.API.TLS.Key
+			}
 		}
 		if token == "" {
 			b, err := os.ReadFile(cfg.TokenPath())
@@ -75,7 +87,14 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
 	}
-	return client.New(server, token), nil
+	if (tlsFiles.Certificate == "") != (tlsFiles.Key == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	tlsCfg, err := tlsFiles.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(server, token).WithTLS(tlsCfg), nil
 }
 
 // addOutputFlag adds -o table|json.

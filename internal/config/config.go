@@ -107,6 +107,8 @@ type APIConfig struct {
 	// AuditMaxAge.
 	AuditKeep   int           `mapstructure:"auditKeep"`
 	AuditMaxAge time.Duration `mapstructure:"auditMaxAge"`
+	// TLS turns on HTTPS for the API.
+	TLS APITLSConfig `mapstructure:"tls"`
 }
 
 // WebConfig configures what nginx listens on and how it is run.
@@ -385,6 +387,9 @@ func (c *Config) Validate() error {
 	if c.API.AuditKeep < 1 || c.API.AuditMaxAge < time.Hour {
 		errs = append(errs, fmt.Errorf("api.auditKeep %d and api.auditMaxAge %s: keep at least 1 entry, for at least 1h", c.API.AuditKeep, c.API.AuditMaxAge))
 	}
+	if err := c.API.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.API.MaxConcurrentUploads < 1 {
 		errs = append(errs, fmt.Errorf("api.maxConcurrentUploads %d: must be at least 1", c.API.MaxConcurrentUploads))
 	}
@@ -501,7 +506,17 @@ func (c *Config) AdvertisedAPI() string {
 	if c.API.Advertise != "" {
 		return c.API.Advertise
 	}
-	return LocalURL(c.API.Listen)
+	return c.LocalAPI()
+}
+
+// LocalAPI is the URL at which this host reaches the node's API:
+// LocalURL, with https when the API serves TLS.
+func (c *Config) LocalAPI() string {
+	u := LocalURL(c.API.Listen)
+	if c.API.TLS.Enabled() {
+		u = "https://" + strings.TrimPrefix(u, "http://")
+	}
+	return u
 }
 
 // SecretsKeyPath is where a node keeps the cluster key it generated.

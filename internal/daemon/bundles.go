@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ import (
 
 // bundleService is the node's deploy.Service: the local bundle store tied
 // to the bundle records, the fleet's view and its peers' APIs.
-func bundleService(cfg config.Config, local *deploy.Store, store *state.Store, etcd *cluster.Etcd, token string) *deploy.Service {
+func bundleService(cfg config.Config, local *deploy.Store, store *state.Store, etcd *cluster.Etcd, credential string, peerTLS *tls.Config) *deploy.Service {
 	return &deploy.Service{
 		Local: local, Records: store, Holders: store,
 		Fleet: fleetView{etcd: etcd, store: store},
@@ -27,23 +28,31 @@ func bundleService(cfg config.Config, local *deploy.Store, store *state.Store, e
 			MinReplicas: cfg.Bundles.MinReplicas, ReplicationTimeout: cfg.Bundles.ReplicationTimeout,
 		},
 		CheckTree: node.CheckTree,
-		Peers:     peerAPI{token: token},
+		Peers:     peerAPI{token: credential, tls: peerTLS},
 	}
 }
 
-// peerAPI reaches other nodes' APIs with this node's token.
-type peerAPI struct{ token string }
+// peerAPI reaches other nodes' APIs with this node's credential, over
+// HTTPS (with this node's certificate) where they advertise it.
+type peerAPI struct {
+	token string
+	tls   *tls.Config
+}
+
+func (p peerAPI) client(apiURL string) *client.Client {
+	return client.New(apiURL, p.token).WithTLS(p.tls)
+}
 
 func (p peerAPI) FetchObject(ctx context.Context, apiURL, sha string, w io.Writer) error {
-	return notFound(client.New(apiURL, p.token).FetchObject(ctx, sha, w))
+	return notFound(p.client(apiURL).FetchObject(ctx, sha, w))
 }
 
 func (p peerAPI) FetchObjects(ctx context.Context, apiURL string, shas []string, read func(io.Reader) error) error {
-	return notFound(client.New(apiURL, p.token).FetchObjects(ctx, shas, read))
+	return notFound(p.client(apiURL).FetchObjects(ctx, shas, read))
 }
 
 func (p peerAPI) FetchArchive(ctx context.Context, apiURL, sha string, w io.Writer) error {
-	return notFound(client.New(apiURL, p.token).FetchBundle(ctx, sha, w))
+	return notFound(p.client(apiURL).FetchBundle(ctx, sha, w))
 }
 
 // notFound makes a peer's 404 match deploy.ErrNotFound.

@@ -55,6 +55,18 @@ func nodeConfig(t testing.TB, endpoint string) config.Config {
 // API answers.
 func startNode(t testing.TB, cfg config.Config) *testNode {
 	t.Helper()
+	n := startNodeNoWait(t, cfg)
+	n.api = client.New("http://"+cfg.API.Listen, n.waitToken())
+	n.eventually("API answers", 30*time.Second, func() error {
+		_, err := http.Get("http://" + cfg.API.Listen + "/healthz")
+		return err
+	})
+	return n
+}
+
+// startNodeNoWait runs a node with cfg until the test ends.
+func startNodeNoWait(t testing.TB, cfg config.Config) *testNode {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &testutil.LockedBuffer{}}
 	log := slog.New(slog.NewMultiHandler(
@@ -63,11 +75,6 @@ func startNode(t testing.TB, cfg config.Config) *testNode {
 	))
 	go func() { n.done <- Run(ctx, cfg, log) }()
 	t.Cleanup(n.stop)
-	n.api = client.New("http://"+cfg.API.Listen, n.waitToken())
-	n.eventually("API answers", 30*time.Second, func() error {
-		_, err := http.Get("http://" + cfg.API.Listen + "/healthz")
-		return err
-	})
 	return n
 }
 

@@ -90,11 +90,14 @@ type parts struct {
 	member *cluster.Member
 	etcd   *cluster.Etcd
 	srv    *http.Server
+	// acmeSrv answers ACME challenges on acmeLn when the API serves TLS.
+	acmeSrv *http.Server
+	acmeLn  net.Listener
 }
 
 // assemble builds every part of a node; it starts nothing but checks that
 // the node's name is free in the fleet.
-func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *slog.Logger) (*parts, error) {
+func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *slog.Logger) (_ *parts, err error) {
 	token, err := ensureToken(cfg.TokenPath())
 	if err != nil {
 		return nil, err
@@ -131,9 +134,33 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if err != nil {
 		return nil, err
 	}
-	bundles := bundleService(cfg, local, store, etcd, credential)
+	peerTLS, err := cfg.API.TLS.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	serverTLS, err := cfg.API.TLS.ServerTLS()
+	if err != nil {
+		return nil, err
+	}
+	bundles := bundleService(cfg, local, store, etcd, credential, peerTLS)
 	mirror := state.NewMirror(store, log.With("component", "state"))
 	nopts := nodeOptions(cfg, mirror, web, local, bundles, placeholder, sealer, log)
+	challenges := sftls.ChallengeHandler(store, sealer, mirror, log.With("component", "acme"))
+	// nginx passes ACME challenges to the API; to an HTTPS API (which may
+	// require client certificates) it passes them to a plain listener of
+	// their own on loopback instead.
+	var acmeLn net.Listener
+	if serverTLS != nil {
+		if acmeLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("acme challenge listener: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				acmeLn.Close()
+			}
+		}()
+		nopts.ACMEUpstream = acmeLn.Addr().String()
+	}
 	passes := newPassHistogram()
 	nopts.OnPass = observePass(passes)
 	// The node serves a new state: the member publishes the record at once
@@ -171,7 +198,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
-		ACMEChallenge: sftls.ChallengeHandler(store, sealer, mirror, log.With("component", "acme")),
+		ACMEChallenge: challenges,
 		Tokens:        store, Audit: auditor,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
 		Metrics: metricsHandler(status, n.AppliedCertificates, passes, etcdCollector{etcd: etcd, compactions: compactions, timeout: store.Timeout()}), Logger: log.With("component", "api"),
@@ -180,7 +207,14 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		return nil, err
 	}
 	srv := api.NewServer(handler, cfg.API.IdleTimeout, log)
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, srv: srv}, nil
+	srv.TLSConfig = serverTLS
+	var acmeSrv *http.Server
+	if acmeLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/.well-known/acme-challenge/", challenges)
+		acmeSrv = api.NewServer(http.TimeoutHandler(mux, api.DefaultRequestTimeout, "timed out"), cfg.API.IdleTimeout, log)
+	}
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn}, nil
 }
 
 func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -218,6 +252,9 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	})
 	g.Go(func() error { registerToken(gctx, p.store, p.token, p.cfg.NodeName, p.log); return nil })
 	g.Go(func() error { return serveAPI(gctx, p.srv, apiLn) })
+	if p.acmeLn != nil {
+		g.Go(func() error { return serveAPI(gctx, p.acmeSrv, p.acmeLn) })
+	}
 	return g.Wait()
 }
 
@@ -372,7 +409,13 @@ func webOptions(cfg config.Config, log *slog.Logger) webserver.Options {
 // serveAPI serves until ctx ends, then shuts down gracefully.
 func serveAPI(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // certificates come from TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api server: %w", err)
