@@ -44,7 +44,7 @@ type clientFlags struct {
 	token  string
 	// TLS to the API: a CA to trust, and a client certificate.
 	caCert, cert, key string
-	output string
+	output            string
 }
 
 func (f *clientFlags) register(root *cobra.Command) {
