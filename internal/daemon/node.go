@@ -41,6 +41,11 @@ var Version = "dev"
 // Run runs a node until ctx ends: the etcd connection, nginx, the
 // reconciler and the API. It returns when all of them have stopped.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	workers, err := workerIdentity(cfg.Web.Nginx.User, log)
+	if err != nil {
+		return err
+	}
+	cfg.Web.Nginx.User = workers
 	if err := prepareDataDir(cfg.DataDir, cfg.Web.Nginx.User); err != nil {
 		return err
 	}
