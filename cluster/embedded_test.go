@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -185,5 +186,43 @@ func TestEmbeddedEtcdUpgradesFromPlainHTTP(t *testing.T) {
 	}
 	if _, err := e.Client.Put(context.Background(), "/new", "yes"); err != nil {
 		t.Fatalf("a write after the upgrade: %v", err)
+	}
+}
+
+// The embedded member is defragmented once compaction has freed much of
+// its file, and only then.
+func TestEmbeddedDefragmentsWhenWorthwhile(t *testing.T) {
+	e, _ := openEmbedded(t, filepath.Join(t.TempDir(), "etcd"))
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := e.defragIfWorthwhile(ctx, log); err != nil || e.Defrags() != 0 {
+		t.Fatalf("a new member was defragmented: %d %v", e.Defrags(), err)
+	}
+	value := strings.Repeat("x", 1<<20)
+	for i := range 48 {
+		if _, err := e.Client.Put(ctx, fmt.Sprintf("/big/%d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := e.Client.Delete(ctx, "/big/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.defragIfWorthwhile(ctx, log); err != nil || e.Defrags() != 1 {
+		t.Fatalf("after freeing %d bytes: %d defragmentations, %v", before.DBSize-before.DBSizeInUse, e.Defrags(), err)
+	}
+	after, err := e.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.DBSize >= before.DBSize/2 || after.Quota != defaultQuota {
+		t.Fatalf("database %d -> %d bytes, quota %d", before.DBSize, after.DBSize, after.Quota)
 	}
 }
