@@ -290,3 +290,38 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("the refused change: %+v", l.Entries[2])
 	}
 }
+
+// token create prints the token once; token list, token revoke and audit
+// work from the CLI.
+func TestTokenAndAuditCLI(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	out, err := n.cli("token", "create", "--role", "deploy", "--sites", "*.ci.test", "--expires", "7d", "--label", "ci", "-o", "json")
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	var created client.CreatedToken
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Secret == "" || created.Role != model.RoleDeploy {
+		t.Fatalf("token create -o json: %v\n%s", err, out)
+	}
+	out, err = n.cli("token", "list")
+	if err != nil || !strings.Contains(out, created.ID) || !strings.Contains(out, "*.ci.test") || strings.Contains(out, created.Secret) {
+		t.Fatalf("token list: %v\n%s", err, out)
+	}
+	if out, err = n.cli("token", "revoke", created.ID); err != nil {
+		t.Fatalf("token revoke: %v\n%s", err, out)
+	}
+	if out, err := n.cli("token", "create", "--role", "superuser"); err == nil || !strings.Contains(err.Error(), "must be one of read, deploy, admin") {
+		t.Fatalf("token create with a bad role: %v\n%s", err, out)
+	}
+	n.eventually("the audit trail shows the revocation", 10*time.Second, func() error {
+		out, err := n.cli("audit", "--since", "1h")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "DELETE /v1/tokens/{id}") || !strings.Contains(out, "id="+created.ID) {
+			return fmt.Errorf("%s", out)
+		}
+		return nil
+	})
+}
