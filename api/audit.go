@@ -88,34 +88,29 @@ func (a *Auditor) Run(ctx context.Context) error {
 		}
 		batch = batch[:0]
 	}
+	// take moves queued entries into the batch, up to max of them.
+	take := func(max int) {
+		for len(batch) < max {
+			select {
+			case e := <-a.queue:
+				batch = append(batch, e)
+			default:
+				return
+			}
+		}
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case e := <-a.queue:
 			batch = append(batch, e)
-			for len(batch) < 64 {
-				select {
-				case e := <-a.queue:
-					batch = append(batch, e)
-					continue
-				default:
-				}
-				break
-			}
+			take(64)
 			write(ctx)
 		case <-t.C:
 			write(ctx)
 		case <-ctx.Done():
-			for {
-				select {
-				case e := <-a.queue:
-					batch = append(batch, e)
-					continue
-				default:
-				}
-				break
-			}
+			take(auditQueue)
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 			write(fctx)
 			cancel()

@@ -23,8 +23,8 @@ func (k Keys) auditKey(at time.Time, node string, n int) string {
 	return fmt.Sprintf("%s%020d-%s-%d", k.Audit(), at.UnixNano(), node, n)
 }
 
-// AppendAudit adds entries to the audit trail, as few transactions as the
-// server's limit allows.
+// AppendAudit adds entries to the audit trail, in as few transactions as
+// the server's limits allow.
 func (s *Store) AppendAudit(ctx context.Context, entries []AuditEntry) error {
 	ops := make([]clientv3.Op, 0, len(entries))
 	for i, e := range entries {
@@ -34,17 +34,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []AuditEntry) error {
 		}
 		ops = append(ops, clientv3.OpPut(s.keys.auditKey(e.Time, e.Node, i), val))
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), s.maxOps)
-		rctx, cancel := s.ctx(ctx)
-		_, err := s.cli.Txn(rctx).Then(ops[:n]...).Commit()
-		cancel()
-		if err != nil {
-			return s.wrap(ctx, "record audit entries", err)
-		}
-		ops = ops[n:]
-	}
-	return nil
+	return s.commitInChunks(ctx, "record audit entries", ops)
 }
 
 // ListAudit returns up to limit entries of the audit trail at or after

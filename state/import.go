@@ -330,6 +330,20 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
+// commitInChunks commits ops, which need not be atomic together, in as
+// few unconditional transactions as the server's limits allow.
+func (s *Store) commitInChunks(ctx context.Context, what string, ops []clientv3.Op) error {
+	for _, chunk := range chunkOps(ops, s.maxOps, maxTxnBytes) {
+		rctx, cancel := s.ctx(ctx)
+		_, err := s.cli.Txn(rctx).Then(chunk...).Commit()
+		cancel()
+		if err != nil {
+			return s.wrap(ctx, what, err)
+		}
+	}
+	return nil
+}
+
 // chunkOps splits ops into groups of at most n operations and about
 // maxBytes of keys and values each.
 func chunkOps(ops []clientv3.Op, n, maxBytes int) [][]clientv3.Op {

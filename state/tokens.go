@@ -156,17 +156,7 @@ func (s *Store) NoteTokensUsed(ctx context.Context, used map[string]time.Time) e
 	for id, at := range used {
 		ops = append(ops, clientv3.OpPut(s.keys.TokenUsage()+id, at.UTC().Format(time.RFC3339)))
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), s.maxOps)
-		rctx, cancel := s.ctx(ctx)
-		_, err := s.cli.Txn(rctx).Then(ops[:n]...).Commit()
-		cancel()
-		if err != nil {
-			return s.wrap(ctx, "note token use", err)
-		}
-		ops = ops[n:]
-	}
-	return nil
+	return s.commitInChunks(ctx, "note token use", ops)
 }
 
 // WatchAuth returns a channel that receives a value after each change to
