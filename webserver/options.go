@@ -242,7 +242,7 @@ func (o Options) pidFile() string  { return filepath.Join(o.Prefix, "run", "ngin
 // that workers running as Options.User can traverse it.
 func (o Options) prepareDirs() error {
 	for _, d := range []string{o.Prefix, o.genDir(), filepath.Dir(o.pidFile()),
-		filepath.Join(o.Prefix, "logs"), filepath.Join(o.Prefix, "tmp")} {
+		filepath.Join(o.Prefix, "logs"), filepath.Join(o.Prefix, "tmp"), filepath.Join(o.Prefix, healthDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

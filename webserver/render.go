@@ -421,6 +421,37 @@ func hiddenLocations(indent string) string {
 		indent + "location ~ \"/\\\\.(?!well-known/)\" {\n" + indent + "    return 404;\n" + indent + "}\n"
 }
 
+// HealthPath is the path that answers, on every host and port nginx
+// serves, whether the node is ready for traffic: 200 "ready" while it
+// is, 503 "not ready" otherwise (before its first state is served, and
+// while it drains). It needs no token: it is for load balancers and
+// traffic managers that probe the serving port.
+const HealthPath = "/.well-known/sitefleet/ready"
+
+// healthDir is where the ready file is kept, relative to the prefix (as
+// nginx resolves a relative root).
+const healthDir = "health"
+
+// healthLocations answer HealthPath from the ready file that SetReady
+// writes and removes. The exact match wins over every other location.
+func healthLocations(indent string) string {
+	return indent + "location = " + HealthPath + " {\n" +
+		indent + "    access_log off;\n" +
+		indent + "    root " + healthDir + ";\n" +
+		indent + "    types { }\n" +
+		indent + "    default_type text/plain;\n" +
+		indent + "    add_header Cache-Control \"no-store\" always;\n" +
+		indent + "    try_files /ready @sf_not_ready;\n" +
+		indent + "}\n" +
+		indent + "location @sf_not_ready {\n" +
+		indent + "    access_log off;\n" +
+		indent + "    types { }\n" +
+		indent + "    default_type text/plain;\n" +
+		indent + "    add_header Cache-Control \"no-store\" always;\n" +
+		indent + "    return 503 \"not ready\\n\";\n" +
+		indent + "}\n"
+}
+
 // catchAllServer serves every site over HTTP from <Prefix>/hosts/$host,
 // except the hosts that may redirect, which specialServer names.
 var catchAllServer = `
@@ -514,7 +545,7 @@ func catchAllBody(redirects bool) string {
             # Clean URLs: /about serves about.html.
             try_files $uri.html $uri/ @sf_missing;
         }
-` + hiddenLocations("        ") + `        location ^~ /.well-known/acme-challenge/ {
+` + hiddenLocations("        ") + healthLocations("        ") + `        location ^~ /.well-known/acme-challenge/ {
 @ACME@        }
         location @sf_missing {
             types { }

@@ -195,7 +195,7 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	fmt.Fprintf(&b, "    server_name %s;\n", strings.Join(names, " "))
 	fmt.Fprintf(&b, "    root %s;\n    index index.html;\n    set $sf_404_page /404.html;\n    error_page 404 $sf_404_page;\n", root)
 	b.WriteString("    add_header Strict-Transport-Security $sf_hsts always;\n")
-	b.WriteString(hiddenLocations("    "))
+	b.WriteString(hiddenLocations("    ") + healthLocations("    "))
 	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
 		return "", err
 	}

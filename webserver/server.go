@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sitefleet/sitefleet/internal/fsutil"
 )
 
 // Server owns one nginx prefix: it renders, stages, tests and swaps
@@ -243,4 +245,21 @@ func (s *Server) setStartError(err error) {
 // markReady lets Run start nginx once a generation is known good.
 func (s *Server) markReady() {
 	s.readyOne.Do(func() { close(s.ready) })
+}
+
+// SetReady makes HealthPath answer 200 (ready) or 503 (not ready) on
+// every host, by writing or removing the ready file; nginx needs no
+// reload for it.
+func (s *Server) SetReady(ready bool) error {
+	path := filepath.Join(s.opts.Prefix, healthDir, "ready")
+	if !ready {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("health: %w", err)
+		}
+		return nil
+	}
+	if err := fsutil.WriteFileAtomic(path, []byte("ready\n"), 0o644); err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	return nil
 }
