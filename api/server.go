@@ -348,6 +348,8 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func notReadyReason(st client.NodeStatus) string {
 	switch {
+	case st.Draining:
+		return "draining: the node is stopping and still serves while balancers take it out of rotation"
 	case st.AppliedAt == nil:
 		return "no state applied yet"
 	case !st.Nginx.Running:

@@ -16,8 +16,12 @@ type NodeStatus struct {
 	// RegistryError says why the node is not registered in the fleet, if
 	// it is not (etcd unreachable, or its name taken by another node).
 	RegistryError string `json:"registryError,omitempty"`
-	// Ready is true once nginx serves an applied state (see /readyz).
+	// Ready is true once nginx serves an applied state (see /readyz), and
+	// false again while the node drains before it stops.
 	Ready bool `json:"ready"`
+	// Draining is true once the node was asked to stop: it still serves,
+	// but its readiness checks fail.
+	Draining bool `json:"draining,omitempty"`
 	// AppliedRevision is the state revision nginx serves.
 	AppliedRevision int64      `json:"appliedRevision"`
 	AppliedAt       *time.Time `json:"appliedAt,omitempty"`

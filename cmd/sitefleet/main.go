@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sitefleet/sitefleet/internal/cli"
@@ -23,10 +24,32 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// drain is closed at the first SIGTERM or SIGINT when a node runs
+// (draining it); the context of every command ends at the next one, or at
+// the first when no node runs.
+var (
+	drain    = make(chan struct{})
+	draining atomic.Bool
+	nodeRuns atomic.Bool
+)
+
 func main() {
 	daemon.Version = version
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for range sigs {
+			if nodeRuns.Load() && !draining.Swap(true) {
+				close(drain)
+				continue
+			}
+			stop()
+			return
+		}
+	}()
 	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	signal.Stop(sigs)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -57,7 +80,9 @@ func newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a node: embedded or external etcd, nginx, the reconciler and the API",
-		Long: `Run a node until SIGINT or SIGTERM.
+		Long: `Run a node until SIGINT or SIGTERM. The first signal drains the node: its
+readiness checks fail while it keeps serving for shutdown.drain (15s by
+default), then it stops; a second signal stops it at once.
 
 With no configuration the node runs on its own: a single-member etcd embedded
 in the data directory, nginx on :8080, the API on 127.0.0.1:7070, and an admin
@@ -76,7 +101,8 @@ token generated at first start in <dataDir>/admin.token.`,
 			if err != nil {
 				return err
 			}
-			return daemon.Run(cmd.Context(), cfg, log)
+			nodeRuns.Store(true)
+			return daemon.RunDraining(cmd.Context(), drain, cfg, log)
 		},
 	}
 	f := cmd.Flags()

@@ -56,7 +56,16 @@ type Config struct {
 	Secrets            SecretsCfg   `mapstructure:"secrets"`
 	TLS                CertsCfg     `mapstructure:"tls"`
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
+	Shutdown           ShutdownCfg  `mapstructure:"shutdown"`
 	Log                LogConfig    `mapstructure:"log"`
+}
+
+// ShutdownCfg configures how a node stops.
+type ShutdownCfg struct {
+	// Drain is how long a node that was asked to stop (SIGTERM, SIGINT)
+	// keeps serving while its readiness checks fail, so that balancers
+	// take it out of rotation first; a second signal stops it at once.
+	Drain time.Duration `mapstructure:"drain"`
 }
 
 // StateConfig chooses and configures the state store.
@@ -194,6 +203,11 @@ type LogConfig struct {
 	Format string `mapstructure:"format"`
 }
 
+// DefaultDrain is shutdown.drain by default: long enough for a balancer
+// that checks every 5 s and needs 2 failures (HAProxy's "inter 5s fall 2",
+// cloud balancers' faster settings) to take the node out of rotation.
+const DefaultDrain = 15 * time.Second
+
 // minMemoryLimit is the smallest memoryLimitBytes accepted: below it the
 // node would collect garbage without pause.
 const minMemoryLimit = 64 << 20
@@ -245,6 +259,7 @@ func Default() Config {
 			},
 		},
 		Reconcile: ReconcileCfg{Quiescence: 20, Resync: 300000},
+		Shutdown:  ShutdownCfg{Drain: DefaultDrain},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -373,8 +388,8 @@ func (c *Config) Validate() error {
 	if n := c.State.Etcd.MaxTxnOps; n != 0 && n < minTxnOps {
 		errs = append(errs, fmt.Errorf("state.etcd.maxTxnOps %d: must be at least %d (or 0 for the store's default)", n, minTxnOps))
 	}
-	if c.MemoryLimitBytes != 0 && c.MemoryLimitBytes < minMemoryLimit {
-		errs = append(errs, fmt.Errorf("memoryLimitBytes %d: must be at least %d (64 MiB), or 0 for none", c.MemoryLimitBytes, minMemoryLimit))
+	if c.MemoryLimitBytes != 0 && c.MemoryLimitBytes != -1 && c.MemoryLimitBytes < minMemoryLimit {
+		errs = append(errs, fmt.Errorf("memoryLimitBytes %d: must be at least %d (64 MiB), 0 to follow the live heap, or -1 for none", c.MemoryLimitBytes, minMemoryLimit))
 	}
 	if c.API.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("api.maxBodyBytes %d: must not be negative (0 for the default)", c.API.MaxBodyBytes))
@@ -414,6 +429,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.PublishInterval <= 0 || c.Cluster.PublishInterval >= c.Cluster.LeaseTTL {
 		errs = append(errs, fmt.Errorf("cluster.publishInterval %s must be positive and shorter than cluster.leaseTTL", c.Cluster.PublishInterval))
+	}
+	if c.Shutdown.Drain < 0 || c.Shutdown.Drain > time.Hour {
+		errs = append(errs, fmt.Errorf("shutdown.drain %s: must be between 0s (stop at once) and 1h", c.Shutdown.Drain))
 	}
 	if c.Cluster.MemberRetention <= 0 {
 		errs = append(errs, errors.New("cluster.memberRetention must be positive"))

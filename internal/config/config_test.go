@@ -115,7 +115,7 @@ func TestInvalidConfigValues(t *testing.T) {
 		"api client CA without cert":   {"api:\n  tls:\n    clientCA: /ca.pem\n", "api.tls.clientCA"},
 		"compaction without retention": {"cluster:\n  compactRetention: 0s\n", "cluster.compactInterval"},
 		"memory limit too small":       {"memoryLimitBytes: 1000\n", "memoryLimitBytes"},
-		"memory limit negative":        {"memoryLimitBytes: -1\n", "memoryLimitBytes"},
+		"memory limit negative":        {"memoryLimitBytes: -2\n", "memoryLimitBytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")

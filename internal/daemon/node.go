@@ -41,6 +41,14 @@ var Version = "dev"
 // Run runs a node until ctx ends: the etcd connection, nginx, the
 // reconciler and the API. It returns when all of them have stopped.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	return RunDraining(ctx, nil, cfg, log)
+}
+
+// RunDraining is Run, and when drain is closed the node drains: it fails
+// its readiness checks (/readyz and webserver.HealthPath answer 503) and
+// keeps serving for shutdown.drain, then stops as when ctx ends. ctx
+// ending stops it at once, draining or not.
+func RunDraining(ctx context.Context, drain <-chan struct{}, cfg config.Config, log *slog.Logger) error {
 	workers, err := workerIdentity(cfg.Web.Nginx.User, log)
 	if err != nil {
 		return err
@@ -71,12 +79,34 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
-	if cfg.MemoryLimitBytes > 0 {
+	switch {
+	case cfg.MemoryLimitBytes > 0:
 		debug.SetMemoryLimit(cfg.MemoryLimitBytes)
+	case cfg.MemoryLimitBytes == 0 && os.Getenv("GOMEMLIMIT") == "":
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); followLiveHeap(mctx) }()
+		defer func() { stop(); <-done }()
 	}
 	log.Info("node starting", "node", cfg.NodeName, "version", Version, "store", cfg.State.Store,
 		"api", apiLn.Addr().String(), "http", cfg.Web.HTTPListen, "dataDir", cfg.DataDir)
-	err = p.run(ctx, apiLn)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() {
+		select {
+		case <-drain:
+		case <-runCtx.Done():
+			return
+		}
+		p.self.draining.Store(true)
+		log.Info("draining: readiness checks fail while the node keeps serving; a second signal stops it at once", "for", cfg.Shutdown.Drain)
+		select {
+		case <-time.After(cfg.Shutdown.Drain):
+		case <-runCtx.Done():
+		}
+		stopRun()
+	}()
+	err = p.run(runCtx, apiLn)
 	log.Info("node stopped", "node", cfg.NodeName)
 	return err
 }
@@ -92,6 +122,7 @@ type parts struct {
 	node   *node.Node
 	auth   *api.Auth
 	audit  *api.Auditor
+	self   *localStatus
 	member *cluster.Member
 	etcd   *cluster.Etcd
 	srv    *http.Server
@@ -219,7 +250,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		mux.Handle("/.well-known/acme-challenge/", challenges)
 		acmeSrv = api.NewServer(http.TimeoutHandler(mux, api.DefaultRequestTimeout, "timed out"), cfg.API.IdleTimeout, log)
 	}
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn}, nil
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, self: self, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn}, nil
 }
 
 func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -251,6 +282,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	g.Go(func() error { return p.auth.Run(gctx) })
 	g.Go(func() error { return p.audit.Run(gctx) })
 	g.Go(func() error { return p.member.Run(gctx) })
+	g.Go(func() error { p.followReadiness(gctx); return nil })
 	g.Go(func() error {
 		p.etcd.MaintainEmbedded(gctx, p.cfg.Cluster.CompactInterval, p.log.With("component", "etcd"))
 		return nil
@@ -468,6 +500,9 @@ func prepareDataDir(dir, nginxUser string) error {
 	}
 }
 
+// lockWait is how long a node waits for its data directory's lock.
+const lockWait = 3 * time.Second
+
 // lockDataDir takes an exclusive lock on the data directory, so that two
 // nodes never share one.
 func lockDataDir(dir string) (func(), error) {
@@ -475,11 +510,24 @@ func lockDataDir(dir string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("data directory %s is in use by another sitefleet node", dir)
+	// A process that is ending, or a child forked a moment ago and not yet
+	// exec'd, may still hold the lock briefly: wait a little for it.
+	deadline := time.Now().Add(lockWait)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("data directory %s is in use by another sitefleet node", dir)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return func() { f.Close() }, nil
 }
 
 // ensureToken returns the node's admin token, generating it (mode 0600)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sitefleet/sitefleet/api/client"
@@ -20,6 +21,9 @@ type localStatus struct {
 	api  string
 	node *node.Node
 	web  *webserver.Server
+
+	// draining is set when the node starts to drain: it is not ready.
+	draining atomic.Bool
 
 	mu             sync.Mutex
 	unhealthySince time.Time
@@ -49,7 +53,8 @@ func (l *localStatus) status() client.NodeStatus {
 	return client.NodeStatus{
 		Node:            l.name,
 		Version:         Version,
-		Ready:           ns.Applied && ws.Running,
+		Ready:           ns.Applied && ws.Running && !l.draining.Load(),
+		Draining:        l.draining.Load(),
 		AppliedRevision: ns.AppliedRevision,
 		AppliedAt:       timePtr(ns.AppliedAt),
 		DesiredRevision: ns.DesiredRevision,
@@ -141,4 +146,34 @@ func (a *statusAdapter) WaitDeployed(ctx context.Context, domain string, rev int
 		out.Nodes = append(out.Nodes, client.DeployNodeWait{Node: n.Node, AppliedRevision: n.AppliedRevision, Serving: n.Serving, Error: n.Error})
 	}
 	return out, err
+}
+
+// readinessPoll is how often the health path's answer is brought in line
+// with the node's readiness.
+const readinessPoll = 100 * time.Millisecond
+
+// followReadiness makes webserver.HealthPath answer what /readyz does,
+// until ctx ends; then it answers 503, for nginx may outlive the node.
+func (p *parts) followReadiness(ctx context.Context) {
+	t := time.NewTicker(readinessPoll)
+	defer t.Stop()
+	known, last := false, false
+	for {
+		ready := p.self.status().Ready
+		if !known || ready != last {
+			if err := p.web.SetReady(ready); err != nil {
+				p.log.Warn("could not update the health path", "err", err)
+			} else {
+				known, last = true, ready
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err := p.web.SetReady(false); err != nil {
+				p.log.Warn("could not update the health path", "err", err)
+			}
+			return
+		case <-t.C:
+		}
+	}
 }

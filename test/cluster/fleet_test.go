@@ -165,6 +165,9 @@ type fleetOptions struct {
 	// tls, api and cluster, lines (indented two spaces) for its tls, api
 	// and cluster blocks.
 	extra, tls, api, cluster func(i int) string
+	// drain is shutdown.drain; default 0s (a node stops at its first
+	// signal).
+	drain string
 	// nodes is how many nodes to start; default 3.
 	nodes int
 }
@@ -266,9 +269,11 @@ tls:
   memberRetention: 1s
 %sreconcile:
   quiescence: 10
+shutdown:
+  drain: %s
 log:
   level: debug
-`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, f.nodeAPI(i), n.http, n.https, f.nodeTLS(i), leaseTTL, f.nodeCluster(i))
+`, n.dir, n.name, storeTimeout.Milliseconds(), strings.Join(endpoints, ","), f.tls.ca, f.tls.clientCert, f.tls.clientKey, n.api, f.nodeAPI(i), n.http, n.https, f.nodeTLS(i), leaseTTL, f.nodeCluster(i), f.drain())
 	if f.opts.extra != nil {
 		cfg += f.opts.extra(i)
 	}
@@ -284,6 +289,13 @@ func (f *fleet) nodeAPI(i int) string {
 		return ""
 	}
 	return f.opts.api(i)
+}
+
+func (f *fleet) drain() string {
+	if f.opts.drain == "" {
+		return "0s"
+	}
+	return f.opts.drain
 }
 
 func (f *fleet) nodeCluster(i int) string {
