@@ -12,8 +12,16 @@ export SITEFLEET_DATA_DIR="$DATA"
 
 if [ "${1:-}" = stop ]; then
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    # The first signal drains the node (shutdown.drain); the second stops
+    # it at once: nothing balances traffic to a demo.
     kill -TERM "$(cat "$PIDFILE")"
+    sleep 0.2
+    kill -TERM "$(cat "$PIDFILE")" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+      echo "the demo node (pid $(cat "$PIDFILE")) is still stopping; see $DATA/node.log" >&2
+      exit 1
+    fi
     rm -f "$PIDFILE"
     echo "demo node stopped"
   else

@@ -117,7 +117,7 @@ func TestRenderOptionsVariants(t *testing.T) {
 		wantNone []string
 	}{
 		{"unmanaged", Options{Prefix: "/p"}, []string{"error_log /p/logs/error.log warn;"}, []string{"daemon off;", "error_log stderr"}},
-		{"access log", Options{Prefix: "/p", AccessLog: "/var/log/sf/access.log"}, []string{"access_log /var/log/sf/access.log;"}, []string{"access_log off;"}},
+		{"access log", Options{Prefix: "/p", AccessLog: "/var/log/sf/access.log"}, []string{"access_log /var/log/sf/access.log;"}, []string{"\n    access_log off;"}}, // the health path logs nothing, whatever the setting
 		{"workers", Options{Prefix: "/p", WorkerProcesses: "3"}, []string{"worker_processes 3;"}, nil},
 		{"no uwsgi", Options{Prefix: "/p", caps: &binaryCaps{without: map[string]bool{"http_uwsgi_module": true}}},
 			[]string{"scgi_temp_path /p/tmp/scgi;"}, []string{"uwsgi_temp_path"}},
