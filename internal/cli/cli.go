@@ -34,7 +34,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	cf := &clientFlags{}
 	cf.register(root)
 	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
-		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf), newTokenCmd(cf), newAuditCmd(cf))
+		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf), newTokenCmd(cf), newAuditCmd(cf), newReadyCmd(cf))
 	return root
 }
 
@@ -59,9 +59,18 @@ func (f *clientFlags) register(root *cobra.Command) {
 // client returns an API client for the node the flags name, defaulting to
 // the local node as its configuration describes it.
 func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
+	return f.newClient(cmd, true)
+}
+
+// readyClient is client for the calls that need no token.
+func (f *clientFlags) readyClient(cmd *cobra.Command) (*client.Client, error) {
+	return f.newClient(cmd, false)
+}
+
+func (f *clientFlags) newClient(cmd *cobra.Command, needToken bool) (*client.Client, error) {
 	server, token := f.server, f.token
 	tlsFiles := config.APITLSConfig{CA: f.caCert, Certificate: f.cert, Key: f.key}
-	if server == "" || token == "" {
+	if server == "" || token == "" && needToken {
 		path, _ := cmd.Flags().GetString("config")
 		cfg, err := config.Load(viper.New(), path)
 		if err != nil {
@@ -76,7 +85,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 				tlsFiles.Certificate, tlsFiles.Key = cfg.API.TLS.Certificate, cfg.API.TLS.Key
 			}
 		}
-		if token == "" {
+		if token == "" && needToken {
 			b, err := os.ReadFile(cfg.TokenPath())
 			if err != nil {
 				return nil, fmt.Errorf("no --token given and the local admin token is unreadable: %w", err)

@@ -435,3 +435,29 @@ func dashIfEmpty(s string) string {
 	}
 	return s
 }
+
+func newReadyCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ready",
+		Short: "Exit 0 if the node is ready for traffic, 1 (with the reason) if not",
+		Long: `Ask the node's /readyz whether it is ready for traffic: it is once nginx
+serves its state, and not while it drains before stopping. For container
+health checks and scripts; it needs no token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.readyClient(cmd)
+			if err != nil {
+				return err
+			}
+			r, err := c.Ready(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !r.Ready {
+				return fmt.Errorf("not ready: %s", r.Reason)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ready (revision %d%s)\n", r.AppliedRevision, map[bool]string{true: ", stale", false: ""}[r.Stale])
+			return nil
+		},
+	}
+}

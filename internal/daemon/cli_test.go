@@ -189,3 +189,28 @@ func TestCLIStateSetRefusesBadDocuments(t *testing.T) {
 		t.Errorf("state set -f with a trailing newline: err %v after %d request(s), want the test server's 418 after one", err, requests.Load())
 	}
 }
+
+// sitefleet ready exits 0 with the revision on a ready node, and asks no
+// token; on a node that stopped it fails.
+func TestReadyCommand(t *testing.T) {
+	e := etcdtest.New(t)
+	n := startNode(t, nodeConfig(t, e.Endpoint()))
+	run := func() (string, error) {
+		var out, errOut bytes.Buffer
+		cmd := cli.NewRoot(&out, &errOut)
+		cmd.SetArgs([]string{"--server", "http://" + n.cfg.API.Listen, "ready"})
+		err := cmd.ExecuteContext(context.Background())
+		return out.String() + errOut.String(), err
+	}
+	n.eventually("the node is ready", 10*time.Second, func() error {
+		out, err := run()
+		if err == nil && !strings.HasPrefix(out, "ready (revision ") {
+			err = fmt.Errorf("%q", out)
+		}
+		return err
+	})
+	n.stop()
+	if out, err := run(); err == nil {
+		t.Fatalf("ready after the node stopped: %q", out)
+	}
+}
