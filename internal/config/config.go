@@ -30,7 +30,7 @@ const envPrefix = "SITEFLEET"
 
 // clientEnv are the environment variables of the CLI's client commands,
 // which are not node configuration keys.
-var clientEnv = []string{"SITEFLEET_SERVER", "SITEFLEET_TOKEN", "SITEFLEET_CONFIG"}
+var clientEnv = []string{"SITEFLEET_SERVER", "SITEFLEET_TOKEN", "SITEFLEET_CONFIG", "SITEFLEET_CACERT", "SITEFLEET_CERT", "SITEFLEET_KEY"}
 
 // envAliases are further environment variables that set a configuration
 // key (viper's lower-case name), beside the one AutomaticEnv derives from

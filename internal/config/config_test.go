@@ -64,6 +64,9 @@ disallowLeadership: true
 	}
 	t.Setenv("SITEFLEET_API_LISTEN", "127.0.0.1:9999")
 	t.Setenv("SITEFLEET_API_TOKENS", "one,two")
+	for _, client := range []string{"SITEFLEET_CACERT", "SITEFLEET_CERT", "SITEFLEET_KEY"} {
+		t.Setenv(client, "/the/cli/reads/these") // not node keys, and not refused
+	}
 	cfg, err := Load(viper.New(), path)
 	if err != nil {
 		t.Fatal(err)
