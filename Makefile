@@ -4,7 +4,7 @@ BIN      ?= bin/sitefleet
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-cluster fuzz-short test-short vet fmt-check bench demo demo-stop clean
+.PHONY: all build test test-cluster test-containers images fuzz-short test-short vet fmt-check bench demo demo-stop clean
 
 all: build
 
@@ -63,6 +63,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./deploy/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./internal/daemon/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./test/cluster/
+
+# images builds the sitefleet image (and the images it starts from)
+# without a registry; test-containers runs the example Compose fleet from
+# it under bounded load while nodes and etcd members stop, die and return.
+images:
+	scripts/images.sh test
+
+test-containers: images
+	$(GO) test -tags containers -count=1 -timeout 30m -v ./test/containers/
 
 # demo builds sitefleet and starts one node in the background, serving a
 # demo site; demo-stop stops it.
