@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,14 +95,22 @@ func (c *binaryCaps) has(module string) bool {
 	return c == nil || !c.without[module]
 }
 
-// supportsErrorLogFlag reports whether the binary knows `-e` (nginx 1.19.5+).
-func (c *binaryCaps) supportsErrorLogFlag() bool {
-	if c == nil {
-		return false
-	}
-	v := c.version
-	return v[0] > 1 || (v[0] == 1 && (v[1] > 19 || (v[1] == 19 && v[2] >= 5)))
+// atLeast reports whether the binary is nginx v or later (false when it
+// is not known).
+func (c *binaryCaps) atLeast(v [3]int) bool {
+	return c != nil && slices.Compare(c.version[:], v[:]) >= 0
 }
+
+// supportsCertificateCache reports whether the binary has
+// ssl_certificate_cache (nginx 1.27.4+).
+func (c *binaryCaps) supportsCertificateCache() bool { return c.atLeast([3]int{1, 27, 4}) }
+
+// supportsHTTP2Directive reports whether the binary has the http2
+// directive (nginx 1.25.1+).
+func (c *binaryCaps) supportsHTTP2Directive() bool { return c.atLeast([3]int{1, 25, 1}) }
+
+// supportsErrorLogFlag reports whether the binary knows `-e` (nginx 1.19.5+).
+func (c *binaryCaps) supportsErrorLogFlag() bool { return c.atLeast([3]int{1, 19, 5}) }
 
 var (
 	versionRE     = regexp.MustCompile(`nginx/(\d+)\.(\d+)\.(\d+)`)

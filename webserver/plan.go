@@ -186,6 +186,18 @@ func isPathChar(c byte) bool {
 type listenAddr struct {
 	host string // "" for all IPv4 addresses; IPv6 without brackets
 	port int
+	// http2Directive: the binary turns HTTP/2 on with `http2 on;` (nginx
+	// 1.25.1+, which warns about the listen parameter), not `listen ...
+	// http2`.
+	http2Directive bool
+}
+
+// tlsParams are the listen parameters of an HTTPS listener.
+func (l listenAddr) tlsParams() string {
+	if l.http2Directive {
+		return "ssl"
+	}
+	return "ssl http2"
 }
 
 // parseListen validates HTTPListen: host must be empty, an IP address or a

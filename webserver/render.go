@@ -76,6 +76,7 @@ func render(plan Plan, opts Options) (generation, error) {
 		if err := validateTLS(plan, sites); err != nil {
 			return generation{}, fmt.Errorf("render: plan: %w", err)
 		}
+		l.http2Directive = o.caps.supportsHTTP2Directive()
 		https = &l
 	} else if slices.ContainsFunc(sites, func(s Site) bool { return s.TLS != nil }) {
 		sites = slices.Clone(sites) // it may be the caller's
@@ -301,6 +302,12 @@ func renderMain(o Options, m mainParts) []byte {
 	writeHTTPSettings(&b, o, m.hs)
 	if m.https != nil {
 		writeTLSSettings(&b, m.dhparams, m.resolvers)
+		if o.caps.supportsCertificateCache() {
+			b.WriteString(certificateCache)
+		}
+		if m.https.http2Directive {
+			b.WriteString("    http2 on;\n")
+		}
 	}
 	b.WriteString("\n    include " + sitesFile + ";\n    include " + tlsFile + ";\n\n")
 	b.WriteString(requestMaps)

@@ -357,3 +357,22 @@ func TestParseVersionOutput(t *testing.T) {
 		t.Errorf("binary without map module: got no error")
 	}
 }
+
+// ssl_certificate_cache is used where the binary has it (1.27.4 and
+// later), and only there: older nginx refuses the directive.
+func TestRenderCertificateCache(t *testing.T) {
+	plan := testPlan()
+	plan.HTTPSListen = "127.0.0.1:8443"
+	plan.DHParams = "/srv/dhparams.pem"
+	for version, want := range map[[3]int]bool{{1, 22, 1}: false, {1, 27, 3}: false, {1, 27, 4}: true, {1, 30, 6}: true, {2, 0, 0}: true} {
+		opts := testOptions()
+		opts.caps = &binaryCaps{version: version}
+		files, err := Render(plan, opts)
+		if err != nil {
+			t.Fatalf("Render: %v", err)
+		}
+		if got := strings.Contains(string(files[mainFile]), "ssl_certificate_cache max="); got != want {
+			t.Errorf("nginx %v: ssl_certificate_cache %v, want %v", version, got, want)
+		}
+	}
+}

@@ -102,7 +102,7 @@ func httpsPortSuffix(https *listenAddr) string {
 // is chosen per handshake from the SNI maps of tls.conf ($sf_cert,
 // $sf_key), and those certificate directives, each line at indent.
 func sniListen(https listenAddr, indent string) string {
-	return indent + "listen " + https.directive() + " ssl http2;\n" +
+	return indent + "listen " + https.directive() + " " + https.tlsParams() + ";\n" +
 		indent + "ssl_certificate $sf_cert;\n" +
 		indent + "ssl_certificate_key $sf_key;\n"
 }
@@ -194,7 +194,7 @@ func renderStapledServers(sites []Site, https listenAddr) string {
 				continue
 			}
 			b.WriteString("\n    # " + s.Domain + ": a stapled certificate, loaded with the config.\n")
-			b.WriteString("    server {\n        listen " + https.directive() + " ssl http2;\n")
+			b.WriteString("    server {\n        listen " + https.directive() + " " + https.tlsParams() + ";\n")
 			b.WriteString("        server_name " + strings.Join(c.Names, " ") + ";\n")
 			b.WriteString("        ssl_certificate " + c.Chain + ";\n        ssl_certificate_key " + c.Key + ";\n")
 			b.WriteString("        ssl_stapling on;\n        ssl_stapling_verify on;\n        ssl_trusted_certificate " + c.Chain + ";\n")
@@ -244,6 +244,14 @@ const httpsMaps = `    map "$scheme$sf_https_redirect" $sf_to_https {
     }
 `
 
+// certificateCache keeps, in each worker, the certificates and keys that
+// variables name, parsed, instead of reading and parsing both files at
+// every full handshake. A file's name is the hash of its content
+// (node/tls.go), so a cached entry is never stale: a renewed certificate
+// has a new name. max bounds the memory: the certificates of the 10,000
+// names handshaking most often.
+const certificateCache = "    ssl_certificate_cache max=10000 inactive=1h valid=1d;\n"
+
 // writeTLSSettings writes the http{}-level TLS directives: Mozilla's
 // intermediate profile. They must be at http level: nginx negotiates the
 // protocol version with the default server's settings.
@@ -276,7 +284,7 @@ func renderHTTPSServers(listen listenAddr, names []string) string {
 	var b strings.Builder
 	b.WriteString("\n    # HTTPS: handshakes for names without a certificate are refused.\n" +
 		"    server {\n" +
-		"        listen " + listen.directive() + " ssl http2 default_server;\n" +
+		"        listen " + listen.directive() + " " + listen.tlsParams() + " default_server;\n" +
 		"        server_name _;\n" +
 		"        ssl_reject_handshake on;\n" +
 		"        return 404;\n" +
