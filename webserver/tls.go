@@ -246,11 +246,12 @@ const httpsMaps = `    map "$scheme$sf_https_redirect" $sf_to_https {
 
 // certificateCache keeps, in each worker, the certificates and keys that
 // variables name, parsed, instead of reading and parsing both files at
-// every full handshake. A file's name is the hash of its content
-// (node/tls.go), so a cached entry is never stale: a renewed certificate
-// has a new name. max bounds the memory: the certificates of the 10,000
-// names handshaking most often.
-const certificateCache = "    ssl_certificate_cache max=10000 inactive=1h valid=1d;\n"
+// every full handshake. A name's files are reached through a link that an
+// issue or renewal retargets (hosts.go), and nginx checks a cached entry's
+// file again once it is valid's age: a renewed certificate is served
+// within 10 s, still with no reload. max bounds the memory: the
+// certificates of the 10,000 names handshaking most.
+const certificateCache = "    ssl_certificate_cache max=10000 inactive=1h valid=10s;\n"
 
 // writeTLSSettings writes the http{}-level TLS directives: Mozilla's
 // intermediate profile. They must be at http level: nginx negotiates the
