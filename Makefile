@@ -65,12 +65,16 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./test/cluster/
 
 # images builds the sitefleet image (and the images it starts from)
-# without a registry; test-containers runs the example Compose fleet from
-# it under bounded load while nodes and etcd members stop, die and return.
+# without a registry; test-containers runs the webserver tests against the
+# image's nginx (1.30), then the example Compose fleet from the image under
+# bounded load while nodes and etcd members stop, die and return.
 images:
 	scripts/images.sh test
 
 test-containers: images
+	$(GO) test -c -o bin/webserver.test ./webserver
+	docker run --rm --tmpfs /tmp:rw,size=2g -v $(CURDIR)/bin/webserver.test:/webserver.test:ro -w /tmp \
+	  sitefleet/nginx-test:sid /webserver.test -test.timeout 10m
 	$(GO) test -tags containers -count=1 -timeout 30m -v ./test/containers/
 
 # demo builds sitefleet and starts one node in the background, serving a

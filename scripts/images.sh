@@ -5,6 +5,8 @@
 #   sitefleet/base:sid   Debian unstable, debootstrap --variant=minbase
 #   sitefleet/go:local   that, with /usr/local/go and this machine's extra
 #                        CA certificates (for a proxy that inspects TLS)
+#   sitefleet/nginx-test:sid  the base with the node image's nginx, for
+#                        the webserver tests against it
 #   sitefleet:${TAG}     docker build . with BUILD_IMAGE and BASE_IMAGE set
 #                        to those two
 #
@@ -50,6 +52,17 @@ RUN update-ca-certificates >/dev/null 2>&1 || true
 ENV PATH=/usr/local/go/bin:/root/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DOCKERFILE
   rm -rf "$ctx"
+fi
+
+# nginx as the node image has it, for the webserver tests against it.
+if ! docker image inspect sitefleet/nginx-test:sid >/dev/null 2>&1; then
+  docker build -q -t sitefleet/nginx-test:sid --build-arg APT_OPTIONS="$APT_OPTIONS" -f - "$WORK" >/dev/null <<'DOCKERFILE'
+FROM sitefleet/base:sid
+ARG APT_OPTIONS=""
+RUN apt-get ${APT_OPTIONS} update \
+ && apt-get ${APT_OPTIONS} install -y --no-install-recommends nginx ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+DOCKERFILE
 fi
 
 docker build -q -t "sitefleet:$TAG" \
