@@ -155,10 +155,14 @@ func TestTokenRequestsValidated(t *testing.T) {
 	e := etcdtest.New(t)
 	n := startNode(t, nodeConfig(t, e.Endpoint()))
 	ctx := context.Background()
-	before, err := n.api.ListTokens(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var before client.TokenList
+	n.eventually("the node's own token is registered", 10*time.Second, func() error {
+		var err error
+		if before, err = n.api.ListTokens(ctx); err == nil && len(before.Tokens) == 0 {
+			err = fmt.Errorf("not yet")
+		}
+		return err
+	})
 	for _, req := range []client.TokenRequest{
 		{Role: "root"},
 		{Role: ""},

@@ -44,6 +44,7 @@ type fleet struct {
 	file    string
 	env     []string
 	http    string    // HAProxy, host:port
+	stats   string    // HAProxy's statistics, host:port
 	api     [3]string // the nodes' APIs, host:port
 	token   string
 }
@@ -70,7 +71,8 @@ func startFleet(t *testing.T) *fleet {
 	f := &fleet{t: t, project: "sftest" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(random(6))),
 		file: filepath.Join(root, "examples", "compose", "docker-compose.yml"), token: random(24)}
 	f.http = testutil.FreeAddr(t)
-	ports := []string{"HTTP_PORT=" + port(f.http), "STATS_PORT=" + port(testutil.FreeAddr(t))}
+	f.stats = testutil.FreeAddr(t)
+	ports := []string{"HTTP_PORT=" + port(f.http), "STATS_PORT=" + port(f.stats)}
 	for i := range f.api {
 		f.api[i] = testutil.FreeAddr(t)
 		ports = append(ports, fmt.Sprintf("NODE%d_API_PORT=%s", i+1, port(f.api[i])))
@@ -93,6 +95,11 @@ func startFleet(t *testing.T) *fleet {
 			t.Logf("compose down: %v\n%s", err, out)
 		}
 	})
+	// etcd's and HAProxy's images (docker's cache makes this quick when
+	// nothing changed); the sitefleet image is make test-containers'.
+	if out, err := f.compose("build", "-q", "etcd1", "haproxy"); err != nil {
+		t.Fatalf("compose build: %v\n%s", err, out)
+	}
 	if out, err := f.compose("up", "-d"); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
@@ -113,6 +120,40 @@ func startFleet(t *testing.T) *fleet {
 }
 
 func port(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
+
+// setEnv changes one of the variables compose runs with.
+func (f *fleet) setEnv(key, value string) {
+	for i, kv := range f.env {
+		if strings.HasPrefix(kv, key+"=") {
+			f.env[i] = key + "=" + value
+			return
+		}
+	}
+	f.env = append(f.env, key+"="+value)
+}
+
+// backendUp reports whether HAProxy's statistics show server name UP.
+func (f *fleet) backendUp(name string) func() error {
+	return func() error {
+		resp, err := http.Get("http://" + f.stats + "/;csv")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		for _, line := range strings.Split(b.String(), "\n") {
+			fields := strings.Split(line, ",")
+			if len(fields) > 17 && fields[0] == "nodes" && fields[1] == name {
+				if fields[17] == "UP" {
+					return nil
+				}
+				return fmt.Errorf("%s is %s in HAProxy", name, fields[17])
+			}
+		}
+		return fmt.Errorf("%s is not in HAProxy's statistics", name)
+	}
+}
 
 func (f *fleet) compose(args ...string) (string, error) {
 	cmd := exec.Command("docker-compose", append([]string{"-f", f.file}, args...)...)
@@ -250,6 +291,37 @@ func TestFleetInContainers(t *testing.T) {
 		f.mustCompose("kill", "-s", "SIGKILL", "node3")
 		f.mustCompose("start", "node3")
 		f.eventually("node3 ready again", time.Minute, ready(2))
+	})
+
+	// Every node rolled, one at a time, to a new image tag (the same
+	// image here): each container is replaced, draining first.
+	if out, err := exec.Command("docker", "tag", image, image+"-rolled").CombinedOutput(); err != nil {
+		t.Fatalf("docker tag: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", image+"-rolled").Run() })
+	scenario("roll every node to a new image tag", false, func() {
+		f.setEnv("SITEFLEET_IMAGE", image+"-rolled")
+		for i, n := range []string{"node1", "node2", "node3"} {
+			f.mustCompose("up", "-d", "--no-deps", n)
+			f.eventually(n+" ready on the new tag", 2*time.Minute, ready(i))
+			f.eventually("HAProxy sees "+n+" again", 30*time.Second, f.backendUp(n))
+		}
+	})
+
+	// A node restarted while etcd is unreachable serves from its cache.
+	scenario("node1 restarted while etcd is down", false, func() {
+		f.mustCompose("stop", "-t", "5", "etcd1", "etcd2", "etcd3")
+		f.mustCompose("restart", "-t", "30", "node1")
+		f.eventually("node1 ready from its cache", time.Minute, ready(0))
+		f.eventually("HAProxy sees node1 again", 30*time.Second, f.backendUp("node1"))
+		f.mustCompose("start", "etcd1", "etcd2", "etcd3")
+		f.eventually("node1 reaches etcd again", 2*time.Minute, func() error {
+			st, err := f.client(0).Status(ctx)
+			if err == nil && st.Stale {
+				err = fmt.Errorf("still stale")
+			}
+			return err
+		})
 	})
 
 	// Quorum lost: two of three etcd members stopped. Every node keeps
