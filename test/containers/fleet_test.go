@@ -162,6 +162,15 @@ func (f *fleet) compose(args ...string) (string, error) {
 	return string(out), err
 }
 
+func (f *fleet) mustOutput(args ...string) string {
+	f.t.Helper()
+	out, err := f.compose(args...)
+	if err != nil {
+		f.t.Fatalf("compose %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
 func (f *fleet) mustCompose(args ...string) {
 	f.t.Helper()
 	if out, err := f.compose(args...); err != nil {
@@ -306,6 +315,38 @@ func TestFleetInContainers(t *testing.T) {
 			f.eventually(n+" ready on the new tag", 2*time.Minute, ready(i))
 			f.eventually("HAProxy sees "+n+" again", 30*time.Second, f.backendUp(n))
 		}
+	})
+
+	// A node cut from etcd alone keeps serving and says it is stale; a
+	// change made meanwhile reaches it once it is reconnected.
+	scenario("node1 cut from etcd and reconnected", false, func() {
+		lines := strings.Fields(f.mustOutput("ps", "-q", "node1"))
+		id := lines[len(lines)-1] // the container's ID is the last word printed
+		network := f.project + "_etcd"
+		if out, err := exec.Command("docker", "network", "disconnect", network, id).CombinedOutput(); err != nil {
+			t.Fatalf("network disconnect: %v\n%s", err, out)
+		}
+		f.eventually("node1 reports stale", 2*time.Minute, func() error {
+			st, err := f.client(0).Status(ctx)
+			if err == nil && !st.Stale {
+				err = fmt.Errorf("not stale")
+			}
+			return err
+		})
+		site, err := f.client(1).PutSite(ctx, state.Site{Domain: "cut.test"}, client.Precondition{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("docker", "network", "connect", network, id).CombinedOutput(); err != nil {
+			t.Fatalf("network connect: %v\n%s", err, out)
+		}
+		f.eventually("node1 serves the change made while it was cut", 2*time.Minute, func() error {
+			st, err := f.client(0).Status(ctx)
+			if err == nil && (st.Stale || st.AppliedRevision < site.Revision) {
+				err = fmt.Errorf("stale %v, applied %d of %d", st.Stale, st.AppliedRevision, site.Revision)
+			}
+			return err
+		})
 	})
 
 	// A node restarted while etcd is unreachable serves from its cache.
