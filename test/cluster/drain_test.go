@@ -44,9 +44,14 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	addSite(t, f.client(0), "drain.test")
 	f.waitServedBy("drain.test", f.nodes...)
 	for _, n := range f.nodes {
-		if code, body, err := n.getPath("any.host.test", healthPath); err != nil || code != 200 || body != "ready\n" {
-			t.Fatalf("%s health path before: %d %q %v", n.name, code, body, err)
-		}
+		// The node brings the health path in line with its readiness
+		// within a tenth of a second.
+		f.eventually(n.name+" health path ready", 5*time.Second, func() error {
+			if code, body, err := n.getPath("any.host.test", healthPath); err != nil || code != 200 || body != "ready\n" {
+				return fmt.Errorf("%d %q %v", code, body, err)
+			}
+			return nil
+		})
 	}
 
 	n := f.nodes[0]
