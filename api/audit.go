@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/model"
@@ -128,35 +129,6 @@ type auditEntry struct {
 	err       string
 }
 
-// statusWriter remembers the status of an answer.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // audit records every authenticated request that may change something
 // (any method but GET, HEAD and OPTIONS): token, source, action, target
 // and result. Requests refused before authentication are not recorded:
@@ -168,7 +140,7 @@ func (s *server) audit(next http.Handler) http.Handler {
 			return
 		}
 		rec := &auditEntry{}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := middleware.NewWrapResponseWriter(w, r.ProtoMajor) // it unwraps for http.ResponseController
 		start := time.Now().UTC()
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), auditKey{}, rec)))
 		if rec.principal.ID == "" {
@@ -189,7 +161,7 @@ func (s *server) audit(next http.Handler) http.Handler {
 		if host, _, err := net.SplitHostPort(source); err == nil {
 			source = host
 		}
-		status := sw.status
+		status := sw.Status()
 		if status == 0 {
 			status = http.StatusOK
 		}

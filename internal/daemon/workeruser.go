@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"strings"
 	"sync"
 )
 
@@ -37,6 +38,9 @@ func workerIdentity(configured string, log *slog.Logger) (string, error) {
 		log.Info("created the system user nginx workers run as", "user", WorkerUser)
 		return WorkerUser + " " + WorkerUser, nil
 	}
-	return "", fmt.Errorf("nginx workers run as the system user %q, which does not exist and could not be created (%w: %s); create it (useradd --system --user-group %s) or set web.nginx.user",
-		WorkerUser, errors.Join(err), out, WorkerUser)
+	if err == nil {
+		err = errors.New("it succeeded, yet the user cannot be looked up")
+	}
+	return "", fmt.Errorf("nginx workers run as the system user %q, which does not exist and could not be created (useradd: %w: %s); create it (useradd --system --user-group %s) or set web.nginx.user",
+		WorkerUser, err, strings.TrimSpace(string(out)), WorkerUser)
 }
