@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -66,22 +65,34 @@ func (s *Store) ListAudit(ctx context.Context, since time.Time, limit int) ([]Au
 func (s *Store) TrimAudit(ctx context.Context, keep int, maxAge time.Duration, guard Guard) error {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
-	end := fmt.Sprintf("%s%020d", s.keys.Audit(), time.Now().Add(-maxAge).UnixNano())
-	resp, err := s.cli.Get(rctx, s.keys.Audit(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(keep)+1))
+	prefix := s.keys.Audit()
+	end := fmt.Sprintf("%s%020d", prefix, time.Now().Add(-maxAge).UnixNano())
+	// Counts first: a trail within its bounds costs two counts, no write.
+	counts, err := s.cli.Txn(rctx).Then(
+		clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(prefix, clientv3.WithRange(end), clientv3.WithCountOnly()),
+	).Commit()
 	if err != nil {
 		return s.wrap(ctx, "read the audit trail", err)
 	}
-	if len(resp.Kvs) > keep {
-		// Everything up to and including the (keep+1)-th newest goes.
-		if k := string(resp.Kvs[keep].Key) + "\x00"; k > end {
-			end = k
-		}
-	}
-	if !strings.HasPrefix(end, s.keys.Audit()) {
+	excess := counts.Responses[0].GetResponseRange().Count - int64(keep)
+	if excess <= 0 && counts.Responses[1].GetResponseRange().Count == 0 {
 		return nil
 	}
-	if _, _, err := s.fencedTxn(ctx, "trim the audit trail", []Guard{guard}, nil, []clientv3.Op{clientv3.OpDelete(s.keys.Audit(), clientv3.WithRange(end))}); err != nil {
+	if excess > 0 {
+		// The excess oldest go, and with them any older than maxAge.
+		resp, err := s.cli.Get(rctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(excess))
+		if err != nil {
+			return s.wrap(ctx, "read the audit trail", err)
+		}
+		if n := len(resp.Kvs); n > 0 {
+			if k := string(resp.Kvs[n-1].Key) + "\x00"; k > end {
+				end = k
+			}
+		}
+	}
+	if _, _, err := s.fencedTxn(ctx, "trim the audit trail", []Guard{guard}, nil, []clientv3.Op{clientv3.OpDelete(prefix, clientv3.WithRange(end))}); err != nil {
 		return fmt.Errorf("trim the audit trail: %w", err)
 	}
 	return nil
