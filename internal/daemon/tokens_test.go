@@ -176,9 +176,16 @@ func TestTokenRequestsValidated(t *testing.T) {
 		{Role: model.RoleRead, Expires: "99999d"},
 		{Role: model.RoleRead, Label: "line\nbreak"},
 		{Role: model.RoleRead, Label: strings.Repeat("x", 201)},
+		{Role: model.RoleDeploy, Sites: manyPatterns(101)},
 	} {
 		if code, detail := problemOf(func() error { _, err := n.api.CreateToken(ctx, req); return err }()); code != http.StatusUnprocessableEntity || detail == "" {
 			t.Errorf("%+v: %d %q", req, code, detail)
+		}
+	}
+	// Bodies that are not a token request at all.
+	for _, body := range []string{"", "{", `{"role": 7}`, `["admin"]`, `{"role":"read","unknown":1}`, strings.Repeat(`{"label":"x",`, 1<<16)} {
+		if code, p := n.rawRequest(t, http.MethodPost, "/v1/tokens", body, nil); code < 400 || code >= 500 || p.Detail == "" {
+			t.Errorf("POST /v1/tokens %.40q: %d %q", body, code, p.Detail)
 		}
 	}
 	for id, want := range map[string]int{"../x": 422, "tok_zz": 422, "tok_0000000000000000": 404} {
@@ -190,6 +197,14 @@ func TestTokenRequestsValidated(t *testing.T) {
 	if err != nil || len(after.Tokens) != len(before.Tokens) {
 		t.Fatalf("tokens changed: %d -> %d (%v)", len(before.Tokens), len(after.Tokens), err)
 	}
+}
+
+func manyPatterns(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("s%d.example.com", i)
+	}
+	return out
 }
 
 // An expired token is refused with a message that says so.
@@ -292,6 +307,11 @@ func TestAuditTrail(t *testing.T) {
 	}
 	if l.Entries[2].TokenID != read.ID || !strings.Contains(l.Entries[2].Error, "permission") {
 		t.Errorf("the refused change: %+v", l.Entries[2])
+	}
+	for _, q := range []string{"since=yesterday", "since=2026-13-01T00:00:00Z", "limit=0", "limit=10001", "limit=-1", "limit=x"} {
+		if code, p := n.rawRequest(t, http.MethodGet, "/v1/audit?"+q, "", nil); code != http.StatusBadRequest || p.Detail == "" {
+			t.Errorf("GET /v1/audit?%s: %d %q", q, code, p.Detail)
+		}
 	}
 }
 
