@@ -115,8 +115,9 @@ type Node struct {
 	// Owned by the worker goroutine: the last pass's validations, in the
 	// snapshot's order (checkedSorted: domain order), the list the next
 	// pass refills, and the name owners usableSites updates.
-	checked       []checkedSite
-	checkedNext   []checkedSite
+	checked       []*checkedSite
+	checkedNext   []*checkedSite
+	checkedSites  []state.Site // the sites checked parallels
 	checkedSorted bool
 	owner         map[string]string // name -> site, as the last pass claimed them
 	ownersClean   bool              // owner holds exactly the names of checked

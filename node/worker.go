@@ -444,7 +444,7 @@ func (n *Node) usableSites(snap *state.Snapshot) (sites []state.Site, errs map[s
 	// Every site is served as desired: when all are stored in their valid
 	// form (the API stores them so), the snapshot's list is the answer,
 	// shared, not copied.
-	if !slices.ContainsFunc(checked, func(c checkedSite) bool { return c.norm != nil }) {
+	if !slices.ContainsFunc(checked, func(c *checkedSite) bool { return c != nil && c.norm != nil }) {
 		return snap.Sites, nil, changed
 	}
 	out := make([]state.Site, len(checked))
@@ -461,24 +461,30 @@ func (n *Node) usableSites(snap *state.Snapshot) (sites []state.Site, errs map[s
 // that changed or left (their names only), and the indexes of the sites
 // that changed or came. When either list is out of order, they are not
 // paired: every site is validated again and gone is nil.
-func (n *Node) recheck(sites []state.Site) (checked []checkedSite, gone []state.Site, fresh []int, paired bool) {
-	prev, next := n.checked, n.checkedNext[:0]
+//
+// The last pass's sites are the list its snapshot shared (a snapshot's
+// list is never changed once handed out, and the applied state holds it
+// anyway), so a validation holds nothing of the site itself: a site
+// stored in its valid form, as the API stores every site, costs one nil
+// pointer.
+func (n *Node) recheck(sites []state.Site) (checked []*checkedSite, gone []state.Site, fresh []int, paired bool) {
+	prev, prevSites, next := n.checked, n.checkedSites, n.checkedNext[:0]
 	sorted := slices.IsSortedFunc(sites, state.ByDomain)
 	paired = sorted && n.checkedSorted
 	j := 0
 	for i, raw := range sites {
 		if paired {
-			for j < len(prev) && prev[j].domain < raw.Domain {
-				gone = appendValid(gone, prev[j])
+			for j < len(prev) && prevSites[j].Domain < raw.Domain {
+				gone = appendValid(gone, prevSites[j], prev[j])
 				j++
 			}
-			if j < len(prev) && prev[j].domain == raw.Domain {
-				if prev[j].rev == raw.Revision && raw.Revision != 0 {
+			if j < len(prev) && prevSites[j].Domain == raw.Domain {
+				if prevSites[j].Revision == raw.Revision && raw.Revision != 0 {
 					next = append(next, prev[j])
 					j++
 					continue
 				}
-				gone = appendValid(gone, prev[j])
+				gone = appendValid(gone, prevSites[j], prev[j])
 				j++
 			}
 		}
@@ -489,18 +495,23 @@ func (n *Node) recheck(sites []state.Site) (checked []checkedSite, gone []state.
 		gone = nil
 	} else {
 		for ; j < len(prev); j++ {
-			gone = appendValid(gone, prev[j])
+			gone = appendValid(gone, prevSites[j], prev[j])
 		}
 	}
-	n.checked, n.checkedNext, n.checkedSorted = next, prev, sorted
+	// The spare list must not keep the last-but-one pass's faults alive.
+	clear(prev)
+	n.checked, n.checkedNext, n.checkedSites, n.checkedSorted = next, prev, sites, sorted
 	return next, gone, fresh, paired
 }
 
-func appendValid(to []state.Site, c checkedSite) []state.Site {
-	if c.err != nil {
+// appendValid appends the names of the valid form of the site stored as
+// raw, unless it has none.
+func appendValid(to []state.Site, raw state.Site, c *checkedSite) []state.Site {
+	if c.failed() {
 		return to
 	}
-	return append(to, state.Site{Domain: c.domain, Aliases: c.aliases})
+	v := c.form(raw)
+	return append(to, state.Site{Domain: v.Domain, Aliases: v.Aliases})
 }
 
 // claimChanges updates the name owners of the last pass with the sites
@@ -524,7 +535,7 @@ func (n *Node) claimChanges(sites, gone []state.Site, fresh []int) bool {
 	}
 	for _, i := range fresh {
 		c := n.checked[i]
-		if c.err != nil {
+		if c.failed() {
 			return false
 		}
 		site := c.form(sites[i])
@@ -541,7 +552,7 @@ func (n *Node) claimChanges(sites, gone []state.Site, fresh []int) bool {
 // claimAll has every site claim its names in domain order, the first
 // claim winning; a site that does not validate, or loses a name, falls
 // back to its last applied form if that form's names are free.
-func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Site, map[string]string) {
+func (n *Node) claimAll(snap *state.Snapshot, checked []*checkedSite) ([]state.Site, map[string]string) {
 	var errs map[string]string
 	fail := func(domain string, err error) {
 		if errs == nil {
@@ -581,9 +592,10 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Si
 		}
 	}
 	for i, c := range checked {
-		if c.err != nil {
-			fail(c.domain, c.err)
-			if old, ok := n.lastApplied(c.domain); ok && claim(old) {
+		if c.failed() {
+			domain := snap.Sites[i].Domain
+			fail(domain, c.err)
+			if old, ok := n.lastApplied(domain); ok && claim(old) {
 				out = append(out, old)
 			}
 			continue
@@ -603,40 +615,39 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []checkedSite) ([]state.Si
 	return out, errs
 }
 
-// checkedSite caches the validation of a site at one revision, so a pass
-// over 100,000 sites re-validates only those that changed. It is small: a
-// site stored in its valid form (as the API stores it) is not copied.
+// checkedSite is the validation of a site at one revision, kept so that a
+// pass over 100,000 sites re-validates only those that changed. nil means
+// the site is stored in its valid form (the API stores every site so):
+// only a site stored otherwise costs more than a pointer.
 type checkedSite struct {
-	domain  string   // as stored
-	aliases []string // of the valid form, to release its names when it goes
-	rev     int64
-	err     error
-	norm    *state.Site // the valid form, when it differs from the stored one
+	err  error       // why the site cannot be served
+	norm *state.Site // the valid form, when it differs from the stored one
 }
 
+// failed reports whether the site did not validate.
+func (c *checkedSite) failed() bool { return c != nil && c.err != nil }
+
 // form returns the valid form of the site stored as raw.
-func (c checkedSite) form(raw state.Site) state.Site {
-	if c.norm != nil {
+func (c *checkedSite) form(raw state.Site) state.Site {
+	if c != nil && c.norm != nil {
 		return *c.norm
 	}
 	return raw
 }
 
-func checkSite(raw state.Site) checkedSite {
-	c := checkedSite{domain: raw.Domain, rev: raw.Revision}
+func checkSite(raw state.Site) *checkedSite {
 	s, err := state.NormalizeSite(raw)
 	if err == nil && s.Domain != raw.Domain {
 		err = errors.New("domain is not in normal form")
 	}
 	switch {
 	case err != nil:
-		c.err = fmt.Errorf("invalid site in the store: %w", err)
+		return &checkedSite{err: fmt.Errorf("invalid site in the store: %w", err)}
 	case s.Equal(raw):
-		c.aliases = raw.Aliases
+		return nil
 	default:
-		c.aliases, c.norm = s.Aliases, &s
+		return &checkedSite{norm: &s}
 	}
-	return c
 }
 
 func (n *Node) lastApplied(domain string) (state.Site, bool) {
