@@ -157,7 +157,7 @@ func (s *Server) relink(final Plan, diff liveDiff) (int, int, error) {
 			s.linksSynced = false
 			s.log.Warn("could not remove the links of names no longer served", "err", err)
 		}
-		s.recordDiff(diff)
+		s.liveSites = liveList(final.Sites)
 		return switched, removed, nil
 	}
 	want := s.wanted(final)
@@ -170,8 +170,21 @@ func (s *Server) relink(final Plan, diff liveDiff) (int, int, error) {
 		s.log.Warn("could not remove the links of names no longer served", "err", err)
 	}
 	s.linksSynced = err == nil
-	s.liveSites = slices.SortedFunc(slices.Values(final.Sites), byDomain)
+	s.liveSites = liveList(final.Sites)
 	return switched, removed, nil
+}
+
+// liveList returns the sites of a plan that went live in domain order:
+// the plan's own list when it is in order (the reconciler's plans are,
+// and assemble keeps a plan's list when every site in it is served as
+// planned), so that a node does not hold a second copy of 100,000 sites.
+// The server never changes the list it keeps; Apply's callers do not
+// change a plan's list once it is applied either.
+func liveList(sites []Site) []Site {
+	if slices.IsSortedFunc(sites, byDomain) {
+		return sites
+	}
+	return slices.SortedFunc(slices.Values(sites), byDomain)
 }
 
 // settle renders the plan with every changed site and has nginx test it;

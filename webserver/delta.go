@@ -137,35 +137,5 @@ func (l *linkSet) remove(drop, keep map[string]string) (int, error) {
 	return n, nil
 }
 
-// recordDiff updates the live sites with the diff: a few changes are
-// placed by binary search (a move of the slice each), many by one sort.
-func (s *Server) recordDiff(d liveDiff) {
-	if len(d.changed)+len(d.removed) > 64 {
-		gone := make(map[string]bool, len(d.changed)+len(d.removed))
-		for _, site := range d.changed {
-			gone[site.Domain] = true
-		}
-		for _, old := range d.removed {
-			gone[old.Domain] = true
-		}
-		live := slices.DeleteFunc(s.liveSites, func(site Site) bool { return gone[site.Domain] })
-		s.liveSites = slices.SortedFunc(slices.Values(append(live, d.changed...)), byDomain)
-		return
-	}
-	for _, site := range d.changed {
-		i, found := slices.BinarySearchFunc(s.liveSites, site.Domain, siteDomainCmp)
-		if found {
-			s.liveSites[i] = site
-		} else {
-			s.liveSites = slices.Insert(s.liveSites, i, site)
-		}
-	}
-	for _, old := range d.removed {
-		if i, found := slices.BinarySearchFunc(s.liveSites, old.Domain, siteDomainCmp); found {
-			s.liveSites = slices.Delete(s.liveSites, i, i+1)
-		}
-	}
-}
-
 func byDomain(a, b Site) int                  { return cmp.Compare(a.Domain, b.Domain) }
 func siteDomainCmp(s Site, domain string) int { return cmp.Compare(s.Domain, domain) }

@@ -208,6 +208,12 @@ func checkSiteAlone(site Site, plan Plan) error {
 // their live form unless a name of it is now another site's; and the live
 // forms it left out for that reason.
 func (sel *selection) assemble(plan Plan, accepted map[string]bool) (Plan, []Site) {
+	if sel.allServed(accepted) {
+		// Every site goes live as planned: the plan's list is the
+		// answer, not a copy of it.
+		plan.Sites = sel.sites
+		return plan, nil
+	}
 	plan.Sites = make([]Site, 0, len(sel.sites))
 	var fallbacks []Site
 	for i, site := range sel.sites {
@@ -242,6 +248,17 @@ func (sel *selection) assemble(plan Plan, accepted map[string]bool) (Plan, []Sit
 		}
 	}
 	return plan, dropped
+}
+
+// allServed reports whether every site of the selection is live in its
+// planned form or among the accepted changes.
+func (sel *selection) allServed(accepted map[string]bool) bool {
+	for i, site := range sel.sites {
+		if !sel.same[i] && !accepted[site.Domain] {
+			return false
+		}
+	}
+	return true
 }
 
 // first returns the plan of assemble's results.

@@ -106,7 +106,9 @@ func TestApplyIsolatesRefusedSites(t *testing.T) {
 		t.Logf("note: unchanged apply took %s", d)
 	}
 
-	// Fixed: bad.test applies, the other refusals stay.
+	// Fixed: bad.test applies, the other refusals stay. (Apply keeps the
+	// list it applied: the next plan is a new one.)
+	plan.Sites = slices.Clone(plan.Sites)
 	plan.Sites[1].TLS = &SiteTLS{Certificates: []CertFiles{goodCert}}
 	fixed := apply(t, s, plan)
 	if fixed.Switched == 0 || fixed.Rejected["bad.test"] != "" || len(fixed.Rejected) != 2 {
@@ -240,6 +242,7 @@ func TestCertificateRenewalNeedsNoReload(t *testing.T) {
 		return err == nil
 	})
 	before, reloads := serial(), s.Status().Reloads
+	plan.Sites = slices.Clone(plan.Sites)
 	plan.Sites[0].TLS = &SiteTLS{Certificates: []CertFiles{second}}
 	res := apply(t, s, plan)
 	if res.Changed || res.Switched != 1 {

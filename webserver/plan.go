@@ -23,6 +23,9 @@ type Plan struct {
 	// "127.0.0.1:8080", ":8080" (all IPv4 addresses) or "[::1]:8080".
 	HTTPListen string
 	// Sites may be given in any order; Render sorts them by Domain.
+	// Apply keeps the list (and what its sites point to) while the plan
+	// is live, without copying it: the caller must not change either
+	// afterwards, and builds the next plan's list anew.
 	Sites []Site
 	// PlaceholderRoot is an absolute directory containing index.html, served
 	// for sites whose Root is "". Required only when such a site exists.
