@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -37,6 +38,15 @@ var clientEnv = []string{"SITEFLEET_SERVER", "SITEFLEET_TOKEN", "SITEFLEET_CONFI
 // it, which takes precedence. SITEFLEET_DATA_DIR is the name the README
 // documents; SITEFLEET_DATADIR is the derived one.
 var envAliases = map[string][]string{"datadir": {"SITEFLEET_DATA_DIR"}}
+
+// fileEnvKeys are the secrets that can also be given as a file: the
+// variable with "_FILE" appended names a file whose content (less one
+// trailing newline) is the value, as Docker and Compose secrets and
+// Kubernetes mounts provide them. A list takes one value per line.
+var fileEnvKeys = []string{"secrets.key", "api.tokens"}
+
+// maxSecretFile bounds what a _FILE variable's file may hold.
+const maxSecretFile = 64 << 10
 
 // minTxnOps is the smallest state.etcd.maxTxnOps state.NewStore accepts.
 const minTxnOps = 8
@@ -299,6 +309,9 @@ func Load(v *viper.Viper, path string) (Config, error) {
 	if err := checkEnv(os.Environ(), keys); err != nil {
 		return Config{}, err
 	}
+	if err := readFileEnv(v, keys); err != nil {
+		return Config{}, err
+	}
 	if path != "" {
 		v.SetConfigFile(path)
 		v.SetConfigType("yaml")
@@ -314,10 +327,62 @@ func Load(v *viper.Viper, path string) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// readFileEnv sets each key of fileEnvKeys whose _FILE variable is set
+// to the content of the file it names. Setting both the variable and its
+// _FILE form is an error, as is a file that cannot be read, is empty or
+// is larger than maxSecretFile; the message names the variable, never
+// the content.
+func readFileEnv(v *viper.Viper, defaults map[string]any) error {
+	for _, key := range fileEnvKeys {
+		name := envName(key)
+		file := os.Getenv(name + "_FILE")
+		if file == "" {
+			continue
+		}
+		if _, set := os.LookupEnv(name); set {
+			return fmt.Errorf("config: both %s and %s_FILE are set; set one", name, name)
+		}
+		value, err := readSecretFile(file)
+		if err != nil {
+			return fmt.Errorf("config: %s_FILE: %w", name, err)
+		}
+		if _, list := defaults[strings.ToLower(key)].([]string); list {
+			// One value per line, or comma-separated as in the variable.
+			v.Set(key, strings.FieldsFunc(value, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' }))
+			continue
+		}
+		v.Set(key, value)
+	}
+	return nil
+}
+
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxSecretFile {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, maxSecretFile)
+	}
+	value := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if strings.TrimSpace(value) == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return value, nil
+}
+
 // checkEnv refuses SITEFLEET_* variables that name no configuration key,
 // so that a typo does not silently leave a default in place.
 func checkEnv(environ []string, keys map[string]any) error {
 	known := map[string]bool{}
+	for _, k := range fileEnvKeys {
+		known[envName(k)+"_FILE"] = true
+	}
 	for k := range keys {
 		known[envName(k)] = true
 		for _, alias := range envAliases[k] {

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -192,5 +195,63 @@ func TestDataDirEnv(t *testing.T) {
 	t.Setenv("SITEFLEET_DATADIR", "/from/datadir")
 	if cfg, err := Load(viper.New(), ""); err != nil || cfg.DataDir != "/from/datadir" {
 		t.Errorf("SITEFLEET_DATADIR and SITEFLEET_DATA_DIR: dataDir %q, err %v, want SITEFLEET_DATADIR's", cfg.DataDir, err)
+	}
+}
+
+// TestSecretsFromFiles checks the _FILE forms of the cluster key and the
+// API tokens (Docker and Compose secrets): the file's content is the
+// value, a list takes a value per line, and a missing, empty or oversized
+// file, or both forms at once, is an error that names the variable and
+// never the secret.
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	t.Setenv("SITEFLEET_SECRETS_KEY_FILE", write("key", key+"\n"))
+	t.Setenv("SITEFLEET_API_TOKENS_FILE", write("tokens", "first-token-0123456789abcdef\r\nsecond-token-0123456789abcdef\n"))
+	cfg, err := Load(viper.New(), "")
+	if err != nil {
+		t.Fatalf("Load with _FILE variables: %v", err)
+	}
+	if cfg.Secrets.Key != key {
+		t.Errorf("secrets.key %q, want the file's content without its newline", cfg.Secrets.Key)
+	}
+	if want := []string{"first-token-0123456789abcdef", "second-token-0123456789abcdef"}; !slices.Equal(cfg.API.Tokens, want) {
+		t.Errorf("api.tokens %q, want %q", cfg.API.Tokens, want)
+	}
+
+	for name, tc := range map[string]struct {
+		setup func(t *testing.T)
+		want  string
+	}{
+		"missing file": {func(t *testing.T) { t.Setenv("SITEFLEET_SECRETS_KEY_FILE", filepath.Join(dir, "nope")) }, "SITEFLEET_SECRETS_KEY_FILE"},
+		"empty file":   {func(t *testing.T) { t.Setenv("SITEFLEET_SECRETS_KEY_FILE", write("empty", "\n")) }, "is empty"},
+		"huge file": {func(t *testing.T) {
+			t.Setenv("SITEFLEET_API_TOKENS_FILE", write("huge", strings.Repeat("x", maxSecretFile+1)))
+		}, "larger than"},
+		"both forms": {func(t *testing.T) { t.Setenv("SITEFLEET_SECRETS_KEY", key) }, "both SITEFLEET_SECRETS_KEY and SITEFLEET_SECRETS_KEY_FILE"},
+		"bad key":    {func(t *testing.T) { t.Setenv("SITEFLEET_SECRETS_KEY_FILE", write("bad", "not-a-key-secret")) }, "secrets.key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.setup(t)
+			_, err := Load(viper.New(), "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "not-a-key-secret") || strings.Contains(err.Error(), "first-token") {
+				t.Errorf("the error shows a secret: %v", err)
+			}
+		})
+	}
+	// Only the secrets have _FILE forms: others stay unknown variables.
+	t.Setenv("SITEFLEET_NODENAME_FILE", write("name", "n1"))
+	if _, err := Load(viper.New(), ""); err == nil || !strings.Contains(err.Error(), "SITEFLEET_NODENAME_FILE") {
+		t.Errorf("SITEFLEET_NODENAME_FILE: got %v, want an unknown-variable error", err)
 	}
 }
