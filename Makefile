@@ -4,7 +4,7 @@ BIN      ?= bin/sitefleet
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-cluster test-containers images fuzz-short test-short vet fmt-check bench demo demo-stop clean
+.PHONY: all build test test-cluster test-containers images bench-image fuzz-short test-short vet fmt-check bench demo demo-stop clean
 
 all: build
 
@@ -63,6 +63,16 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./deploy/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./internal/daemon/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./test/cluster/
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then $(MAKE) bench-image; \
+	  else echo "note: no Docker engine here: bench-image (TLS handshakes inside the node image) did not run"; fi
+
+# bench-image measures TLS handshakes through the generated config
+# against bare nginx inside the node image itself (its nginx, its
+# non-root user); see docs/benchmarks.md.
+bench-image: images
+	$(GO) test -c -o bin/webserver.test ./webserver
+	docker run --rm --tmpfs /tmp:rw,size=2g,mode=1777 -v $(CURDIR)/bin/webserver.test:/webserver.test:ro -w /tmp \
+	  --entrypoint /webserver.test sitefleet:test -test.run '^$$' -test.bench BenchmarkTLSHandshakes -test.benchtime 9x
 
 # images builds the sitefleet image (and the images it starts from)
 # without a registry; test-containers runs the webserver tests against the

@@ -618,10 +618,9 @@ func benchmarkTLSHandshakes(b *testing.B, sites int) {
 	mustApply(b, s, plan, true)
 	run(b, s)
 	waitServing(b, f.listen, certs.names[0], "/", 200, "S")
+	// The Server records the master's pid a moment after nginx answers.
+	testutil.WaitFor(b, "the managed nginx's pid", 10*time.Second, func() bool { return s.Status().PID != 0 })
 	genMaster := s.Status().PID
-	if genMaster == 0 {
-		b.Fatal("managed nginx is not running after serving")
-	}
 	checkTLSBehaviour(b, genAddr, certs, genMaster)
 	checkHTTPSGet(b, genAddr, certs.names[len(certs.names)-1], "S")
 
@@ -715,6 +714,14 @@ func writeBareTLSConfig(b *testing.B, s *Server, prefix, listen, root, dhparams 
 	fmt.Fprintf(&w, "worker_processes 1;\npid %s;\nerror_log stderr warn;\ndaemon off;\n"+
 		"events {\n    worker_connections %d;\n}\nhttp {\n    access_log off;\n",
 		filepath.Join(prefix, "nginx.pid"), workerConnections)
+	// Temporary files under prefix: nginx's compiled-in paths are not
+	// writable by a user that is not root (as in the node image).
+	if err := os.MkdirAll(filepath.Join(prefix, "tmp"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, t := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&w, "    %s_temp_path %s;\n", t, filepath.Join(prefix, "tmp", t))
+	}
 	writeTLSSettings(&w, dhparams, nil)
 	fmt.Fprintf(&w, "    server {\n        listen %s ssl http2;\n        ssl_certificate %s;\n"+
 		"        ssl_certificate_key %s;\n        root %s;\n    }\n}\n", listen, c.crt(0), c.key(0), root)
