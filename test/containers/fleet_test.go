@@ -66,10 +66,8 @@ func startFleet(t *testing.T) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	f := &fleet{t: t, project: "sftest" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(random(6))),
-		file: filepath.Join(root, "examples", "compose", "docker-compose.yml"), token: random(24)}
+		file: filepath.Join(root, "examples", "compose", "docker-compose.yml")}
 	f.http = testutil.FreeAddr(t)
 	f.stats = testutil.FreeAddr(t)
 	ports := []string{"HTTP_PORT=" + port(f.http), "STATS_PORT=" + port(f.stats)}
@@ -79,8 +77,6 @@ func startFleet(t *testing.T) *fleet {
 	}
 	f.env = append(os.Environ(), append(ports,
 		"COMPOSE_PROJECT_NAME="+f.project,
-		"SITEFLEET_CLUSTER_KEY="+base64.StdEncoding.EncodeToString(key),
-		"SITEFLEET_ADMIN_TOKEN="+f.token,
 		"SITEFLEET_IMAGE="+image,
 		"BASE_IMAGE="+envOr("SITEFLEET_TEST_BASE_IMAGE", "sitefleet/base:sid"),
 		"BUILD_IMAGE="+envOr("SITEFLEET_TEST_BUILD_IMAGE", "sitefleet/go:local"),
@@ -100,9 +96,23 @@ func startFleet(t *testing.T) *fleet {
 	if out, err := f.compose("build", "-q", "etcd1", "haproxy"); err != nil {
 		t.Fatalf("compose build: %v\n%s", err, out)
 	}
+	// No key and no token are given: the example makes them at its first
+	// start, and the README reads the token as this does.
 	if out, err := f.compose("up", "-d"); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
+	f.eventually("the generated admin token", time.Minute, func() error {
+		out, err := f.compose("exec", "-T", "node1", "cat", "/run/sitefleet/admin.token")
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		lines := strings.Fields(out) // the token is the last line; compose may warn before it
+		if len(lines) == 0 || len(lines[len(lines)-1]) < 32 {
+			return fmt.Errorf("no token in %q", out)
+		}
+		f.token = lines[len(lines)-1]
+		return nil
+	})
 	f.eventually("every node is ready and HAProxy answers", 3*time.Minute, func() error {
 		for i := range f.api {
 			r, err := f.client(i).Ready(context.Background())
