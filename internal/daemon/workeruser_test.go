@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,7 +32,7 @@ func workerUIDs(t *testing.T, pidFile string) []uint32 {
 	t.Helper()
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
-		t.Fatal(err)
+		return nil // nginx not started yet
 	}
 	master := strings.TrimSpace(string(b))
 	entries, _ := os.ReadDir("/proc")
@@ -78,15 +79,20 @@ func TestWorkersCannotReadSecrets(t *testing.T) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	uids := workerUIDs(t, filepath.Join(cfg.DataDir, "nginx", "run", "nginx.pid"))
-	if len(uids) == 0 {
-		t.Fatal("no nginx workers found")
-	}
-	for _, w := range uids {
-		if w != uint32(uid) {
-			t.Fatalf("an nginx worker runs as uid %d, not %s (%d)", w, WorkerUser, uid)
+	// A worker just forked (the site's config was reloaded a moment ago)
+	// is root until it has switched users: every worker must have.
+	n.eventually("every nginx worker runs as "+WorkerUser, 10*time.Second, func() error {
+		uids := workerUIDs(t, filepath.Join(cfg.DataDir, "nginx", "run", "nginx.pid"))
+		if len(uids) == 0 {
+			return errors.New("no nginx workers found")
 		}
-	}
+		for _, w := range uids {
+			if w != uint32(uid) {
+				return fmt.Errorf("an nginx worker runs as uid %d, not %s (%d)", w, WorkerUser, uid)
+			}
+		}
+		return nil
+	})
 	secrets := []string{cfg.TokenPath(), filepath.Join(cfg.DataDir, "lock")}
 	if _, err := os.Stat(cfg.SecretsKeyPath()); err == nil {
 		secrets = append(secrets, cfg.SecretsKeyPath())
