@@ -53,6 +53,11 @@ type Options struct {
 	WorkerProcesses string
 	// AccessLog is "" for `access_log off`, else an absolute path.
 	AccessLog string
+	// TrafficLog, when set, is an absolute path nginx appends a line per
+	// request to, in TrafficLogFormat, buffered (TrafficLogBuffer, flushed
+	// at least every second): what package traffic reads for per-site
+	// metrics. It is independent of AccessLog.
+	TrafficLog string
 	// ExtraHTTPConfigFiles are operator-owned files whose contents are copied
 	// into each generation and included inside http{}. A broken one fails
 	// `nginx -t` and never goes live; restarts use the last good copy.
@@ -193,6 +198,11 @@ func (o Options) resolve() (Options, error) {
 	if o.AccessLog != "" {
 		if err := validatePath(o.AccessLog); err != nil {
 			return o, fmt.Errorf("access log: %w", err)
+		}
+	}
+	if o.TrafficLog != "" {
+		if err := validatePath(o.TrafficLog); err != nil {
+			return o, fmt.Errorf("traffic log: %w", err)
 		}
 	}
 	if o.User == "" {

@@ -341,6 +341,17 @@ func canRaiseNofile() bool {
 	return syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max >= workerNofile
 }
 
+// TrafficLogFormat is the traffic log's line: the request's end (seconds
+// since the epoch, with milliseconds), the host as nginx validated it
+// (lower case, no port; "-" when there is none), the status, the bytes
+// sent and the request's duration in seconds. Fields are separated by
+// one space; none can hold one.
+const TrafficLogFormat = "$msec $host $status $bytes_sent $request_time"
+
+// TrafficLogBuffer is the traffic log's buffer: a worker writes it out
+// when full, or after a second.
+const TrafficLogBuffer = 64 << 10
+
 // writeHTTPSettings writes the http{}-level directives.
 func writeHTTPSettings(b *strings.Builder, o Options, hs hashSizes) {
 	b.WriteString("    include " + mimeFile + ";\n" +
@@ -355,10 +366,15 @@ func writeHTTPSettings(b *strings.Builder, o Options, hs hashSizes) {
 	if o.caps != nil && o.caps.brotliStatic != "" {
 		b.WriteString("    brotli_static on;\n")
 	}
-	if o.AccessLog == "" {
+	if o.AccessLog == "" && o.TrafficLog == "" {
 		b.WriteString("    access_log off;\n")
-	} else {
+	}
+	if o.AccessLog != "" {
 		b.WriteString("    access_log " + o.AccessLog + ";\n")
+	}
+	if o.TrafficLog != "" {
+		b.WriteString("    log_format sf_traffic '" + TrafficLogFormat + "';\n" +
+			"    access_log " + o.TrafficLog + " sf_traffic buffer=" + strconv.Itoa(TrafficLogBuffer) + " flush=1s;\n")
 	}
 	tmp := filepath.Join(o.Prefix, "tmp")
 	b.WriteString("    client_body_temp_path " + filepath.Join(tmp, "client_body") + ";\n")

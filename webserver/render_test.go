@@ -118,6 +118,11 @@ func TestRenderOptionsVariants(t *testing.T) {
 	}{
 		{"unmanaged", Options{Prefix: "/p"}, []string{"error_log /p/logs/error.log warn;"}, []string{"daemon off;", "error_log stderr"}},
 		{"access log", Options{Prefix: "/p", AccessLog: "/var/log/sf/access.log"}, []string{"access_log /var/log/sf/access.log;"}, []string{"\n    access_log off;"}}, // the health path logs nothing, whatever the setting
+		{"traffic log", Options{Prefix: "/p", TrafficLog: "/p/logs/traffic.log"},
+			[]string{"log_format sf_traffic '" + TrafficLogFormat + "';", "access_log /p/logs/traffic.log sf_traffic buffer=65536 flush=1s;"},
+			[]string{"\n    access_log off;"}},
+		{"both logs", Options{Prefix: "/p", AccessLog: "/var/log/sf/access.log", TrafficLog: "/p/logs/traffic.log"},
+			[]string{"access_log /var/log/sf/access.log;", "access_log /p/logs/traffic.log sf_traffic"}, []string{"\n    access_log off;"}},
 		{"workers", Options{Prefix: "/p", WorkerProcesses: "3"}, []string{"worker_processes 3;"}, nil},
 		{"no uwsgi", Options{Prefix: "/p", caps: &binaryCaps{without: map[string]bool{"http_uwsgi_module": true}}},
 			[]string{"scgi_temp_path /p/tmp/scgi;"}, []string{"uwsgi_temp_path"}},
@@ -223,6 +228,8 @@ func TestRenderRejectsHostileValues(t *testing.T) {
 		{"listen hostile port", func(p *Plan, _ *Options) { p.HTTPListen = "127.0.0.1:80;" }, `"127.0.0.1:80;"`},
 		{"relative prefix", func(_ *Plan, o *Options) { o.Prefix = "nginx" }, `"nginx"`},
 		{"hostile access log", func(_ *Plan, o *Options) { o.AccessLog = "/var/log/a.log main" }, `"/var/log/a.log main"`},
+		{"hostile traffic log", func(_ *Plan, o *Options) { o.TrafficLog = "/p/t.log;error_log /x" }, `"/p/t.log;error_log /x"`},
+		{"relative traffic log", func(_ *Plan, o *Options) { o.TrafficLog = "logs/t.log" }, `"logs/t.log" is not absolute`},
 		{"hostile user", func(_ *Plan, o *Options) { o.User = "nobody;" }, `"nobody;"`},
 		{"hostile workers", func(_ *Plan, o *Options) { o.WorkerProcesses = "auto;" }, `"auto;"`},
 		{"relative extra file", func(_ *Plan, o *Options) { o.ExtraHTTPConfigFiles = []string{"x.conf"} }, `"x.conf"`},
