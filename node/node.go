@@ -107,11 +107,12 @@ type Options struct {
 
 // Node reconciles the local web server with the desired state.
 type Node struct {
-	opts    Options
-	log     *slog.Logger
-	wake    chan struct{}
-	status  statusBox
-	applied atomic.Pointer[state.Snapshot] // written by the worker goroutine only
+	opts     Options
+	log      *slog.Logger
+	wake     chan struct{}
+	status   statusBox
+	applied  atomic.Pointer[state.Snapshot] // written by the worker goroutine only
+	aliasIdx atomic.Pointer[aliasIndex]     // SiteOf's, for one applied state
 	// Owned by the worker goroutine: the last pass's validations, in the
 	// snapshot's order (checkedSorted: domain order), the list the next
 	// pass refills, and the name owners usableSites updates.
@@ -187,6 +188,38 @@ func (n *Node) AppliedCertificates() []state.Certificate {
 		return a.Certificates
 	}
 	return nil
+}
+
+// SiteOf returns the primary domain of the site nginx serves host for, in
+// the applied state. A primary domain is found by binary search; an alias
+// through an index of the aliases, built at the first alias looked up in
+// each applied state (a site change costs it only if traffic asks).
+func (n *Node) SiteOf(host string) (string, bool) {
+	a := n.applied.Load()
+	if a == nil {
+		return "", false
+	}
+	if s, ok := a.Site(host); ok {
+		return s.Domain, true
+	}
+	idx := n.aliasIdx.Load()
+	if idx == nil || idx.of != a {
+		idx = &aliasIndex{of: a, sites: map[string]string{}}
+		for _, s := range a.Sites {
+			for _, alias := range s.Aliases {
+				idx.sites[alias] = s.Domain
+			}
+		}
+		n.aliasIdx.Store(idx)
+	}
+	d, ok := idx.sites[host]
+	return d, ok
+}
+
+// aliasIndex maps the aliases of one applied state to their sites.
+type aliasIndex struct {
+	of    *state.Snapshot
+	sites map[string]string
 }
 
 // Trigger asks for a pass soon; bursts of triggers coalesce into one.

@@ -1,14 +1,19 @@
 package webserver
 
 import (
+	"context"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sitefleet/sitefleet/internal/testutil"
+	"github.com/sitefleet/sitefleet/traffic"
 )
 
 // BenchmarkServeWrk compares, with wrk (50 connections, one thread), the
@@ -87,4 +92,82 @@ func runWrk(b *testing.B, wrk, addr, host string) float64 {
 	}
 	b.Fatalf("no Requests/sec in wrk's output:\n%s", out)
 	return 0
+}
+
+// BenchmarkServeWrkTraffic measures what per-site traffic metrics cost:
+// the same page through the generated config with the traffic log on
+// (and a traffic.Collector reading it every second into per-site
+// counters, as the node does) against the generated config with access
+// logging off, with wrk as in BenchmarkServeWrk; the figure is the median
+// of nine alternating rounds' ratios.
+func BenchmarkServeWrkTraffic(b *testing.B) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Fatal("wrk is required: apt-get install -y wrk (make bench installs it)")
+	}
+	for b.Loop() {
+		var addrs [2]string // [off, on]
+		var logPath string
+		for i := range addrs {
+			f := newFixture(b)
+			opts := f.options()
+			opts.WorkerProcesses = "1"
+			if i == 1 {
+				logPath = filepath.Join(f.prefix, "logs", "traffic.log")
+				opts.TrafficLog = logPath
+			}
+			s := f.newServer(b, opts)
+			root := f.site(b, "r", map[string]string{"page.html": strings.Repeat("x", 1024)})
+			mustApply(b, s, Plan{HTTPListen: f.listen, PlaceholderRoot: f.placeholder, Sites: []Site{{Domain: "r.test", Root: root}}}, true)
+			run(b, s)
+			waitServing(b, f.listen, "r.test", "/page.html", 200, strings.Repeat("x", 1024))
+			testutil.WaitFor(b, "nginx to run", 10*time.Second, func() bool { return s.Status().PID != 0 })
+			pin(s.Status().PID)
+			addrs[i] = f.listen
+		}
+		c := traffic.New(traffic.Options{Path: logPath, Sites: oneSite("r.test")})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = c.Run(ctx) }()
+		var ratios, on, off []float64
+		for range 9 {
+			o := runWrk(b, wrk, addrs[1], "r.test")
+			g := runWrk(b, wrk, addrs[0], "r.test")
+			on, off, ratios = append(on, o), append(off, g), append(ratios, o/g)
+		}
+		cancel()
+		<-done
+		if err := c.ReadOnce(); err != nil {
+			b.Fatal(err)
+		}
+		counted := countedRequests(b, c)
+		b.ReportMetric(median(on), "traffic-on-rps")
+		b.ReportMetric(median(off), "traffic-off-rps")
+		b.ReportMetric(median(ratios), "ratio")
+		b.ReportMetric(counted, "requests-counted")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+type oneSite string
+
+func (s oneSite) SiteOf(host string) (string, bool) { return string(s), host == string(s) }
+
+// countedRequests sums sitefleet_site_requests_total over c's series.
+func countedRequests(b *testing.B, c *traffic.Collector) float64 {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "sitefleet_site_requests_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }

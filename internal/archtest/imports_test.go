@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"deploy":          {"state"},
 	"deploy/manifest": {},
 	"webserver":       {},
+	"traffic":         {},
 	"tls":             {"cluster", "state"},
 	"node":            {"webserver", "tls", "deploy/manifest", "state"},
 	"api/client":      {"model"},

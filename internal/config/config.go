@@ -136,7 +136,19 @@ type WebConfig struct {
 	HTTPSListen string      `mapstructure:"httpsListen"`
 	Resolvers   []string    `mapstructure:"resolvers"`
 	Nginx       NginxConfig `mapstructure:"nginx"`
+	Traffic     TrafficCfg  `mapstructure:"traffic"`
 }
+
+// TrafficCfg configures per-site traffic metrics and the JSON access log.
+type TrafficCfg struct {
+	Enabled  bool   `mapstructure:"enabled"`
+	MaxSites int    `mapstructure:"maxSites"`
+	JSONLog  string `mapstructure:"jsonLog"`
+}
+
+// maxTrafficSites bounds web.traffic.maxSites: each site is about a dozen
+// series.
+const maxTrafficSites = 100000
 
 // NginxConfig configures the nginx process.
 type NginxConfig struct {
@@ -240,6 +252,7 @@ func Default() Config {
 			HTTPListen:  ":8080",
 			HTTPSListen: ":8443",
 			Nginx:       NginxConfig{Manage: true, Binary: "nginx", WorkerProcesses: "auto"},
+			Traffic:     TrafficCfg{Enabled: true, MaxSites: 1000},
 		},
 		Cluster: ClusterCfg{
 			LeaseTTL:         cluster.DefaultTTL,
@@ -455,6 +468,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimitBytes != 0 && c.MemoryLimitBytes != -1 && c.MemoryLimitBytes < minMemoryLimit {
 		errs = append(errs, fmt.Errorf("memoryLimitBytes %d: must be at least %d (64 MiB), 0 to follow the live heap, or -1 for none", c.MemoryLimitBytes, minMemoryLimit))
+	}
+	if t := c.Web.Traffic; t.MaxSites < 1 || t.MaxSites > maxTrafficSites {
+		errs = append(errs, fmt.Errorf("web.traffic.maxSites %d: must be 1 to %d", t.MaxSites, maxTrafficSites))
+	}
+	if j := c.Web.Traffic.JSONLog; j != "" && j != "stdout" && (!filepath.IsAbs(j) || filepath.Clean(j) != j) {
+		errs = append(errs, fmt.Errorf("web.traffic.jsonLog %q: must be \"\", \"stdout\" or a clean absolute path", j))
+	}
+	if c.Web.Traffic.JSONLog != "" && !c.Web.Traffic.Enabled {
+		errs = append(errs, errors.New("web.traffic.jsonLog needs web.traffic.enabled"))
 	}
 	if c.API.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("api.maxBodyBytes %d: must not be negative (0 for the default)", c.API.MaxBodyBytes))

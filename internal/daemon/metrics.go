@@ -14,14 +14,18 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/state"
+	"github.com/sitefleet/sitefleet/traffic"
 )
 
 // metricsHandler serves the node's metrics from its own registry: Go and
 // process metrics, and gauges read from the node's status at scrape time.
-func metricsHandler(status api.StatusSource, certs func() []state.Certificate, passes *prometheus.HistogramVec, etcd etcdCollector) http.Handler {
+func metricsHandler(status api.StatusSource, certs func() []state.Certificate, passes *prometheus.HistogramVec, etcd etcdCollector, sites *traffic.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatusCollector(status), certCollector{certs}, passes, etcd)
+	if sites != nil {
+		reg.MustRegister(sites)
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

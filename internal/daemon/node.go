@@ -31,6 +31,7 @@ import (
 	"github.com/sitefleet/sitefleet/node"
 	"github.com/sitefleet/sitefleet/state"
 	sftls "github.com/sitefleet/sitefleet/tls"
+	"github.com/sitefleet/sitefleet/traffic"
 	"github.com/sitefleet/sitefleet/webserver"
 )
 
@@ -129,6 +130,10 @@ type parts struct {
 	// acmeSrv answers ACME challenges on acmeLn when the API serves TLS.
 	acmeSrv *http.Server
 	acmeLn  net.Listener
+	// traffic reads nginx's traffic log (nil when web.traffic is off);
+	// jsonLog is the file it writes requests to, if any.
+	traffic *traffic.Collector
+	jsonLog *os.File
 }
 
 // assemble builds every part of a node; it starts nothing but checks that
@@ -202,10 +207,14 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	// The node serves a new state: the member publishes the record at once
 	// (deploy --wait waits for it). The channel is made before either.
 	applied := make(chan struct{}, 1)
+	var counter *traffic.Collector // set below, before the node runs
 	nopts.OnApplied = func() {
 		select {
 		case applied <- struct{}{}:
 		default:
+		}
+		if counter != nil {
+			counter.Changed()
 		}
 	}
 	if nopts.KeyGroup, err = web.WorkerGID(); err != nil {
@@ -215,6 +224,15 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if err != nil {
 		return nil, err
 	}
+	var jsonLog *os.File
+	if counter, jsonLog, err = newTrafficCollector(cfg, n, log); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && jsonLog != nil {
+			jsonLog.Close()
+		}
+	}()
 	acmeTransport, err := acmeTransport(cfg.TLS.ACME.CACertificates)
 	if err != nil {
 		return nil, err
@@ -237,7 +255,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		ACMEChallenge: challenges,
 		Tokens:        store, Audit: auditor,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
-		Metrics: metricsHandler(status, n.AppliedCertificates, passes, etcdCollector{etcd: etcd, compactions: compactions, timeout: store.Timeout()}), Logger: log.With("component", "api"),
+		Metrics: metricsHandler(status, n.AppliedCertificates, passes, etcdCollector{etcd: etcd, compactions: compactions, timeout: store.Timeout()}, counter), Logger: log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
@@ -250,7 +268,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		mux.Handle("/.well-known/acme-challenge/", challenges)
 		acmeSrv = api.NewServer(http.TimeoutHandler(mux, api.DefaultRequestTimeout, "timed out"), cfg.API.IdleTimeout, log)
 	}
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, self: self, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn}, nil
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, self: self, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn, traffic: counter, jsonLog: jsonLog}, nil
 }
 
 func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -289,6 +307,12 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	})
 	g.Go(func() error { registerToken(gctx, p.store, p.token, p.cfg.NodeName, p.log); return nil })
 	g.Go(func() error { return serveAPI(gctx, p.srv, apiLn) })
+	if p.traffic != nil {
+		g.Go(func() error { return p.traffic.Run(gctx) })
+	}
+	if p.jsonLog != nil {
+		defer p.jsonLog.Close()
+	}
 	if p.acmeLn != nil {
 		g.Go(func() error { return serveAPI(gctx, p.acmeSrv, p.acmeLn) })
 	}
@@ -438,9 +462,43 @@ func webOptions(cfg config.Config, log *slog.Logger) webserver.Options {
 		User:                 cfg.Web.Nginx.User,
 		WorkerProcesses:      cfg.Web.Nginx.WorkerProcesses,
 		AccessLog:            cfg.Web.Nginx.AccessLog,
+		TrafficLog:           trafficLogPath(cfg, prefix),
 		ExtraHTTPConfigFiles: cfg.Web.Nginx.ExtraHTTPConfigFiles,
 		Logger:               log.With("component", "nginx"),
 	}
+}
+
+// trafficLogPath is where nginx writes the traffic log ("" when
+// web.traffic is off).
+func trafficLogPath(cfg config.Config, prefix string) string {
+	if !cfg.Web.Traffic.Enabled {
+		return ""
+	}
+	return filepath.Join(prefix, "logs", "traffic.log")
+}
+
+// newTrafficCollector makes the reader of nginx's traffic log, with the
+// JSON access log it writes (the file is the caller's to close); nil when
+// web.traffic is off.
+func newTrafficCollector(cfg config.Config, sites traffic.Resolver, log *slog.Logger) (*traffic.Collector, *os.File, error) {
+	path := trafficLogPath(cfg, webOptions(cfg, log).Prefix)
+	if path == "" {
+		return nil, nil, nil
+	}
+	opts := traffic.Options{Path: path, Sites: sites, MaxSites: cfg.Web.Traffic.MaxSites, Logger: log.With("component", "traffic")}
+	var file *os.File
+	switch j := cfg.Web.Traffic.JSONLog; j {
+	case "":
+	case "stdout":
+		opts.JSON = os.Stdout
+	default:
+		f, err := os.OpenFile(j, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("web.traffic.jsonLog: %w", err)
+		}
+		file, opts.JSON = f, f
+	}
+	return traffic.New(opts), file, nil
 }
 
 // serveAPI serves until ctx ends, then shuts down gracefully.
