@@ -1,0 +1,69 @@
+package model
+
+import "time"
+
+// Hook is a webhook: a URL that receives the fleet's events of the listed
+// types, each signed with the hook's secret (HMAC-SHA256).
+type Hook struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+	// Events are the event types the hook receives (HookEventTypes).
+	Events []string `json:"events"`
+	// Secret is the signing secret, sealed with the cluster key in etcd;
+	// the API never returns it.
+	Secret    string    `json:"secret,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	// CreatedBy is the ID of the token that added the hook.
+	CreatedBy string `json:"createdBy,omitempty"`
+}
+
+// The event types hooks can receive.
+const (
+	EventSiteCreated      = "site.created"
+	EventSiteDeleted      = "site.deleted"
+	EventDeployStarted    = "deploy.started"
+	EventDeployRolledBack = "deploy.rolled_back"
+)
+
+// HookEventTypes lists every event type, in the order the docs give them.
+var HookEventTypes = []string{EventSiteCreated, EventSiteDeleted, EventDeployStarted, EventDeployRolledBack}
+
+// HookEvent is what a hook receives as the request body. ID is the same
+// for every delivery of the event, to every hook: the idempotency key.
+type HookEvent struct {
+	ID   string    `json:"id"`
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	Site string    `json:"site"`
+	// Deployment is the site's deployment after a deploy or a rollback;
+	// Previous the one it replaced.
+	Deployment *Deployment `json:"deployment,omitempty"`
+	Previous   *Deployment `json:"previous,omitempty"`
+	// Revision is the etcd revision of the change.
+	Revision int64 `json:"revision"`
+}
+
+// HookDelivery is one event still to be delivered to one hook.
+type HookDelivery struct {
+	Event       HookEvent `json:"event"`
+	Hook        string    `json:"hook"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"nextAttempt"`
+	LastError   string    `json:"lastError,omitempty"`
+}
+
+// HookLogEntry records one delivery attempt.
+type HookLogEntry struct {
+	Time    time.Time `json:"time"`
+	Hook    string    `json:"hook"`
+	URL     string    `json:"url"`
+	Event   string    `json:"event"`
+	Type    string    `json:"type"`
+	Attempt int       `json:"attempt"`
+	// Status is the receiver's HTTP status, 0 when none came.
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Result is "delivered", "retrying" or "failed" (given up).
+	Result     string  `json:"result"`
+	DurationMS float64 `json:"durationMs"`
+}

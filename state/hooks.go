@@ -1,0 +1,322 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/model"
+)
+
+// Webhooks: their configuration, the outbox of deliveries and the log of
+// attempts. Package hooks runs them.
+type (
+	Hook         = model.Hook
+	HookEvent    = model.HookEvent
+	HookDelivery = model.HookDelivery
+	HookLogEntry = model.HookLogEntry
+)
+
+// MaxHooks bounds how many hooks a fleet has.
+const MaxHooks = 100
+
+// Hooks is the prefix of the hooks' records: <prefix>/hooks/config/<id>.
+func (k Keys) Hooks() string         { return k.Prefix + "/hooks/config/" }
+func (k Keys) Hook(id string) string { return k.Hooks() + id }
+
+// HookCursor holds the last etcd revision whose site changes were turned
+// into deliveries.
+func (k Keys) HookCursor() string { return k.Prefix + "/hooks/cursor" }
+
+// Outbox is the prefix of deliveries still to make:
+// <prefix>/hooks/outbox/<event id>/<hook id>.
+func (k Keys) Outbox() string { return k.Prefix + "/hooks/outbox/" }
+
+func (k Keys) outboxKey(d HookDelivery) string { return k.Outbox() + d.Event.ID + "/" + d.Hook }
+
+// HookLog is the prefix of the delivery log, keyed by time.
+func (k Keys) HookLog() string { return k.Prefix + "/hooks/log/" }
+
+func (k Keys) hookLogKey(e HookLogEntry) string {
+	return fmt.Sprintf("%s%020d-%s-%s-%d", k.HookLog(), e.Time.UnixNano(), e.Event, e.Hook, e.Attempt)
+}
+
+// AddHook stores a new hook. Errors: Exists (the ID is taken), Invalid
+// (MaxHooks reached), Unavailable.
+func (s *Store) AddHook(ctx context.Context, h Hook) error {
+	hooks, err := s.ListHooks(ctx)
+	if err != nil {
+		return err
+	}
+	if len(hooks) >= MaxHooks {
+		return Errorf(Invalid, "a fleet has at most %d hooks: remove one first", MaxHooks)
+	}
+	val, err := marshal(h)
+	if err != nil {
+		return err
+	}
+	key := s.keys.Hook(h.ID)
+	_, ok, err := s.fencedTxn(ctx, "add hook", nil, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, []clientv3.Op{clientv3.OpPut(key, val)})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return Errorf(Exists, "hook %q exists", h.ID)
+	}
+	return nil
+}
+
+// DeleteHook removes a hook and the deliveries still owed to it. Errors:
+// NotFound, Unavailable.
+func (s *Store) DeleteHook(ctx context.Context, id string) error {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Delete(rctx, s.keys.Hook(id))
+	if err != nil {
+		return s.wrap(ctx, "delete hook", err)
+	}
+	if resp.Deleted == 0 {
+		return Errorf(NotFound, "hook %q does not exist", id)
+	}
+	// Its deliveries are dropped as the dispatcher meets them.
+	return nil
+}
+
+// ListHooks returns every hook, by ID.
+func (s *Store) ListHooks(ctx context.Context) ([]Hook, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.Hooks(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, s.wrap(ctx, "read hooks", err)
+	}
+	out := make([]Hook, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var h Hook
+		if json.Unmarshal(kv.Value, &h) == nil && h.ID == strings.TrimPrefix(string(kv.Key), s.keys.Hooks()) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// HookCursor returns the revision up to which site changes became
+// deliveries, and the store's current revision (what a cursor starts at).
+func (s *Store) HookCursor(ctx context.Context) (cursor, current int64, err error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.HookCursor())
+	if err != nil {
+		return 0, 0, s.wrap(ctx, "read the hook cursor", err)
+	}
+	if len(resp.Kvs) == 1 {
+		cursor, err = parseInt64(string(resp.Kvs[0].Value))
+		if err != nil {
+			return 0, 0, fmt.Errorf("hook cursor: %w", err)
+		}
+	}
+	return cursor, resp.Header.Revision, nil
+}
+
+func parseInt64(v string) (int64, error) {
+	var n int64
+	if _, err := fmt.Sscan(v, &n); err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a revision", v)
+	}
+	return n, nil
+}
+
+// EnqueueHookDeliveries adds deliveries to the outbox (one already there
+// is left as it is: its attempts count) and moves the cursor to cursor,
+// under guard (a leader's). The cursor moves in the last transaction, so
+// that a failure in between makes the next leader enqueue the same
+// deliveries again, which changes nothing.
+func (s *Store) EnqueueHookDeliveries(ctx context.Context, ds []HookDelivery, cursor int64, guard Guard) error {
+	ops := make([]clientv3.Op, 0, len(ds)+1)
+	for _, d := range ds {
+		val, err := marshal(d)
+		if err != nil {
+			return err
+		}
+		key := s.keys.outboxKey(d)
+		ops = append(ops, clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, []clientv3.Op{clientv3.OpPut(key, val)}, nil))
+	}
+	ops = append(ops, clientv3.OpPut(s.keys.HookCursor(), fmt.Sprint(cursor)))
+	for len(ops) > 0 {
+		n := min(len(ops), s.maxOps)
+		if _, _, err := s.fencedTxn(ctx, "enqueue hook deliveries", []Guard{guard}, nil, ops[:n]); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// Outbox returns up to limit deliveries still to make, oldest event first.
+func (s *Store) Outbox(ctx context.Context, limit int) ([]HookDelivery, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.Outbox(), clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, s.wrap(ctx, "read the hook outbox", err)
+	}
+	out := make([]HookDelivery, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var d HookDelivery
+		if json.Unmarshal(kv.Value, &d) == nil && string(kv.Key) == s.keys.outboxKey(d) {
+			out = append(out, d)
+		} else {
+			out = append(out, HookDelivery{Hook: "", Event: HookEvent{ID: strings.TrimPrefix(string(kv.Key), s.keys.Outbox())}, LastError: "unreadable record"})
+		}
+	}
+	return out, nil
+}
+
+// RecordHookAttempt logs one attempt and, under guard, removes the
+// delivery from the outbox (done) or stores it with its next attempt.
+// A delivery with an empty Hook (an unreadable record, as Outbox returns
+// it) is removed by its event ID alone.
+func (s *Store) RecordHookAttempt(ctx context.Context, d HookDelivery, entry HookLogEntry, done bool, guard Guard) error {
+	var ops []clientv3.Op
+	switch {
+	case d.Hook == "":
+		ops = append(ops, clientv3.OpDelete(s.keys.Outbox()+d.Event.ID))
+	case done:
+		ops = append(ops, clientv3.OpDelete(s.keys.outboxKey(d)))
+	default:
+		val, err := marshal(d)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.keys.outboxKey(d), val))
+	}
+	if !entry.Time.IsZero() {
+		val, err := marshal(entry)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.keys.hookLogKey(entry), val))
+	}
+	_, _, err := s.fencedTxn(ctx, "record a hook delivery", []Guard{guard}, nil, ops)
+	return err
+}
+
+// HookLog returns the newest limit entries of the delivery log, oldest
+// first.
+func (s *Store) HookLog(ctx context.Context, limit int) ([]HookLogEntry, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.HookLog(), clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, s.wrap(ctx, "read the hook log", err)
+	}
+	out := make([]HookLogEntry, 0, len(resp.Kvs))
+	for i := len(resp.Kvs) - 1; i >= 0; i-- {
+		var e HookLogEntry
+		if json.Unmarshal(resp.Kvs[i].Value, &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// TrimHookLog keeps the newest keep entries of the delivery log, under
+// guard.
+func (s *Store) TrimHookLog(ctx context.Context, keep int, guard Guard) error {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	prefix := s.keys.HookLog()
+	count, err := s.cli.Get(rctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return s.wrap(ctx, "read the hook log", err)
+	}
+	excess := count.Count - int64(keep)
+	if excess <= 0 {
+		return nil
+	}
+	resp, err := s.cli.Get(rctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(excess))
+	if err != nil || len(resp.Kvs) == 0 {
+		return s.wrap(ctx, "read the hook log", err)
+	}
+	end := string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	_, _, err = s.fencedTxn(ctx, "trim the hook log", []Guard{guard}, nil, []clientv3.Op{clientv3.OpDelete(prefix, clientv3.WithRange(end))})
+	return err
+}
+
+// SiteChange is one change of a site record: Prev is nil for a new site,
+// Next nil for a deleted one. A record that does not decode is nil.
+type SiteChange struct {
+	Domain     string
+	Prev, Next *Site
+	Revision   int64
+}
+
+// ErrHistoryGone is returned by WatchSiteChanges when etcd no longer has
+// the history after from (it was compacted).
+var ErrHistoryGone = errors.New("state: the history of site changes was compacted")
+
+// WatchSiteChanges calls fn with the site changes after revision from, in
+// order, one batch per etcd revision range it receives, with the revision
+// the batch reaches (what a cursor may move to once fn succeeded). It
+// returns when ctx ends (nil), fn fails, the watch fails, or the history
+// is gone (ErrHistoryGone).
+func (s *Store) WatchSiteChanges(ctx context.Context, from int64, fn func(changes []SiteChange, through int64) error) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	prefix := s.keys.Sites()
+	ch := s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(from+1))
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) || resp.CompactRevision > 0 {
+				return ErrHistoryGone
+			}
+			return s.wrap(ctx, "watch site changes", err)
+		}
+		var changes []SiteChange
+		for _, ev := range resp.Events {
+			c := SiteChange{Domain: strings.TrimPrefix(string(ev.Kv.Key), prefix), Revision: ev.Kv.ModRevision}
+			if ev.PrevKv != nil {
+				if site, err := decodeSite(ev.PrevKv); err == nil {
+					c.Prev = &site
+				}
+			}
+			if ev.Type == clientv3.EventTypePut {
+				if site, err := decodeSite(ev.Kv); err == nil {
+					c.Next = &site
+				}
+			}
+			changes = append(changes, c)
+		}
+		if err := fn(changes, resp.Header.Revision); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return Errorf(Unavailable, "the watch of site changes ended")
+}
+
+// LastSiteChange returns the highest modification revision among the
+// site records (0 without sites): whether a site changed after a revision
+// whose history is gone (a deletion leaves no trace here).
+func (s *Store) LastSiteChange(ctx context.Context) (int64, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.Sites(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil {
+		return 0, s.wrap(ctx, "read the sites", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
