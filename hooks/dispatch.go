@@ -1,0 +1,277 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sitefleet/sitefleet/cluster"
+	"github.com/sitefleet/sitefleet/internal/ctxutil"
+	"github.com/sitefleet/sitefleet/model"
+	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
+)
+
+// Options configure the dispatcher.
+type Options struct {
+	Store  *state.Store
+	Sealer *sftls.Sealer
+	// Client sends the deliveries; default: a 10 s timeout, no redirects
+	// followed.
+	Client *http.Client
+	// Interval is how often the outbox is read (default 1s).
+	Interval time.Duration
+	// MaxAttempts is how many failed attempts make a delivery give up
+	// (default 10: with the backoff, about 17 minutes).
+	MaxAttempts int
+	// Concurrency bounds the deliveries in flight (default 8).
+	Concurrency int
+	// LogKeep is how many delivery log entries are kept (default 1000).
+	LogKeep int
+	Logger  *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.LogKeep <= 0 {
+		o.LogKeep = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Backoff is the wait after the n-th failed attempt: 1s, 2s, 4s, ... at
+// most 5 minutes.
+func Backoff(n int) time.Duration {
+	return min(time.Second<<min(max(n-1, 0), 20), 5*time.Minute)
+}
+
+// Task returns the leader task that derives events and delivers them.
+func Task(opts Options) cluster.LeaderTask {
+	o := opts.withDefaults()
+	return func(ctx context.Context, f cluster.Fence) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { o.derive(gctx, f.Guard()); return nil })
+		g.Go(func() error { o.deliver(gctx, f.Guard()); return nil })
+		return g.Wait()
+	}
+}
+
+// derive turns site changes after the cursor into deliveries until ctx
+// ends.
+func (o Options) derive(ctx context.Context, guard state.Guard) {
+	delay := time.Second
+	for ctx.Err() == nil {
+		err := o.deriveOnce(ctx, guard)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, state.ErrFenceLost) {
+			return
+		}
+		if err != nil {
+			o.Logger.Warn("hooks: following site changes failed; retrying", "err", err, "in", delay)
+		}
+		if !ctxutil.Sleep(ctx, delay) {
+			return
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
+	cursor, current, err := o.Store.HookCursor(ctx)
+	if err != nil {
+		return err
+	}
+	if cursor == 0 {
+		// The fleet's first dispatcher: events start now.
+		if err := o.Store.EnqueueHookDeliveries(ctx, nil, current, guard); err != nil {
+			return err
+		}
+		cursor = current
+	}
+	err = o.Store.WatchSiteChanges(ctx, cursor, func(changes []state.SiteChange, through int64) error {
+		if len(changes) == 0 {
+			return nil
+		}
+		hooks, err := o.Store.ListHooks(ctx)
+		if err != nil {
+			return err
+		}
+		return o.Store.EnqueueHookDeliveries(ctx, deliveries(changes, hooks, time.Now()), through, guard)
+	})
+	if errors.Is(err, state.ErrHistoryGone) {
+		last, lerr := o.Store.LastSiteChange(ctx)
+		if lerr != nil {
+			return lerr
+		}
+		if last > cursor {
+			o.Logger.Warn("hooks: etcd's history after the hook cursor was compacted; the events of site changes in between are not sent",
+				"cursor", cursor, "now", current)
+		}
+		return o.Store.EnqueueHookDeliveries(ctx, nil, current, guard)
+	}
+	return err
+}
+
+// deliver makes the due deliveries of the outbox until ctx ends.
+func (o Options) deliver(ctx context.Context, guard state.Guard) {
+	var (
+		mu       sync.Mutex
+		inFlight = map[string]bool{} // hooks with a delivery in flight
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, o.Concurrency)
+		trimmed  time.Time
+	)
+	defer wg.Wait()
+	t := time.NewTicker(o.Interval)
+	defer t.Stop()
+	for {
+		ds, err := o.Store.Outbox(ctx, 1000)
+		var hooks []model.Hook
+		if err == nil {
+			hooks, err = o.Store.ListHooks(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			o.Logger.Warn("hooks: reading the outbox failed", "err", err)
+		}
+		byID := map[string]model.Hook{}
+		for _, h := range hooks {
+			byID[h.ID] = h
+		}
+		now := time.Now()
+		for _, d := range ds {
+			// One delivery per hook at a time, in the order of the
+			// changes (the outbox's), except around retries.
+			key := d.Hook
+			h, ok := byID[d.Hook]
+			mu.Lock()
+			busy := inFlight[key]
+			mu.Unlock()
+			switch {
+			case busy || d.NextAttempt.After(now):
+				continue
+			case !ok:
+				// The hook was removed (or the record is unreadable).
+				if err := o.Store.RecordHookAttempt(ctx, d, model.HookLogEntry{}, true, guard); err != nil && ctx.Err() == nil {
+					o.Logger.Warn("hooks: dropping a delivery failed", "event", d.Event.ID, "err", err)
+				}
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			mu.Lock()
+			inFlight[key] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(inFlight, key)
+					mu.Unlock()
+					<-slots
+				}()
+				o.attempt(ctx, guard, d, h)
+			})
+		}
+		if time.Since(trimmed) > time.Minute && len(hooks) > 0 {
+			trimmed = time.Now()
+			if err := o.Store.TrimHookLog(ctx, o.LogKeep, guard); err != nil && ctx.Err() == nil {
+				o.Logger.Warn("hooks: trimming the delivery log failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// attempt makes one delivery and records its outcome.
+func (o Options) attempt(ctx context.Context, guard state.Guard, d model.HookDelivery, h model.Hook) {
+	start := time.Now()
+	status, err := o.post(ctx, d.Event, h)
+	if ctx.Err() != nil {
+		return // the leadership ended: the next leader delivers it
+	}
+	d.Attempts++
+	entry := model.HookLogEntry{Time: time.Now().UTC(), Hook: h.ID, URL: h.URL, Event: d.Event.ID, Type: d.Event.Type,
+		Attempt: d.Attempts, Status: status, Result: "delivered", DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	done := err == nil
+	if err != nil {
+		entry.Error, d.LastError = err.Error(), err.Error()
+		if d.Attempts >= o.MaxAttempts {
+			entry.Result, done = "failed", true
+			o.Logger.Warn("hooks: giving up a delivery", "hook", h.ID, "event", d.Event.ID, "attempts", d.Attempts, "err", err)
+		} else {
+			entry.Result = "retrying"
+			d.NextAttempt = time.Now().Add(Backoff(d.Attempts)).UTC()
+		}
+	}
+	if err := o.Store.RecordHookAttempt(ctx, d, entry, done, guard); err != nil && ctx.Err() == nil {
+		o.Logger.Warn("hooks: recording a delivery failed", "hook", h.ID, "event", d.Event.ID, "err", err)
+	}
+}
+
+// maxResponse bounds what is read of a receiver's answer.
+const maxResponse = 4096
+
+// post sends one event to a hook; a 2xx answer is success.
+func (o Options) post(ctx context.Context, e model.HookEvent, h model.Hook) (int, error) {
+	secret, err := o.Sealer.Open(h.Secret, SecretContext(h.ID))
+	if err != nil {
+		return 0, fmt.Errorf("open the hook's secret: %w", err)
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return 0, fmt.Errorf("encode the event: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "sitefleet-hooks")
+	req.Header.Set(EventHeader, e.Type)
+	req.Header.Set(IDHeader, e.ID)
+	req.Header.Set(SignatureHeader, Sign(secret, time.Now(), body))
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("the receiver answered %s", resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+// SecretContext binds a hook's sealed secret to the hook.
+func SecretContext(id string) string { return "hook:" + id }

@@ -1,0 +1,132 @@
+// Package hooks sends the fleet's events to webhooks: signed, at least
+// once, once per fleet.
+//
+// Events are derived by the leader from etcd's history of the site
+// records (a watch from a cursor kept in etcd), not by the API node that
+// made a change: a change that etcd committed is an event even if that
+// node died the next moment, and an event's ID (its idempotency key) is
+// made of the change's revision, its type and its site, so a new leader
+// that derives it again gives it the same ID. Deliveries wait in an
+// outbox in etcd (<prefix>/hooks/outbox/<event>/<hook>) until the
+// receiver answered 2xx or MaxAttempts failed; every write the leader
+// makes is fenced by its leadership. A delivery in flight when the leader
+// dies is made again by the next one, with the same ID.
+//
+// Deliveries run on the leader, apart from every request and from the
+// reconciler: a receiver that hangs or fails never slows a deploy.
+package hooks
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sitefleet/sitefleet/model"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// Signature headers: SignatureHeader carries "t=<unix seconds>,v1=<hex
+// HMAC-SHA256 of "<t>.<body>" with the hook's secret>"; IDHeader the
+// event ID, which is the same for every delivery of the event.
+const (
+	SignatureHeader = "Sitefleet-Signature"
+	IDHeader        = "Idempotency-Key"
+	EventHeader     = "Sitefleet-Event"
+)
+
+// Sign returns the signature header's value for body sent at t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + mac(secret, ts, body)
+}
+
+func mac(secret []byte, ts string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a signature header's value for body, as a receiver does:
+// the MAC must match and the time be within tolerance of now.
+func Verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return fmt.Errorf("malformed signature %q", header)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("signature time %s is more than %s away", time.Unix(sec, 0).UTC(), tolerance)
+	}
+	if !hmac.Equal([]byte(sig), []byte(mac(secret, ts, body))) {
+		return fmt.Errorf("signature does not match")
+	}
+	return nil
+}
+
+// Events returns the events one site change makes.
+func Events(c state.SiteChange, now time.Time) []model.HookEvent {
+	ev := func(typ string) model.HookEvent {
+		sum := sha256.Sum256([]byte(typ + "\x00" + c.Domain))
+		// The revision zero-padded: the outbox lists events in order.
+		return model.HookEvent{ID: fmt.Sprintf("evt_%012d_%s", c.Revision, hex.EncodeToString(sum[:6])), Type: typ, Time: now.UTC(), Site: c.Domain, Revision: c.Revision}
+	}
+	switch {
+	case c.Prev == nil && c.Next != nil:
+		return []model.HookEvent{ev(model.EventSiteCreated)}
+	case c.Next == nil:
+		if c.Prev == nil && c.Domain == "" {
+			return nil
+		}
+		return []model.HookEvent{ev(model.EventSiteDeleted)}
+	}
+	prev, next := c.Prev, c.Next
+	if prev.Deployment.Equal(next.Deployment) || next.Deployment == nil {
+		return nil
+	}
+	typ := model.EventDeployStarted
+	if len(prev.History) > 0 && prev.History[0].Equal(next.Deployment) && len(next.History) == len(prev.History)-1 {
+		typ = model.EventDeployRolledBack
+	}
+	e := ev(typ)
+	e.Deployment, e.Previous = next.Deployment, prev.Deployment
+	return []model.HookEvent{e}
+}
+
+// deliveries pairs events with the hooks that want them.
+func deliveries(changes []state.SiteChange, hooks []model.Hook, now time.Time) []model.HookDelivery {
+	var out []model.HookDelivery
+	for _, c := range changes {
+		for _, e := range Events(c, now) {
+			for _, h := range hooks {
+				if wants(h, e.Type) {
+					out = append(out, model.HookDelivery{Event: e, Hook: h.ID, NextAttempt: now.UTC()})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func wants(h model.Hook, typ string) bool {
+	for _, t := range h.Events {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}

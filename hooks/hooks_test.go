@@ -1,0 +1,110 @@
+package hooks
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitefleet/sitefleet/model"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+func dep(v string) *model.Deployment {
+	return &model.Deployment{App: "web", Version: v, SHA256: strings.Repeat(v, 64)[:64]}
+}
+
+// TestEvents checks which events each kind of site change makes, and that
+// an event's ID depends on the change alone (a new leader deriving it
+// again gets the same idempotency key).
+func TestEvents(t *testing.T) {
+	now := time.Now()
+	site := func(d *model.Deployment, history ...model.Deployment) *state.Site {
+		return &state.Site{Domain: "a.test", Deployment: d, History: history}
+	}
+	for _, tc := range []struct {
+		name       string
+		prev, next *state.Site
+		want       string // "" for none
+	}{
+		{"created", nil, site(nil), model.EventSiteCreated},
+		{"deleted", site(nil), nil, model.EventSiteDeleted},
+		{"deleted, record unreadable", nil, nil, model.EventSiteDeleted},
+		{"aliases changed", site(nil), &state.Site{Domain: "a.test", Aliases: []string{"www.a.test"}}, ""},
+		{"first deploy", site(nil), site(dep("1")), model.EventDeployStarted},
+		{"deploy", site(dep("1")), site(dep("2"), *dep("1")), model.EventDeployStarted},
+		{"redeploy of the previous version", site(dep("2"), *dep("1")), site(dep("1"), *dep("2"), *dep("1")), model.EventDeployStarted},
+		{"rollback", site(dep("2"), *dep("1")), site(dep("1")), model.EventDeployRolledBack},
+		{"same deployment", site(dep("1")), site(dep("1")), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := state.SiteChange{Domain: "a.test", Prev: tc.prev, Next: tc.next, Revision: 42}
+			got := Events(c, now)
+			if tc.want == "" {
+				if len(got) != 0 {
+					t.Fatalf("got %+v, want no event", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Type != tc.want || got[0].Site != "a.test" || got[0].Revision != 42 {
+				t.Fatalf("got %+v, want one %s", got, tc.want)
+			}
+			again := Events(c, now.Add(time.Hour))
+			if again[0].ID != got[0].ID {
+				t.Errorf("the same change gave IDs %s and %s", got[0].ID, again[0].ID)
+			}
+			other := c
+			other.Revision = 43
+			if Events(other, now)[0].ID == got[0].ID {
+				t.Error("another revision gave the same ID")
+			}
+		})
+	}
+}
+
+// TestSignature checks the documented recipe: HMAC-SHA256 of
+// "<t>.<body>", and that a changed body, another secret, a stale time or
+// a malformed header fail.
+func TestSignature(t *testing.T) {
+	secret, body, now := []byte("whsec_0123456789abcdef"), []byte(`{"id":"evt_1"}`), time.Unix(1700000000, 0)
+	h := Sign(secret, now, body)
+	if !strings.HasPrefix(h, "t=1700000000,v1=") || len(h) != len("t=1700000000,v1=")+64 {
+		t.Fatalf("signature %q", h)
+	}
+	if err := Verify(secret, h, body, now.Add(time.Minute), 5*time.Minute); err != nil {
+		t.Fatalf("a good signature: %v", err)
+	}
+	for name, err := range map[string]error{
+		"changed body": Verify(secret, h, []byte(`{"id":"evt_2"}`), now, 5*time.Minute),
+		"other secret": Verify([]byte("another-secret-0123"), h, body, now, 5*time.Minute),
+		"stale":        Verify(secret, h, body, now.Add(time.Hour), 5*time.Minute),
+		"malformed":    Verify(secret, "v1=abc", body, now, 5*time.Minute),
+		"empty":        Verify(secret, "", body, now, 5*time.Minute),
+	} {
+		if err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+// TestValidateURL refuses what a hook must not point at or carry.
+func TestValidateURL(t *testing.T) {
+	for _, ok := range []string{"https://hooks.example.com/sitefleet", "http://127.0.0.1:9000/x?y=1", "https://[::1]:8443/"} {
+		if err := ValidateURL(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "hooks.example.com", "ftp://x/", "file:///etc/passwd", "https://user:pw@x/", "https://x/#frag",
+		"https:///nohost", "https://x/a b", "https://x/\r\nX-Injected: 1", "javascript:alert(1)", "https://" + strings.Repeat("a", 3000)} {
+		if err := ValidateURL(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 9: 256 * time.Second, 10: 5 * time.Minute, 1000: 5 * time.Minute} {
+		if got := Backoff(n); got != want {
+			t.Errorf("Backoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
