@@ -111,7 +111,9 @@ type Options struct {
 	// Tokens, when set, creates, lists and revokes API tokens.
 	Tokens TokenStore
 	// Audit, when set, records every mutation and serves the record.
-	Audit  AuditLog
+	Audit AuditLog
+	// Hooks, when set, manages the fleet's webhooks.
+	Hooks  HookService
 	Logger *slog.Logger
 }
 
@@ -209,6 +211,12 @@ func NewHandler(opts Options) (http.Handler, error) {
 		}
 		if opts.Audit != nil {
 			r.With(admin).Get("/v1/audit", s.handle(s.listAudit))
+		}
+		if opts.Hooks != nil {
+			r.With(admin).Post("/v1/hooks", s.handle(s.addHook))
+			r.With(admin).Get("/v1/hooks", s.handle(s.listHooks))
+			r.With(admin).Get("/v1/hooks/log", s.handle(s.hookLog))
+			r.With(admin).Delete("/v1/hooks/{id}", s.handle(s.removeHook))
 		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"deploy/manifest": {},
 	"webserver":       {},
 	"traffic":         {},
+	"hooks":           {"cluster", "tls", "state", "model"},
 	"tls":             {"cluster", "state"},
 	"node":            {"webserver", "tls", "deploy/manifest", "state"},
 	"api/client":      {"model"},

@@ -26,6 +26,7 @@ import (
 	"github.com/sitefleet/sitefleet/api"
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/deploy"
+	"github.com/sitefleet/sitefleet/hooks"
 	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/node"
@@ -253,7 +254,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: challenges,
-		Tokens:        store, Audit: auditor,
+		Tokens:        store, Audit: auditor, Hooks: &hooks.Service{Store: store, Sealer: sealer},
 		MaxBodyBytes: cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout, UploadTimeout: cfg.API.UploadTimeout, MaxUploads: cfg.API.MaxConcurrentUploads,
 		Metrics: metricsHandler(status, n.AppliedCertificates, passes, etcdCollector{etcd: etcd, compactions: compactions, timeout: store.Timeout()}, counter), Logger: log.With("component", "api"),
 	})
@@ -341,6 +342,7 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
 			cluster.AuditTrimmer(store, cfg.API.AuditKeep, cfg.API.AuditMaxAge, time.Minute, log.With("component", "audit")),
+			hooks.Task(hooks.Options{Store: store, Sealer: sealer, Logger: log.With("component", "hooks")}),
 			cluster.Compactor(etcd.Client, store.Keys(), cfg.Cluster.CompactInterval, cfg.Cluster.CompactRetention, store.Timeout(), compactions, log.With("component", "compaction")),
 			sftls.SelfSignedIssuer(tlsOpts),
 			sftls.DHParamsGenerator(tlsOpts),
