@@ -84,11 +84,18 @@ func TestHookDeliverySurvivesLeaderKill(t *testing.T) {
 		return nil
 	})
 	t.Logf("redelivered %s after the kill (lease TTL %s)", took.Round(time.Millisecond), leaseTTL)
-	log, err := f.client(other).HookDeliveries(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(log.Entries) != 1 || log.Entries[0].Result != "delivered" || log.Entries[0].Event != keys[0] {
-		t.Errorf("delivery log %+v: want the one delivery the new leader made", log.Entries)
-	}
+	mu.Lock()
+	key := keys[0]
+	mu.Unlock()
+	// The new leader records the delivery once the receiver answered.
+	f.eventually("the delivery in the log", 30*time.Second, func() error {
+		log, err := f.client(other).HookDeliveries(ctx, 0)
+		if err != nil {
+			return err
+		}
+		if len(log.Entries) != 1 || log.Entries[0].Result != "delivered" || log.Entries[0].Event != key {
+			return fmt.Errorf("delivery log %+v: want the one delivery the new leader made", log.Entries)
+		}
+		return nil
+	})
 }
