@@ -122,3 +122,22 @@ func followLive(ctx context.Context, cli *clientv3.Client, keys state.Keys, live
 	}
 	return last, false
 }
+
+// DeployOutcome reads once where the live nodes are with domain at state
+// revision rev: done when every live node serves it, and the errors the
+// nodes that fail to serve the site report (by node).
+func DeployOutcome(ctx context.Context, cli *clientv3.Client, keys state.Keys, domain string, rev int64, timeout time.Duration) (done bool, failures map[string]string, err error) {
+	live, _, err := readLive(ctx, cli, keys, timeout)
+	if err != nil {
+		return false, nil, fmt.Errorf("read the fleet: %w", err)
+	}
+	for name, r := range live {
+		if e := r.SiteErrors[domain]; e != "" {
+			if failures == nil {
+				failures = map[string]string{}
+			}
+			failures[name] = e
+		}
+	}
+	return Progress(live, domain, rev).Done, failures, nil
+}

@@ -37,7 +37,14 @@ type Options struct {
 	Concurrency int
 	// LogKeep is how many delivery log entries are kept (default 1000).
 	LogKeep int
-	Logger  *slog.Logger
+	// Outcome reads whether every live node serves a site at a state
+	// revision, and the nodes' errors for it (cluster.DeployOutcome).
+	// Without it there are no deploy.succeeded and deploy.failed events.
+	Outcome func(ctx context.Context, site string, rev int64) (done bool, failures map[string]string, err error)
+	// DeployTimeout is how long a deploy may take to be served by every
+	// live node before it is reported failed (default 10 minutes).
+	DeployTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -55,6 +62,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LogKeep <= 0 {
 		o.LogKeep = 1000
+	}
+	if o.DeployTimeout <= 0 {
+		o.DeployTimeout = 10 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -75,6 +85,9 @@ func Task(opts Options) cluster.LeaderTask {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { o.derive(gctx, f.Guard()); return nil })
 		g.Go(func() error { o.deliver(gctx, f.Guard()); return nil })
+		if o.Outcome != nil {
+			g.Go(func() error { o.follow(gctx, f.Guard()); return nil })
+		}
 		return g.Wait()
 	}
 }
@@ -108,7 +121,7 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 	}
 	if cursor == 0 {
 		// The fleet's first dispatcher: events start now.
-		if err := o.Store.EnqueueHookDeliveries(ctx, nil, current, guard); err != nil {
+		if err := o.Store.EnqueueHookDeliveries(ctx, nil, nil, current, guard); err != nil {
 			return err
 		}
 		cursor = current
@@ -121,7 +134,12 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 		if err != nil {
 			return err
 		}
-		return o.Store.EnqueueHookDeliveries(ctx, deliveries(changes, hooks, time.Now()), through, guard)
+		now := time.Now()
+		var pending []model.HookEvent
+		if o.Outcome != nil {
+			pending = pendingDeploys(changes, hooks, now)
+		}
+		return o.Store.EnqueueHookDeliveries(ctx, deliveries(changes, hooks, now), pending, through, guard)
 	})
 	if errors.Is(err, state.ErrHistoryGone) {
 		last, lerr := o.Store.LastSiteChange(ctx)
@@ -132,9 +150,73 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 			o.Logger.Warn("hooks: etcd's history after the hook cursor was compacted; the events of site changes in between are not sent",
 				"cursor", cursor, "now", current)
 		}
-		return o.Store.EnqueueHookDeliveries(ctx, nil, current, guard)
+		return o.Store.EnqueueHookDeliveries(ctx, nil, nil, current, guard)
 	}
 	return err
+}
+
+// follow turns pending deploys into deploy.succeeded (every live node
+// serves the site at the deploy's revision or later) or deploy.failed (a
+// node reports an error for the site, or DeployTimeout passed) until ctx
+// ends.
+func (o Options) follow(ctx context.Context, guard state.Guard) {
+	t := time.NewTicker(o.Interval)
+	defer t.Stop()
+	for {
+		if err := o.followOnce(ctx, guard); err != nil && ctx.Err() == nil {
+			o.Logger.Warn("hooks: following deploys failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (o Options) followOnce(ctx context.Context, guard state.Guard) error {
+	pending, err := o.Store.PendingDeploys(ctx, 100)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	hooks, err := o.Store.ListHooks(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		var out *model.HookEvent
+		if p.Site != "" && isDeploy(p.Type) {
+			done, failures, err := o.Outcome(ctx, p.Site, p.Revision)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			switch {
+			case done:
+				e := event(model.EventDeploySucceeded, p.Site, p.Revision, now)
+				out = &e
+			case len(failures) > 0:
+				e := event(model.EventDeployFailed, p.Site, p.Revision, now)
+				e.Errors = failures
+				out = &e
+			case now.Sub(p.Time) > o.DeployTimeout:
+				e := event(model.EventDeployFailed, p.Site, p.Revision, now)
+				e.Errors = map[string]string{"fleet": fmt.Sprintf("not served by every live node within %s", o.DeployTimeout)}
+				out = &e
+			default:
+				continue
+			}
+			out.Deployment, out.Previous = p.Deployment, p.Previous
+		}
+		var ds []model.HookDelivery
+		if out != nil {
+			ds = deliveriesOf(*out, hooks, time.Now())
+		}
+		if err := o.Store.ResolvePendingDeploy(ctx, p.ID, ds, guard); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deliver makes the due deliveries of the outbox until ctx ends.

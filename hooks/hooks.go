@@ -21,6 +21,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,11 +81,7 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 
 // Events returns the events one site change makes.
 func Events(c state.SiteChange, now time.Time) []model.HookEvent {
-	ev := func(typ string) model.HookEvent {
-		sum := sha256.Sum256([]byte(typ + "\x00" + c.Domain))
-		// The revision zero-padded: the outbox lists events in order.
-		return model.HookEvent{ID: fmt.Sprintf("evt_%012d_%s", c.Revision, hex.EncodeToString(sum[:6])), Type: typ, Time: now.UTC(), Site: c.Domain, Revision: c.Revision}
-	}
+	ev := func(typ string) model.HookEvent { return event(typ, c.Domain, c.Revision, now) }
 	switch {
 	case c.Prev == nil && c.Next != nil:
 		return []model.HookEvent{ev(model.EventSiteCreated)}
@@ -107,26 +104,67 @@ func Events(c state.SiteChange, now time.Time) []model.HookEvent {
 	return []model.HookEvent{e}
 }
 
-// deliveries pairs events with the hooks that want them.
-func deliveries(changes []state.SiteChange, hooks []model.Hook, now time.Time) []model.HookDelivery {
-	var out []model.HookDelivery
+// event makes an event whose ID depends on its type, site and revision
+// alone: whoever derives it, it has the same idempotency key.
+func event(typ, site string, rev int64, now time.Time) model.HookEvent {
+	sum := sha256.Sum256([]byte(typ + "\x00" + site))
+	// The revision zero-padded, then the type's place in a change's
+	// life: the outbox lists events in order.
+	id := fmt.Sprintf("evt_%012d_%d_%s", rev, typeOrder[typ], hex.EncodeToString(sum[:6]))
+	return model.HookEvent{ID: id, Type: typ, Time: now.UTC(), Site: site, Revision: rev}
+}
+
+// typeOrder orders the events of one revision.
+var typeOrder = map[string]int{
+	model.EventSiteCreated: 0, model.EventDeployStarted: 1, model.EventDeployRolledBack: 1,
+	model.EventDeploySucceeded: 2, model.EventDeployFailed: 2, model.EventSiteDeleted: 3,
+}
+
+// isDeploy reports whether an event makes a site serve another bundle,
+// whose outcome (deploy.succeeded or deploy.failed) follows.
+func isDeploy(typ string) bool {
+	return typ == model.EventDeployStarted || typ == model.EventDeployRolledBack
+}
+
+// pendingDeploys are the deploys among changes whose outcome some hook
+// wants.
+func pendingDeploys(changes []state.SiteChange, hooks []model.Hook, now time.Time) []model.HookEvent {
+	if !slices.ContainsFunc(hooks, func(h model.Hook) bool {
+		return wants(h, model.EventDeploySucceeded) || wants(h, model.EventDeployFailed)
+	}) {
+		return nil
+	}
+	var out []model.HookEvent
 	for _, c := range changes {
 		for _, e := range Events(c, now) {
-			for _, h := range hooks {
-				if wants(h, e.Type) {
-					out = append(out, model.HookDelivery{Event: e, Hook: h.ID, NextAttempt: now.UTC()})
-				}
+			if isDeploy(e.Type) {
+				out = append(out, e)
 			}
 		}
 	}
 	return out
 }
 
-func wants(h model.Hook, typ string) bool {
-	for _, t := range h.Events {
-		if t == typ {
-			return true
+// deliveriesOf pairs one event with the hooks that want it.
+func deliveriesOf(e model.HookEvent, hooks []model.Hook, now time.Time) []model.HookDelivery {
+	var out []model.HookDelivery
+	for _, h := range hooks {
+		if wants(h, e.Type) {
+			out = append(out, model.HookDelivery{Event: e, Hook: h.ID, NextAttempt: now.UTC()})
 		}
 	}
-	return false
+	return out
 }
+
+// deliveries pairs events with the hooks that want them.
+func deliveries(changes []state.SiteChange, hooks []model.Hook, now time.Time) []model.HookDelivery {
+	var out []model.HookDelivery
+	for _, c := range changes {
+		for _, e := range Events(c, now) {
+			out = append(out, deliveriesOf(e, hooks, now)...)
+		}
+	}
+	return out
+}
+
+func wants(h model.Hook, typ string) bool { return slices.Contains(h.Events, typ) }

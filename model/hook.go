@@ -23,10 +23,12 @@ const (
 	EventSiteDeleted      = "site.deleted"
 	EventDeployStarted    = "deploy.started"
 	EventDeployRolledBack = "deploy.rolled_back"
+	EventDeploySucceeded  = "deploy.succeeded"
+	EventDeployFailed     = "deploy.failed"
 )
 
 // HookEventTypes lists every event type, in the order the docs give them.
-var HookEventTypes = []string{EventSiteCreated, EventSiteDeleted, EventDeployStarted, EventDeployRolledBack}
+var HookEventTypes = []string{EventSiteCreated, EventSiteDeleted, EventDeployStarted, EventDeployRolledBack, EventDeploySucceeded, EventDeployFailed}
 
 // HookEvent is what a hook receives as the request body. ID is the same
 // for every delivery of the event, to every hook: the idempotency key.
@@ -41,6 +43,9 @@ type HookEvent struct {
 	Previous   *Deployment `json:"previous,omitempty"`
 	// Revision is the etcd revision of the change.
 	Revision int64 `json:"revision"`
+	// Errors are, for deploy.failed, the nodes' errors for the site (by
+	// node), or why the deploy was given up ("fleet").
+	Errors map[string]string `json:"errors,omitempty"`
 }
 
 // HookDelivery is one event still to be delivered to one hook.

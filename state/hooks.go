@@ -39,6 +39,10 @@ func (k Keys) Outbox() string { return k.Prefix + "/hooks/outbox/" }
 
 func (k Keys) outboxKey(d HookDelivery) string { return k.Outbox() + d.Event.ID + "/" + d.Hook }
 
+// HookPending is the prefix of the deploys whose outcome (served by every
+// live node, or failed) hooks wait for: <prefix>/hooks/pending/<event id>.
+func (k Keys) HookPending() string { return k.Prefix + "/hooks/pending/" }
+
 // HookLog is the prefix of the delivery log, keyed by time.
 func (k Keys) HookLog() string { return k.Prefix + "/hooks/log/" }
 
@@ -136,17 +140,44 @@ func parseInt64(v string) (int64, error) {
 // under guard (a leader's). The cursor moves in the last transaction, so
 // that a failure in between makes the next leader enqueue the same
 // deliveries again, which changes nothing.
-func (s *Store) EnqueueHookDeliveries(ctx context.Context, ds []HookDelivery, cursor int64, guard Guard) error {
-	ops := make([]clientv3.Op, 0, len(ds)+1)
-	for _, d := range ds {
-		val, err := marshal(d)
+//
+// pending are deploys whose outcome is to be followed (PendingDeploys).
+func (s *Store) EnqueueHookDeliveries(ctx context.Context, ds []HookDelivery, pending []HookEvent, cursor int64, guard Guard) error {
+	ops, err := s.deliveryOps(ds, pending)
+	if err != nil {
+		return err
+	}
+	return s.commitHookOps(ctx, append(ops, clientv3.OpPut(s.keys.HookCursor(), fmt.Sprint(cursor))), guard)
+}
+
+// deliveryOps are put-if-absent operations for deliveries and pending
+// deploys.
+func (s *Store) deliveryOps(ds []HookDelivery, pending []HookEvent) ([]clientv3.Op, error) {
+	ops := make([]clientv3.Op, 0, len(ds)+len(pending)+1)
+	putNew := func(key string, v any) error {
+		val, err := marshal(v)
 		if err != nil {
 			return err
 		}
-		key := s.keys.outboxKey(d)
 		ops = append(ops, clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, []clientv3.Op{clientv3.OpPut(key, val)}, nil))
+		return nil
 	}
-	ops = append(ops, clientv3.OpPut(s.keys.HookCursor(), fmt.Sprint(cursor)))
+	for _, d := range ds {
+		if err := putNew(s.keys.outboxKey(d), d); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range pending {
+		if err := putNew(s.keys.HookPending()+e.ID, e); err != nil {
+			return nil, err
+		}
+	}
+	return ops, nil
+}
+
+// commitHookOps commits ops under guard, in as many transactions as the
+// server's limits need; the last operation goes in the last one.
+func (s *Store) commitHookOps(ctx context.Context, ops []clientv3.Op, guard Guard) error {
 	for len(ops) > 0 {
 		n := min(len(ops), s.maxOps)
 		if _, _, err := s.fencedTxn(ctx, "enqueue hook deliveries", []Guard{guard}, nil, ops[:n]); err != nil {
@@ -155,6 +186,36 @@ func (s *Store) EnqueueHookDeliveries(ctx context.Context, ds []HookDelivery, cu
 		ops = ops[n:]
 	}
 	return nil
+}
+
+// PendingDeploys returns up to limit deploys whose outcome hooks wait
+// for, oldest first.
+func (s *Store) PendingDeploys(ctx context.Context, limit int) ([]HookEvent, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.HookPending(), clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, s.wrap(ctx, "read the pending deploys", err)
+	}
+	out := make([]HookEvent, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var e HookEvent
+		if json.Unmarshal(kv.Value, &e) != nil || string(kv.Key) != s.keys.HookPending()+e.ID {
+			e = HookEvent{ID: strings.TrimPrefix(string(kv.Key), s.keys.HookPending())} // unreadable: resolved with nothing to send
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// ResolvePendingDeploy enqueues the deliveries of a deploy's outcome and
+// stops following it, under guard.
+func (s *Store) ResolvePendingDeploy(ctx context.Context, id string, ds []HookDelivery, guard Guard) error {
+	ops, err := s.deliveryOps(ds, nil)
+	if err != nil {
+		return err
+	}
+	return s.commitHookOps(ctx, append(ops, clientv3.OpDelete(s.keys.HookPending()+id)), guard)
 }
 
 // Outbox returns up to limit deliveries still to make, oldest event first.

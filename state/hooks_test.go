@@ -23,7 +23,7 @@ func TestHookOutbox(t *testing.T) {
 		t.Errorf("adding the same ID again: %v, want Exists", err)
 	}
 	d := state.HookDelivery{Event: state.HookEvent{ID: "evt_000000000007_aa", Type: "site.created"}, Hook: "hook_0000000000000001"}
-	if err := s.EnqueueHookDeliveries(ctx, []state.HookDelivery{d}, 7, held); err != nil {
+	if err := s.EnqueueHookDeliveries(ctx, []state.HookDelivery{d}, nil, 7, held); err != nil {
 		t.Fatal(err)
 	}
 	d.Attempts, d.LastError = 3, "boom"
@@ -32,7 +32,7 @@ func TestHookOutbox(t *testing.T) {
 	}
 	fresh := d
 	fresh.Attempts, fresh.LastError = 0, ""
-	if err := s.EnqueueHookDeliveries(ctx, []state.HookDelivery{fresh}, 9, held); err != nil {
+	if err := s.EnqueueHookDeliveries(ctx, []state.HookDelivery{fresh}, nil, 9, held); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.Outbox(ctx, 10)
@@ -42,7 +42,7 @@ func TestHookOutbox(t *testing.T) {
 	if cursor, _, err := s.HookCursor(ctx); err != nil || cursor != 9 {
 		t.Errorf("cursor %d %v, want 9", cursor, err)
 	}
-	if err := s.EnqueueHookDeliveries(ctx, nil, 11, lost); !errors.Is(err, state.ErrFenceLost) {
+	if err := s.EnqueueHookDeliveries(ctx, nil, nil, 11, lost); !errors.Is(err, state.ErrFenceLost) {
 		t.Errorf("enqueue under a lost fence: %v", err)
 	}
 	if err := s.RecordHookAttempt(ctx, d, state.HookLogEntry{}, true, lost); !errors.Is(err, state.ErrFenceLost) {

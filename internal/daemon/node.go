@@ -342,7 +342,10 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
 			cluster.AuditTrimmer(store, cfg.API.AuditKeep, cfg.API.AuditMaxAge, time.Minute, log.With("component", "audit")),
-			hooks.Task(hooks.Options{Store: store, Sealer: sealer, Logger: log.With("component", "hooks")}),
+			hooks.Task(hooks.Options{Store: store, Sealer: sealer, Logger: log.With("component", "hooks"),
+				Outcome: func(ctx context.Context, site string, rev int64) (bool, map[string]string, error) {
+					return cluster.DeployOutcome(ctx, etcd.Client, store.Keys(), site, rev, store.Timeout())
+				}}),
 			cluster.Compactor(etcd.Client, store.Keys(), cfg.Cluster.CompactInterval, cfg.Cluster.CompactRetention, store.Timeout(), compactions, log.With("component", "compaction")),
 			sftls.SelfSignedIssuer(tlsOpts),
 			sftls.DHParamsGenerator(tlsOpts),

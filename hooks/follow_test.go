@@ -1,0 +1,102 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitefleet/sitefleet/internal/etcdtest"
+	"github.com/sitefleet/sitefleet/model"
+	"github.com/sitefleet/sitefleet/state"
+)
+
+// A pending deploy becomes deploy.succeeded when every live node serves
+// it, deploy.failed when a node reports an error for the site or when it
+// takes longer than DeployTimeout, and stays pending otherwise; only the
+// hooks that want the outcome get a delivery.
+func TestFollowDeploys(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	store, err := state.NewStore(state.Options{Client: cli, Prefix: "/f", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cli.Put(ctx, "/fence", "held"); err != nil {
+		t.Fatal(err)
+	}
+	guard := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
+	for _, h := range []model.Hook{
+		{ID: "hook_00000000000000a1", URL: "https://a/", Events: []string{model.EventDeploySucceeded, model.EventDeployFailed}},
+		{ID: "hook_00000000000000b2", URL: "https://b/", Events: []string{model.EventDeployStarted}},
+	} {
+		if err := store.AddHook(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	started := func(site string, rev int64, at time.Time) model.HookEvent {
+		ev := event(model.EventDeployStarted, site, rev, at)
+		ev.Deployment = &model.Deployment{App: "web", Version: "2"}
+		return ev
+	}
+	pending := []model.HookEvent{
+		started("ok.test", 10, now), started("bad.test", 11, now), started("slow.test", 12, now.Add(-time.Hour)), started("wait.test", 13, now),
+	}
+	if err := store.EnqueueHookDeliveries(ctx, nil, pending, 13, guard); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Store: store, DeployTimeout: 10 * time.Minute,
+		Outcome: func(_ context.Context, site string, rev int64) (bool, map[string]string, error) {
+			switch site {
+			case "ok.test":
+				return true, nil, nil
+			case "bad.test":
+				return false, map[string]string{"node2": "nginx refused the site"}, nil
+			}
+			return false, nil, nil
+		}}.withDefaults()
+	if err := o.followOnce(ctx, guard); err != nil {
+		t.Fatal(err)
+	}
+	left, err := store.PendingDeploys(ctx, 10)
+	if err != nil || len(left) != 1 || left[0].Site != "wait.test" {
+		t.Fatalf("pending after one pass: %+v %v, want wait.test alone", left, err)
+	}
+	out, err := store.Outbox(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]model.HookEvent{}
+	for _, d := range out {
+		if d.Hook != "hook_00000000000000a1" {
+			t.Errorf("delivery to %s, which wants no outcome", d.Hook)
+		}
+		got[d.Event.Site] = d.Event
+	}
+	if len(out) != 3 || got["ok.test"].Type != model.EventDeploySucceeded || got["bad.test"].Type != model.EventDeployFailed ||
+		got["bad.test"].Errors["node2"] != "nginx refused the site" || got["slow.test"].Type != model.EventDeployFailed || got["slow.test"].Errors["fleet"] == "" {
+		t.Errorf("outcomes %+v", got)
+	}
+	if got["ok.test"].Deployment == nil || got["ok.test"].Deployment.Version != "2" || got["ok.test"].Revision != 10 {
+		t.Errorf("deploy.succeeded %+v: want the deploy's deployment and revision", got["ok.test"])
+	}
+	// The outcome's ID depends on the deploy alone: a second leader
+	// resolving the same deploy makes the same idempotency key.
+	if again := event(model.EventDeploySucceeded, "ok.test", 10, now.Add(time.Hour)); again.ID != got["ok.test"].ID {
+		t.Errorf("outcome IDs %s and %s", got["ok.test"].ID, again.ID)
+	}
+	// A failing read resolves nothing.
+	o.Outcome = func(context.Context, string, int64) (bool, map[string]string, error) {
+		return false, nil, errors.New("etcd away")
+	}
+	if err := o.followOnce(ctx, guard); err == nil {
+		t.Error("a failed read of the fleet was not reported")
+	}
+	if left, _ := store.PendingDeploys(ctx, 10); len(left) != 1 {
+		t.Errorf("pending after a failed read: %+v", left)
+	}
+}
