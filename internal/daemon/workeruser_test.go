@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,7 +68,9 @@ func TestWorkersCannotReadSecrets(t *testing.T) {
 	}
 	var keyFiles []string
 	n.eventually("a TLS key is written", 30*time.Second, func() error {
-		keyFiles, _ = filepath.Glob(filepath.Join(cfg.DataDir, "tls", "*key*"))
+		all, _ := filepath.Glob(filepath.Join(cfg.DataDir, "tls", "*key*"))
+		// Not the temporary files a key is written to before its rename.
+		keyFiles = slices.DeleteFunc(all, func(f string) bool { return strings.HasPrefix(filepath.Base(f), ".") })
 		if len(keyFiles) == 0 {
 			return fmt.Errorf("none yet")
 		}
