@@ -83,7 +83,8 @@ func Task(opts Options) cluster.LeaderTask {
 	o := opts.withDefaults()
 	return func(ctx context.Context, f cluster.Fence) error {
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { o.derive(gctx, f.Guard()); return nil })
+		g.Go(func() error { o.derive(gctx, f.Guard(), o.deriveOnce, "site changes"); return nil })
+		g.Go(func() error { o.derive(gctx, f.Guard(), o.deriveNodesOnce, "node records"); return nil })
 		g.Go(func() error { o.deliver(gctx, f.Guard()); return nil })
 		if o.Outcome != nil {
 			g.Go(func() error { o.follow(gctx, f.Guard()); return nil })
@@ -92,12 +93,12 @@ func Task(opts Options) cluster.LeaderTask {
 	}
 }
 
-// derive turns site changes after the cursor into deliveries until ctx
+// derive runs once (a deriving watch) again after each failure until ctx
 // ends.
-func (o Options) derive(ctx context.Context, guard state.Guard) {
+func (o Options) derive(ctx context.Context, guard state.Guard, once func(context.Context, state.Guard) error, what string) {
 	delay := time.Second
 	for ctx.Err() == nil {
-		err := o.deriveOnce(ctx, guard)
+		err := once(ctx, guard)
 		if ctx.Err() != nil {
 			return
 		}
@@ -105,7 +106,7 @@ func (o Options) derive(ctx context.Context, guard state.Guard) {
 			return
 		}
 		if err != nil {
-			o.Logger.Warn("hooks: following site changes failed; retrying", "err", err, "in", delay)
+			o.Logger.Warn("hooks: following "+what+" failed; retrying", "err", err, "in", delay)
 		}
 		if !ctxutil.Sleep(ctx, delay) {
 			return
@@ -151,6 +152,48 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 				"cursor", cursor, "now", current)
 		}
 		return o.Store.EnqueueHookDeliveries(ctx, nil, nil, current, guard)
+	}
+	return err
+}
+
+// deriveNodesOnce turns node record changes after the node cursor into
+// deliveries. The cursor moves only with events to send: node records
+// change with every state a node applies. When etcd's history after it
+// is gone, it starts from the current revision: node events of a fleet
+// without a leader for longer than the compaction retention are not sent.
+func (o Options) deriveNodesOnce(ctx context.Context, guard state.Guard) error {
+	cursor, current, err := o.Store.NodeHookCursor(ctx)
+	if err != nil {
+		return err
+	}
+	if cursor == 0 {
+		if err := o.Store.EnqueueNodeHookDeliveries(ctx, nil, current, guard); err != nil {
+			return err
+		}
+		cursor = current
+	}
+	err = o.Store.WatchNodeChanges(ctx, cursor, func(changes []state.KVChange, through int64) error {
+		now := time.Now()
+		var events []model.HookEvent
+		for _, c := range changes {
+			events = append(events, NodeEvents(c, now)...)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		hooks, err := o.Store.ListHooks(ctx)
+		if err != nil {
+			return err
+		}
+		var ds []model.HookDelivery
+		for _, e := range events {
+			ds = append(ds, deliveriesOf(e, hooks, now)...)
+		}
+		return o.Store.EnqueueNodeHookDeliveries(ctx, ds, through, guard)
+	})
+	if errors.Is(err, state.ErrHistoryGone) {
+		o.Logger.Debug("hooks: the history of node records after the cursor was compacted; following from now", "cursor", cursor, "now", current)
+		return o.Store.EnqueueNodeHookDeliveries(ctx, nil, current, guard)
 	}
 	return err
 }

@@ -20,12 +20,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
 )
@@ -114,10 +116,51 @@ func event(typ, site string, rev int64, now time.Time) model.HookEvent {
 	return model.HookEvent{ID: id, Type: typ, Time: now.UTC(), Site: site, Revision: rev}
 }
 
+// NodeEvents returns the events one change of a node record makes: a new
+// record is node.joined (a node that restarts joins again), a deleted one
+// node.left (it stopped, or its lease ended), and a node that stops being
+// up (ready, nginx running, its last pass applied) node.unhealthy. A
+// site's error on a node is a deploy.failed, not a node event.
+func NodeEvents(c state.KVChange, now time.Time) []model.HookEvent {
+	ev := func(typ string) model.HookEvent {
+		e := event(typ, c.Name, c.Revision, now)
+		e.Node, e.Site = c.Name, ""
+		return e
+	}
+	var prev, next cluster.NodeRecord
+	prevOK := c.Prev != nil && json.Unmarshal(c.Prev, &prev) == nil
+	nextOK := c.Next != nil && json.Unmarshal(c.Next, &next) == nil
+	switch {
+	case c.Next == nil:
+		return []model.HookEvent{ev(model.EventNodeLeft)}
+	case c.Prev == nil:
+		return []model.HookEvent{ev(model.EventNodeJoined)}
+	case prevOK && nextOK && up(prev) && !up(next):
+		e := ev(model.EventNodeUnhealthy)
+		e.Errors = map[string]string{c.Name: downReason(next)}
+		return []model.HookEvent{e}
+	}
+	return nil
+}
+
+func up(r cluster.NodeRecord) bool { return r.Ready && r.NginxRunning && r.LastError == "" }
+
+func downReason(r cluster.NodeRecord) string {
+	switch {
+	case r.LastError != "":
+		return r.LastError
+	case !r.NginxRunning:
+		return "nginx is not running"
+	default:
+		return "not ready"
+	}
+}
+
 // typeOrder orders the events of one revision.
 var typeOrder = map[string]int{
 	model.EventSiteCreated: 0, model.EventDeployStarted: 1, model.EventDeployRolledBack: 1,
 	model.EventDeploySucceeded: 2, model.EventDeployFailed: 2, model.EventSiteDeleted: 3,
+	model.EventNodeJoined: 0, model.EventNodeUnhealthy: 1, model.EventNodeLeft: 3,
 }
 
 // isDeploy reports whether an event makes a site serve another bundle,

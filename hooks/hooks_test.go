@@ -1,10 +1,12 @@
 package hooks
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
 )
@@ -106,5 +108,42 @@ func TestBackoff(t *testing.T) {
 		if got := Backoff(n); got != want {
 			t.Errorf("Backoff(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// TestNodeEvents checks which node record changes make events.
+func TestNodeEvents(t *testing.T) {
+	rec := func(ready, nginx bool, lastErr string, siteErrs map[string]string) []byte {
+		b, _ := json.Marshal(cluster.NodeRecord{Ready: ready, NginxRunning: nginx, LastError: lastErr, SiteErrors: siteErrs})
+		return b
+	}
+	good := rec(true, true, "", nil)
+	for _, tc := range []struct {
+		name       string
+		prev, next []byte
+		want       string
+	}{
+		{"joined", nil, good, model.EventNodeJoined},
+		{"left", good, nil, model.EventNodeLeft},
+		{"pass failed", good, rec(true, true, "apply web config: boom", nil), model.EventNodeUnhealthy},
+		{"nginx down", good, rec(true, false, "", nil), model.EventNodeUnhealthy},
+		{"draining", good, rec(false, true, "", nil), model.EventNodeUnhealthy},
+		{"a site's error is no node event", good, rec(true, true, "", map[string]string{"a.test": "refused"}), ""},
+		{"still unhealthy", rec(false, true, "", nil), rec(false, false, "", nil), ""},
+		{"recovered", rec(false, true, "", nil), good, ""},
+		{"garbage", []byte("{"), []byte("}"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NodeEvents(state.KVChange{Name: "node2", Prev: tc.prev, Next: tc.next, Revision: 7}, time.Now())
+			if tc.want == "" {
+				if len(got) != 0 {
+					t.Fatalf("got %+v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Type != tc.want || got[0].Node != "node2" || got[0].Site != "" {
+				t.Fatalf("got %+v, want one %s for node2", got, tc.want)
+			}
+		})
 	}
 }

@@ -25,10 +25,14 @@ const (
 	EventDeployRolledBack = "deploy.rolled_back"
 	EventDeploySucceeded  = "deploy.succeeded"
 	EventDeployFailed     = "deploy.failed"
+	EventNodeJoined       = "node.joined"
+	EventNodeLeft         = "node.left"
+	EventNodeUnhealthy    = "node.unhealthy"
 )
 
 // HookEventTypes lists every event type, in the order the docs give them.
-var HookEventTypes = []string{EventSiteCreated, EventSiteDeleted, EventDeployStarted, EventDeployRolledBack, EventDeploySucceeded, EventDeployFailed}
+var HookEventTypes = []string{EventSiteCreated, EventSiteDeleted, EventDeployStarted, EventDeployRolledBack, EventDeploySucceeded, EventDeployFailed,
+	EventNodeJoined, EventNodeLeft, EventNodeUnhealthy}
 
 // HookEvent is what a hook receives as the request body. ID is the same
 // for every delivery of the event, to every hook: the idempotency key.
@@ -36,7 +40,10 @@ type HookEvent struct {
 	ID   string    `json:"id"`
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
-	Site string    `json:"site"`
+	// Site is the site of site and deploy events; Node the node of node
+	// events.
+	Site string `json:"site,omitempty"`
+	Node string `json:"node,omitempty"`
 	// Deployment is the site's deployment after a deploy or a rollback;
 	// Previous the one it replaced.
 	Deployment *Deployment `json:"deployment,omitempty"`

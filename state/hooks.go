@@ -30,8 +30,9 @@ func (k Keys) Hooks() string         { return k.Prefix + "/hooks/config/" }
 func (k Keys) Hook(id string) string { return k.Hooks() + id }
 
 // HookCursor holds the last etcd revision whose site changes were turned
-// into deliveries.
-func (k Keys) HookCursor() string { return k.Prefix + "/hooks/cursor" }
+// into deliveries; NodeHookCursor that of the node records' changes.
+func (k Keys) HookCursor() string     { return k.Prefix + "/hooks/cursor" }
+func (k Keys) NodeHookCursor() string { return k.Prefix + "/hooks/cursor-nodes" }
 
 // Outbox is the prefix of deliveries still to make:
 // <prefix>/hooks/outbox/<event id>/<hook id>.
@@ -112,9 +113,13 @@ func (s *Store) ListHooks(ctx context.Context) ([]Hook, error) {
 // HookCursor returns the revision up to which site changes became
 // deliveries, and the store's current revision (what a cursor starts at).
 func (s *Store) HookCursor(ctx context.Context) (cursor, current int64, err error) {
+	return s.hookCursor(ctx, s.keys.HookCursor())
+}
+
+func (s *Store) hookCursor(ctx context.Context, key string) (cursor, current int64, err error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.keys.HookCursor())
+	resp, err := s.cli.Get(rctx, key)
 	if err != nil {
 		return 0, 0, s.wrap(ctx, "read the hook cursor", err)
 	}
@@ -319,9 +324,18 @@ type SiteChange struct {
 	Revision   int64
 }
 
-// ErrHistoryGone is returned by WatchSiteChanges when etcd no longer has
-// the history after from (it was compacted).
-var ErrHistoryGone = errors.New("state: the history of site changes was compacted")
+// KVChange is one change of a key below a watched prefix: Name is the key
+// without the prefix; Prev is nil for a new key, Next nil for a deleted
+// one.
+type KVChange struct {
+	Name       string
+	Prev, Next []byte
+	Revision   int64
+}
+
+// ErrHistoryGone is returned by the watches of changes when etcd no
+// longer has the history after from (it was compacted).
+var ErrHistoryGone = errors.New("state: the history of changes was compacted")
 
 // WatchSiteChanges calls fn with the site changes after revision from, in
 // order, one batch per etcd revision range it receives, with the revision
@@ -329,29 +343,50 @@ var ErrHistoryGone = errors.New("state: the history of site changes was compacte
 // returns when ctx ends (nil), fn fails, the watch fails, or the history
 // is gone (ErrHistoryGone).
 func (s *Store) WatchSiteChanges(ctx context.Context, from int64, fn func(changes []SiteChange, through int64) error) error {
+	return s.watchChanges(ctx, s.keys.Sites(), from, func(kvs []KVChange, through int64) error {
+		changes := make([]SiteChange, 0, len(kvs))
+		for _, kv := range kvs {
+			c := SiteChange{Domain: kv.Name, Revision: kv.Revision}
+			var site Site
+			if kv.Prev != nil && json.Unmarshal(kv.Prev, &site) == nil {
+				prev := site
+				c.Prev = &prev
+			}
+			site = Site{}
+			if kv.Next != nil && json.Unmarshal(kv.Next, &site) == nil {
+				site.Revision = kv.Revision
+				c.Next = &site
+			}
+			changes = append(changes, c)
+		}
+		return fn(changes, through)
+	})
+}
+
+// WatchNodeChanges is WatchSiteChanges for the node records.
+func (s *Store) WatchNodeChanges(ctx context.Context, from int64, fn func(changes []KVChange, through int64) error) error {
+	return s.watchChanges(ctx, s.keys.Nodes(), from, fn)
+}
+
+func (s *Store) watchChanges(ctx context.Context, prefix string, from int64, fn func(changes []KVChange, through int64) error) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	prefix := s.keys.Sites()
 	ch := s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(from+1))
 	for resp := range ch {
 		if err := resp.Err(); err != nil {
 			if errors.Is(err, rpctypes.ErrCompacted) || resp.CompactRevision > 0 {
 				return ErrHistoryGone
 			}
-			return s.wrap(ctx, "watch site changes", err)
+			return s.wrap(ctx, "watch "+prefix, err)
 		}
-		var changes []SiteChange
+		changes := make([]KVChange, 0, len(resp.Events))
 		for _, ev := range resp.Events {
-			c := SiteChange{Domain: strings.TrimPrefix(string(ev.Kv.Key), prefix), Revision: ev.Kv.ModRevision}
+			c := KVChange{Name: strings.TrimPrefix(string(ev.Kv.Key), prefix), Revision: ev.Kv.ModRevision}
 			if ev.PrevKv != nil {
-				if site, err := decodeSite(ev.PrevKv); err == nil {
-					c.Prev = &site
-				}
+				c.Prev = ev.PrevKv.Value
 			}
 			if ev.Type == clientv3.EventTypePut {
-				if site, err := decodeSite(ev.Kv); err == nil {
-					c.Next = &site
-				}
+				c.Next = ev.Kv.Value
 			}
 			changes = append(changes, c)
 		}
@@ -362,7 +397,21 @@ func (s *Store) WatchSiteChanges(ctx context.Context, from int64, fn func(change
 	if ctx.Err() != nil {
 		return nil
 	}
-	return Errorf(Unavailable, "the watch of site changes ended")
+	return Errorf(Unavailable, "the watch of %s ended", prefix)
+}
+
+// NodeHookCursor is HookCursor for the node records.
+func (s *Store) NodeHookCursor(ctx context.Context) (cursor, current int64, err error) {
+	return s.hookCursor(ctx, s.keys.NodeHookCursor())
+}
+
+// EnqueueNodeHookDeliveries is EnqueueHookDeliveries for node events.
+func (s *Store) EnqueueNodeHookDeliveries(ctx context.Context, ds []HookDelivery, cursor int64, guard Guard) error {
+	ops, err := s.deliveryOps(ds, nil)
+	if err != nil {
+		return err
+	}
+	return s.commitHookOps(ctx, append(ops, clientv3.OpPut(s.keys.NodeHookCursor(), fmt.Sprint(cursor))), guard)
 }
 
 // LastSiteChange returns the highest modification revision among the

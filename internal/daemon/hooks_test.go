@@ -103,7 +103,9 @@ func TestWebhooks(t *testing.T) {
 		t.Fatalf("hooks after bad requests: %+v %v", l, err)
 	}
 
-	created, err := n.api.AddHook(ctx, client.HookRequest{URL: r.srv.URL, Events: model.HookEventTypes})
+	siteEvents := []string{model.EventSiteCreated, model.EventSiteDeleted, model.EventDeployStarted, model.EventDeployRolledBack,
+		model.EventDeploySucceeded, model.EventDeployFailed}
+	created, err := n.api.AddHook(ctx, client.HookRequest{URL: r.srv.URL, Events: siteEvents})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ import (
 
 // TestHookDeliverySurvivesLeaderKill: the leader is SIGKILLed while the
 // receiver holds its delivery; the next leader delivers the event again,
-// with the same idempotency key and a valid signature.
+// with the same idempotency key and a valid signature. A hook on the
+// nodes hears the killed node leave and, restarted, join again.
 func TestHookDeliverySurvivesLeaderKill(t *testing.T) {
 	f := newFleet(t)
 	ctx := context.Background()
@@ -55,6 +56,34 @@ func TestHookDeliverySurvivesLeaderKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second hook follows the nodes.
+	var nodeEvents []model.HookEvent
+	nodes := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e model.HookEvent
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+			t.Errorf("node event: %v", err)
+		}
+		mu.Lock()
+		nodeEvents = append(nodeEvents, e)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer nodes.Close()
+	if _, err := f.client(0).AddHook(ctx, client.HookRequest{URL: nodes.URL, Events: []string{model.EventNodeLeft, model.EventNodeJoined}}); err != nil {
+		t.Fatal(err)
+	}
+	sawNode := func(typ, name string) func() error {
+		return func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range nodeEvents {
+				if e.Type == typ && e.Node == name {
+					return nil
+				}
+			}
+			return fmt.Errorf("no %s for %s in %+v", typ, name, nodeEvents)
+		}
+	}
 	mu.Lock()
 	secret = []byte(created.Secret)
 	mu.Unlock()
@@ -84,6 +113,11 @@ func TestHookDeliverySurvivesLeaderKill(t *testing.T) {
 		return nil
 	})
 	t.Logf("redelivered %s after the kill (lease TTL %s)", took.Round(time.Millisecond), leaseTTL)
+	// The killed leader left the fleet, and joins again when it starts.
+	dead := f.nodes[li]
+	f.eventually("node.left for the killed leader", time.Minute, sawNode(model.EventNodeLeft, dead.name))
+	f.startNode(dead)
+	f.eventually("node.joined when it is back", time.Minute, sawNode(model.EventNodeJoined, dead.name))
 	mu.Lock()
 	key := keys[0]
 	mu.Unlock()
@@ -93,8 +127,14 @@ func TestHookDeliverySurvivesLeaderKill(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(log.Entries) != 1 || log.Entries[0].Result != "delivered" || log.Entries[0].Event != key {
-			return fmt.Errorf("delivery log %+v: want the one delivery the new leader made", log.Entries)
+		var mine []model.HookLogEntry
+		for _, e := range log.Entries {
+			if e.Hook == created.Hook.ID {
+				mine = append(mine, e)
+			}
+		}
+		if len(mine) != 1 || mine[0].Result != "delivered" || mine[0].Event != key {
+			return fmt.Errorf("delivery log %+v: want the one delivery the new leader made", mine)
 		}
 		return nil
 	})
