@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,7 +45,11 @@ type Options struct {
 	// DeployTimeout is how long a deploy may take to be served by every
 	// live node before it is reported failed (default 10 minutes).
 	DeployTimeout time.Duration
-	Logger        *slog.Logger
+	// ExpiringWithin is how close to its expiry a certificate makes a
+	// certificate.expiring event (default 14 days); ExpiryCheck how often
+	// that is checked (default an hour).
+	ExpiringWithin, ExpiryCheck time.Duration
+	Logger                      *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -66,6 +71,12 @@ func (o Options) withDefaults() Options {
 	if o.DeployTimeout <= 0 {
 		o.DeployTimeout = 10 * time.Minute
 	}
+	if o.ExpiringWithin <= 0 {
+		o.ExpiringWithin = 14 * 24 * time.Hour
+	}
+	if o.ExpiryCheck <= 0 {
+		o.ExpiryCheck = time.Hour
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -84,7 +95,13 @@ func Task(opts Options) cluster.LeaderTask {
 	return func(ctx context.Context, f cluster.Fence) error {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { o.derive(gctx, f.Guard(), o.deriveOnce, "site changes"); return nil })
-		g.Go(func() error { o.derive(gctx, f.Guard(), o.deriveNodesOnce, "node records"); return nil })
+		for _, src := range sources(o.Store.Keys()) {
+			g.Go(func() error {
+				o.derive(gctx, f.Guard(), func(ctx context.Context, guard state.Guard) error { return o.deriveSource(ctx, guard, src) }, src.name)
+				return nil
+			})
+		}
+		g.Go(func() error { o.expiring(gctx, f.Guard()); return nil })
 		g.Go(func() error { o.deliver(gctx, f.Guard()); return nil })
 		if o.Outcome != nil {
 			g.Go(func() error { o.follow(gctx, f.Guard()); return nil })
@@ -156,27 +173,42 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 	return err
 }
 
-// deriveNodesOnce turns node record changes after the node cursor into
-// deliveries. The cursor moves only with events to send: node records
-// change with every state a node applies. When etcd's history after it
-// is gone, it starts from the current revision: node events of a fleet
-// without a leader for longer than the compaction retention are not sent.
-func (o Options) deriveNodesOnce(ctx context.Context, guard state.Guard) error {
-	cursor, current, err := o.Store.NodeHookCursor(ctx)
+// source is a prefix of the store whose changes make events, followed
+// from a cursor of its own.
+type source struct {
+	name, prefix string
+	events       func(state.KVChange, time.Time) []model.HookEvent
+}
+
+func sources(k state.Keys) []source {
+	return []source{
+		{"nodes", k.Nodes(), NodeEvents},
+		{"certs", k.Certs(), CertEvents},
+		{"acme", k.ACMEStatus(), ACMEEvents},
+	}
+}
+
+// deriveSource turns the changes of src after its cursor into deliveries.
+// The cursor moves only with events to send (node records change with
+// every state a node applies). When etcd's history after it is gone, it
+// starts from the current revision: the events of a fleet without a
+// leader for longer than the compaction retention are not sent.
+func (o Options) deriveSource(ctx context.Context, guard state.Guard, src source) error {
+	cursor, current, err := o.Store.HookCursorOf(ctx, src.name)
 	if err != nil {
 		return err
 	}
 	if cursor == 0 {
-		if err := o.Store.EnqueueNodeHookDeliveries(ctx, nil, current, guard); err != nil {
+		if err := o.Store.EnqueueHookDeliveriesOf(ctx, src.name, nil, current, guard); err != nil {
 			return err
 		}
 		cursor = current
 	}
-	err = o.Store.WatchNodeChanges(ctx, cursor, func(changes []state.KVChange, through int64) error {
+	err = o.Store.WatchPrefixChanges(ctx, src.prefix, cursor, func(changes []state.KVChange, through int64) error {
 		now := time.Now()
 		var events []model.HookEvent
 		for _, c := range changes {
-			events = append(events, NodeEvents(c, now)...)
+			events = append(events, src.events(c, now)...)
 		}
 		if len(events) == 0 {
 			return nil
@@ -189,13 +221,55 @@ func (o Options) deriveNodesOnce(ctx context.Context, guard state.Guard) error {
 		for _, e := range events {
 			ds = append(ds, deliveriesOf(e, hooks, now)...)
 		}
-		return o.Store.EnqueueNodeHookDeliveries(ctx, ds, through, guard)
+		return o.Store.EnqueueHookDeliveriesOf(ctx, src.name, ds, through, guard)
 	})
 	if errors.Is(err, state.ErrHistoryGone) {
-		o.Logger.Debug("hooks: the history of node records after the cursor was compacted; following from now", "cursor", cursor, "now", current)
-		return o.Store.EnqueueNodeHookDeliveries(ctx, nil, current, guard)
+		o.Logger.Debug("hooks: the history after the cursor was compacted; following from now", "source", src.name, "cursor", cursor, "now", current)
+		return o.Store.EnqueueHookDeliveriesOf(ctx, src.name, nil, current, guard)
 	}
 	return err
+}
+
+// expiring sends certificate.expiring once for each certificate (each
+// version of it) that expires within ExpiringWithin, checking every
+// ExpiryCheck, until ctx ends.
+func (o Options) expiring(ctx context.Context, guard state.Guard) {
+	for {
+		if err := o.expiringOnce(ctx, guard, time.Now()); err != nil && ctx.Err() == nil {
+			o.Logger.Warn("hooks: checking certificate expiry failed", "err", err)
+		}
+		if !ctxutil.Sleep(ctx, o.ExpiryCheck) {
+			return
+		}
+	}
+}
+
+func (o Options) expiringOnce(ctx context.Context, guard state.Guard, now time.Time) error {
+	hooks, err := o.Store.ListHooks(ctx)
+	if err != nil || !slices.ContainsFunc(hooks, func(h model.Hook) bool { return wants(h, model.EventCertExpiring) }) {
+		return err
+	}
+	certs, err := o.Store.ListCertificates(ctx)
+	if err != nil {
+		return err
+	}
+	current := map[string]bool{}
+	for _, c := range certs {
+		if c.NotAfter.After(now.Add(o.ExpiringWithin)) {
+			continue
+		}
+		// The record's revision names this version of the certificate: a
+		// renewal is a new record revision, and warns again if need be.
+		e := event(model.EventCertExpiring, c.ID, c.Revision, now)
+		e.Site, e.Certificate = "", certInfo(c)
+		current[e.ID] = true
+		if err := o.Store.EnqueueHookEventOnce(ctx, e.ID, deliveriesOf(e, hooks, now), guard); err != nil {
+			return err
+		}
+	}
+	// The markers of certificates renewed, removed or no longer close to
+	// expiry go.
+	return o.Store.PruneHookSent(ctx, current, guard)
 }
 
 // follow turns pending deploys into deploy.succeeded (every live node

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,4 +100,76 @@ func TestFollowDeploys(t *testing.T) {
 	if left, _ := store.PendingDeploys(ctx, 10); len(left) != 1 {
 		t.Errorf("pending after a failed read: %+v", left)
 	}
+}
+
+// certificate.expiring is enqueued once per certificate version within
+// the window, again after a renewal comes close to expiry too, and its
+// markers go when the certificate is renewed.
+func TestExpiringOnce(t *testing.T) {
+	e := etcdtest.New(t)
+	cli := e.Client(t)
+	store, err := state.NewStore(state.Options{Client: cli, Prefix: "/x", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cli.Put(ctx, "/fence", "held"); err != nil {
+		t.Fatal(err)
+	}
+	guard := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
+	o := Options{Store: store}.withDefaults()
+	now := time.Now()
+	// No hook wants it: nothing is recorded.
+	if err := o.expiringOnce(ctx, guard, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AddHook(ctx, model.Hook{ID: "hook_00000000000000c3", URL: "https://c/", Events: []string{model.EventCertExpiring}}); err != nil {
+		t.Fatal(err)
+	}
+	soon := certRecord(t, "soon", now.Add(3*24*time.Hour))
+	far := certRecord(t, "far", now.Add(60*24*time.Hour))
+	for _, c := range []state.Certificate{soon, far} {
+		if _, err := store.PutCertificate(ctx, c, state.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := o.expiringOnce(ctx, guard, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := store.Outbox(ctx, 10)
+	if err != nil || len(out) != 1 || out[0].Event.Type != model.EventCertExpiring || out[0].Event.Certificate.ID != "soon" {
+		t.Fatalf("outbox %+v %v: want one certificate.expiring for soon", out, err)
+	}
+	// Delivered, then checked again: not sent twice.
+	if err := store.RecordHookAttempt(ctx, out[0], model.HookLogEntry{}, true, guard); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.expiringOnce(ctx, guard, now); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := store.Outbox(ctx, 10); len(out) != 0 {
+		t.Fatalf("sent again: %+v", out)
+	}
+	// Renewed far ahead: the marker goes, nothing is sent.
+	renewed := certRecord(t, "soon", now.Add(80*24*time.Hour))
+	if _, err := store.PutCertificate(ctx, renewed, state.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.expiringOnce(ctx, guard, now); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.Get(ctx, store.Keys().HookSent(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Errorf("sent markers after the renewal: %d %v, want none", resp.Count, err)
+	}
+}
+
+// certRecord makes a certificate record expiring at notAfter (the store
+// checks its fields, not its PEM).
+func certRecord(t *testing.T, id string, notAfter time.Time) state.Certificate {
+	t.Helper()
+	return state.Certificate{ID: id, Type: model.CertImported, Domains: []string{id + ".test"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: notAfter, Serial: fmt.Sprintf("%x", notAfter.UnixNano()), ChainPEM: "-----BEGIN CERTIFICATE-----", KeySealed: "v1:sealed"}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
 )
 
 // Signature headers: SignatureHeader carries "t=<unix seconds>,v1=<hex
@@ -156,11 +157,54 @@ func downReason(r cluster.NodeRecord) string {
 	}
 }
 
+// CertEvents returns the events one change of a certificate record
+// makes: a new certificate, or one with another serial (a renewal, a new
+// import), is certificate.issued.
+func CertEvents(c state.KVChange, now time.Time) []model.HookEvent {
+	var prev, next model.Certificate
+	if c.Next == nil || json.Unmarshal(c.Next, &next) != nil {
+		return nil
+	}
+	if c.Prev != nil && json.Unmarshal(c.Prev, &prev) == nil && prev.Serial == next.Serial {
+		return nil
+	}
+	e := event(model.EventCertIssued, c.Name, c.Revision, now)
+	e.Site, e.Certificate = "", certInfo(next)
+	return []model.HookEvent{e}
+}
+
+func certInfo(c model.Certificate) *model.HookCertificate {
+	return &model.HookCertificate{ID: c.ID, Domains: c.Domains, NotAfter: c.NotAfter, Issuer: c.Issuer}
+}
+
+// ACMEEvents returns the events one change of the leader's ACME status of
+// a name makes: each new failure to obtain a certificate is
+// certificate.failed, with the CA's error.
+func ACMEEvents(c state.KVChange, now time.Time) []model.HookEvent {
+	var prev, next sftls.ACMEStatus
+	if c.Next == nil || json.Unmarshal(c.Next, &next) != nil || next.State != "failed" {
+		return nil
+	}
+	if c.Prev != nil && json.Unmarshal(c.Prev, &prev) == nil && prev.State == "failed" && prev.Failures >= next.Failures {
+		return nil
+	}
+	name := next.Name
+	if name == "" {
+		name = c.Name
+	}
+	e := event(model.EventCertFailed, name, c.Revision, now)
+	e.Site = ""
+	e.Certificate = &model.HookCertificate{Domains: []string{name}}
+	e.Errors = map[string]string{name: next.Error}
+	return []model.HookEvent{e}
+}
+
 // typeOrder orders the events of one revision.
 var typeOrder = map[string]int{
 	model.EventSiteCreated: 0, model.EventDeployStarted: 1, model.EventDeployRolledBack: 1,
 	model.EventDeploySucceeded: 2, model.EventDeployFailed: 2, model.EventSiteDeleted: 3,
 	model.EventNodeJoined: 0, model.EventNodeUnhealthy: 1, model.EventNodeLeft: 3,
+	model.EventCertIssued: 1, model.EventCertFailed: 1, model.EventCertExpiring: 2,
 }
 
 // isDeploy reports whether an event makes a site serve another bundle,

@@ -9,6 +9,7 @@ import (
 	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
 )
 
 func dep(v string) *model.Deployment {
@@ -145,5 +146,60 @@ func TestNodeEvents(t *testing.T) {
 				t.Fatalf("got %+v, want one %s for node2", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCertEvents checks certificate.issued (new, or a new serial) and
+// certificate.failed (each new failure to obtain one).
+func TestCertEvents(t *testing.T) {
+	cert := func(serial string) []byte {
+		b, _ := json.Marshal(model.Certificate{ID: "acme-a.test", Domains: []string{"a.test"}, Serial: serial, KeySealed: "v1:secret"})
+		return b
+	}
+	for _, tc := range []struct {
+		name       string
+		prev, next []byte
+		want       bool
+	}{
+		{"new", nil, cert("01"), true},
+		{"renewed", cert("01"), cert("02"), true},
+		{"same serial", cert("01"), cert("01"), false},
+		{"deleted", cert("01"), nil, false},
+	} {
+		got := CertEvents(state.KVChange{Name: "acme-a.test", Prev: tc.prev, Next: tc.next, Revision: 5}, time.Now())
+		if (len(got) == 1) != tc.want {
+			t.Errorf("%s: %+v", tc.name, got)
+		}
+		if tc.want {
+			if e := got[0]; e.Type != model.EventCertIssued || e.Certificate == nil || e.Certificate.ID != "acme-a.test" || e.Site != "" {
+				t.Errorf("%s: event %+v", tc.name, e)
+			}
+			if b, _ := json.Marshal(got[0]); strings.Contains(string(b), "secret") {
+				t.Errorf("%s: the event carries the sealed key: %s", tc.name, b)
+			}
+		}
+	}
+	status := func(state string, failures int) []byte {
+		b, _ := json.Marshal(sftls.ACMEStatus{Name: "a.test", State: state, Error: "rate limited", Failures: failures})
+		return b
+	}
+	for _, tc := range []struct {
+		name       string
+		prev, next []byte
+		want       bool
+	}{
+		{"first failure", status("pending", 0), status("failed", 1), true},
+		{"another failure", status("failed", 1), status("failed", 2), true},
+		{"same failure rewritten", status("failed", 2), status("failed", 2), false},
+		{"issued", status("pending", 0), status("issued", 0), false},
+		{"failure without a previous record", nil, status("failed", 1), true},
+	} {
+		got := ACMEEvents(state.KVChange{Name: "a.test", Prev: tc.prev, Next: tc.next, Revision: 6}, time.Now())
+		if (len(got) == 1) != tc.want {
+			t.Errorf("%s: %+v", tc.name, got)
+		}
+		if tc.want && (got[0].Type != model.EventCertFailed || got[0].Errors["a.test"] != "rate limited") {
+			t.Errorf("%s: event %+v", tc.name, got[0])
+		}
 	}
 }

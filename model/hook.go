@@ -28,11 +28,14 @@ const (
 	EventNodeJoined       = "node.joined"
 	EventNodeLeft         = "node.left"
 	EventNodeUnhealthy    = "node.unhealthy"
+	EventCertIssued       = "certificate.issued"
+	EventCertFailed       = "certificate.failed"
+	EventCertExpiring     = "certificate.expiring"
 )
 
 // HookEventTypes lists every event type, in the order the docs give them.
 var HookEventTypes = []string{EventSiteCreated, EventSiteDeleted, EventDeployStarted, EventDeployRolledBack, EventDeploySucceeded, EventDeployFailed,
-	EventNodeJoined, EventNodeLeft, EventNodeUnhealthy}
+	EventNodeJoined, EventNodeLeft, EventNodeUnhealthy, EventCertIssued, EventCertFailed, EventCertExpiring}
 
 // HookEvent is what a hook receives as the request body. ID is the same
 // for every delivery of the event, to every hook: the idempotency key.
@@ -51,8 +54,19 @@ type HookEvent struct {
 	// Revision is the etcd revision of the change.
 	Revision int64 `json:"revision"`
 	// Errors are, for deploy.failed, the nodes' errors for the site (by
-	// node), or why the deploy was given up ("fleet").
+	// node), or why the deploy was given up ("fleet"); for
+	// node.unhealthy, why; for certificate.failed, the CA's error by name.
 	Errors map[string]string `json:"errors,omitempty"`
+	// Certificate is the certificate of certificate events.
+	Certificate *HookCertificate `json:"certificate,omitempty"`
+}
+
+// HookCertificate describes a certificate in an event (never its key).
+type HookCertificate struct {
+	ID       string    `json:"id,omitempty"`
+	Domains  []string  `json:"domains"`
+	NotAfter time.Time `json:"notAfter,omitzero"`
+	Issuer   string    `json:"issuer,omitempty"`
 }
 
 // HookDelivery is one event still to be delivered to one hook.

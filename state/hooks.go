@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -30,9 +31,12 @@ func (k Keys) Hooks() string         { return k.Prefix + "/hooks/config/" }
 func (k Keys) Hook(id string) string { return k.Hooks() + id }
 
 // HookCursor holds the last etcd revision whose site changes were turned
-// into deliveries; NodeHookCursor that of the node records' changes.
-func (k Keys) HookCursor() string     { return k.Prefix + "/hooks/cursor" }
-func (k Keys) NodeHookCursor() string { return k.Prefix + "/hooks/cursor-nodes" }
+// into deliveries.
+func (k Keys) HookCursor() string { return k.Prefix + "/hooks/cursor" }
+
+// HookSourceCursor holds the cursor of another source of events
+// ("nodes", "certs", "acme").
+func (k Keys) HookSourceCursor(source string) string { return k.Prefix + "/hooks/cursor-" + source }
 
 // Outbox is the prefix of deliveries still to make:
 // <prefix>/hooks/outbox/<event id>/<hook id>.
@@ -191,6 +195,49 @@ func (s *Store) commitHookOps(ctx context.Context, ops []clientv3.Op, guard Guar
 		ops = ops[n:]
 	}
 	return nil
+}
+
+// HookSent is the prefix of the markers of events sent once only
+// (certificate.expiring): <prefix>/hooks/sent/<event id>.
+func (k Keys) HookSent() string { return k.Prefix + "/hooks/sent/" }
+
+// EnqueueHookEventOnce enqueues the deliveries of an event unless it was
+// enqueued before (a marker under HookSent records it), under guard.
+// Without deliveries it records nothing: a hook added later still gets
+// the event.
+func (s *Store) EnqueueHookEventOnce(ctx context.Context, id string, ds []HookDelivery, guard Guard) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ops, err := s.deliveryOps(ds, nil)
+	if err != nil {
+		return err
+	}
+	marker := s.keys.HookSent() + id
+	_, _, err = s.fencedTxn(ctx, "enqueue a hook event once", []Guard{guard},
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(marker), "=", 0)}, append(ops, clientv3.OpPut(marker, time.Now().UTC().Format(time.RFC3339))))
+	return err
+}
+
+// PruneHookSent removes the markers of EnqueueHookEventOnce that keep
+// does not hold, under guard.
+func (s *Store) PruneHookSent(ctx context.Context, keep map[string]bool, guard Guard) error {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.keys.HookSent(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return s.wrap(ctx, "read the sent markers", err)
+	}
+	var ops []clientv3.Op
+	for _, kv := range resp.Kvs {
+		if !keep[strings.TrimPrefix(string(kv.Key), s.keys.HookSent())] {
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return s.commitHookOps(ctx, ops, guard)
 }
 
 // PendingDeploys returns up to limit deploys whose outcome hooks wait
@@ -363,9 +410,13 @@ func (s *Store) WatchSiteChanges(ctx context.Context, from int64, fn func(change
 	})
 }
 
-// WatchNodeChanges is WatchSiteChanges for the node records.
-func (s *Store) WatchNodeChanges(ctx context.Context, from int64, fn func(changes []KVChange, through int64) error) error {
-	return s.watchChanges(ctx, s.keys.Nodes(), from, fn)
+// WatchPrefixChanges is WatchSiteChanges for any prefix of the store's
+// (the node records, the certificates, the ACME status), undecoded.
+func (s *Store) WatchPrefixChanges(ctx context.Context, prefix string, from int64, fn func(changes []KVChange, through int64) error) error {
+	if !strings.HasPrefix(prefix, s.keys.Prefix+"/") {
+		return fmt.Errorf("watch %s: not below the store's prefix", prefix)
+	}
+	return s.watchChanges(ctx, prefix, from, fn)
 }
 
 func (s *Store) watchChanges(ctx context.Context, prefix string, from int64, fn func(changes []KVChange, through int64) error) error {
@@ -400,18 +451,20 @@ func (s *Store) watchChanges(ctx context.Context, prefix string, from int64, fn 
 	return Errorf(Unavailable, "the watch of %s ended", prefix)
 }
 
-// NodeHookCursor is HookCursor for the node records.
-func (s *Store) NodeHookCursor(ctx context.Context) (cursor, current int64, err error) {
-	return s.hookCursor(ctx, s.keys.NodeHookCursor())
+// HookCursorOf is HookCursor for the cursor of another source of events
+// (named as in HookSourceCursor).
+func (s *Store) HookCursorOf(ctx context.Context, source string) (cursor, current int64, err error) {
+	return s.hookCursor(ctx, s.keys.HookSourceCursor(source))
 }
 
-// EnqueueNodeHookDeliveries is EnqueueHookDeliveries for node events.
-func (s *Store) EnqueueNodeHookDeliveries(ctx context.Context, ds []HookDelivery, cursor int64, guard Guard) error {
+// EnqueueHookDeliveriesOf is EnqueueHookDeliveries for another source of
+// events: it moves that source's cursor.
+func (s *Store) EnqueueHookDeliveriesOf(ctx context.Context, source string, ds []HookDelivery, cursor int64, guard Guard) error {
 	ops, err := s.deliveryOps(ds, nil)
 	if err != nil {
 		return err
 	}
-	return s.commitHookOps(ctx, append(ops, clientv3.OpPut(s.keys.NodeHookCursor(), fmt.Sprint(cursor))), guard)
+	return s.commitHookOps(ctx, append(ops, clientv3.OpPut(s.keys.HookSourceCursor(source), fmt.Sprint(cursor))), guard)
 }
 
 // LastSiteChange returns the highest modification revision among the

@@ -20,6 +20,7 @@ import (
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
+	sftls "github.com/sitefleet/sitefleet/tls"
 )
 
 // receiver is a webhook receiver on loopback that checks every request's
@@ -104,7 +105,7 @@ func TestWebhooks(t *testing.T) {
 	}
 
 	siteEvents := []string{model.EventSiteCreated, model.EventSiteDeleted, model.EventDeployStarted, model.EventDeployRolledBack,
-		model.EventDeploySucceeded, model.EventDeployFailed}
+		model.EventDeploySucceeded, model.EventDeployFailed, model.EventCertIssued}
 	created, err := n.api.AddHook(ctx, client.HookRequest{URL: r.srv.URL, Events: siteEvents})
 	if err != nil {
 		t.Fatal(err)
@@ -152,10 +153,17 @@ func TestWebhooks(t *testing.T) {
 	if _, err := n.api.DeleteSite(ctx, "hooked.test", client.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
+	chain, key, err := sftls.SelfSigned([]string{"*.hooked.test"}, 24*time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.api.ImportCertificate(ctx, client.CertImport{ID: "hooked", Chain: string(chain), Key: string(key)}); err != nil {
+		t.Fatal(err)
+	}
 	// Each deploy and the rollback are followed by deploy.succeeded once
 	// the node serves them; the deletion may overtake the last one.
 	want := map[string]int{model.EventSiteCreated: 1, model.EventDeployStarted: 2, model.EventDeployRolledBack: 1,
-		model.EventDeploySucceeded: 3, model.EventSiteDeleted: 1}
+		model.EventDeploySucceeded: 3, model.EventSiteDeleted: 1, model.EventCertIssued: 1}
 	byType := map[string]model.HookEvent{}
 	n.eventually("every event delivered", 30*time.Second, func() error {
 		count := map[string]int{}
@@ -178,6 +186,9 @@ func TestWebhooks(t *testing.T) {
 	if d := byType[model.EventDeploySucceeded]; d.Deployment == nil || d.Site != "hooked.test" {
 		t.Errorf("deploy.succeeded event %+v: want the site and its deployment", d)
 	}
+	if d := byType[model.EventCertIssued]; d.Certificate == nil || d.Certificate.ID != "hooked" || d.Certificate.Domains[0] != "*.hooked.test" {
+		t.Errorf("certificate.issued event %+v: want the imported certificate", d)
+	}
 
 	// The leader logs each attempt once the receiver has answered.
 	n.eventually("every attempt in the log", 10*time.Second, func() error {
@@ -191,8 +202,8 @@ func TestWebhooks(t *testing.T) {
 				results[e.Result]++
 			}
 		}
-		if results["retrying"] != 1 || results["delivered"] != 8 {
-			return fmt.Errorf("delivery log results %v, want 1 retrying and 8 delivered:\n%+v", results, log.Entries)
+		if results["retrying"] != 1 || results["delivered"] != 9 {
+			return fmt.Errorf("delivery log results %v, want 1 retrying and 9 delivered:\n%+v", results, log.Entries)
 		}
 		return nil
 	})
