@@ -207,6 +207,25 @@ func TestWebhooks(t *testing.T) {
 		}
 		return nil
 	})
+	// A deploy the node cannot serve: a record written behind the API's
+	// back with a new deployment and a name nginx must never see.
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "broken.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	raw := `{"domain":"broken.test","aliases":["bad\nname.test"],"deployment":{"app":"web","version":"1","sha256":"` +
+		strings.Repeat("ab", 32) + `","deployedAt":"2026-01-01T00:00:00Z"}}`
+	if _, err := e.Client(t).Put(ctx, state.Keys{Prefix: n.cfg.State.Etcd.KeyPrefix}.Site("broken.test"), raw); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually("deploy.failed for broken.test", 30*time.Second, func() error {
+		for _, d := range r.deliveries() {
+			if d.event.Type == model.EventDeployFailed && d.event.Site == "broken.test" && strings.Contains(d.event.Errors[n.cfg.NodeName], "invalid") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no deploy.failed naming the node's error yet")
+	})
+
 	// The secret is nowhere in etcd in clear text.
 	resp, err := e.Client(t).Get(ctx, "/", clientv3.WithPrefix())
 	if err != nil {
