@@ -19,17 +19,8 @@ import (
 // takes longer than DeployTimeout, and stays pending otherwise; only the
 // hooks that want the outcome get a delivery.
 func TestFollowDeploys(t *testing.T) {
-	e := etcdtest.New(t)
-	cli := e.Client(t)
-	store, err := state.NewStore(state.Options{Client: cli, Prefix: "/f", Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, _, guard := leaderStore(t)
 	ctx := context.Background()
-	if _, err := cli.Put(ctx, "/fence", "held"); err != nil {
-		t.Fatal(err)
-	}
-	guard := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
 	for _, h := range []model.Hook{
 		{ID: "hook_00000000000000a1", URL: "https://a/", Events: []string{model.EventDeploySucceeded, model.EventDeployFailed}},
 		{ID: "hook_00000000000000b2", URL: "https://b/", Events: []string{model.EventDeployStarted}},
@@ -106,17 +97,8 @@ func TestFollowDeploys(t *testing.T) {
 // the window, again after a renewal comes close to expiry too, and its
 // markers go when the certificate is renewed.
 func TestExpiringOnce(t *testing.T) {
-	e := etcdtest.New(t)
-	cli := e.Client(t)
-	store, err := state.NewStore(state.Options{Client: cli, Prefix: "/x", Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, cli, guard := leaderStore(t)
 	ctx := context.Background()
-	if _, err := cli.Put(ctx, "/fence", "held"); err != nil {
-		t.Fatal(err)
-	}
-	guard := state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
 	o := Options{Store: store}.withDefaults()
 	now := time.Now()
 	// No hook wants it: nothing is recorded.
@@ -164,6 +146,21 @@ func TestExpiringOnce(t *testing.T) {
 	if err != nil || resp.Count != 0 {
 		t.Errorf("sent markers after the renewal: %d %v, want none", resp.Count, err)
 	}
+}
+
+// leaderStore returns a store on a fresh etcd, its client, and a guard
+// that holds, as a leader's fence.
+func leaderStore(t *testing.T) (*state.Store, *clientv3.Client, state.Guard) {
+	t.Helper()
+	cli := etcdtest.New(t).Client(t)
+	store, err := state.NewStore(state.Options{Client: cli, Prefix: "/h", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(context.Background(), "/fence", "held"); err != nil {
+		t.Fatal(err)
+	}
+	return store, cli, state.GuardOf(clientv3.Compare(clientv3.Value("/fence"), "=", "held"))
 }
 
 // certRecord makes a certificate record expiring at notAfter (the store
