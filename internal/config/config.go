@@ -67,7 +67,15 @@ type Config struct {
 	TLS                CertsCfg     `mapstructure:"tls"`
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
 	Shutdown           ShutdownCfg  `mapstructure:"shutdown"`
+	Hooks              HooksCfg     `mapstructure:"hooks"`
 	Log                LogConfig    `mapstructure:"log"`
+}
+
+// HooksCfg tunes webhook deliveries (package hooks).
+type HooksCfg struct {
+	MaxAttempts    int           `mapstructure:"maxAttempts"`
+	DeployTimeout  time.Duration `mapstructure:"deployTimeout"`
+	ExpiringWithin time.Duration `mapstructure:"expiringWithin"`
 }
 
 // ShutdownCfg configures how a node stops.
@@ -283,6 +291,7 @@ func Default() Config {
 		},
 		Reconcile: ReconcileCfg{Quiescence: 20, Resync: 300000},
 		Shutdown:  ShutdownCfg{Drain: DefaultDrain},
+		Hooks:     HooksCfg{MaxAttempts: 10, DeployTimeout: 10 * time.Minute, ExpiringWithin: 14 * 24 * time.Hour},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -477,6 +486,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Web.Traffic.JSONLog != "" && !c.Web.Traffic.Enabled {
 		errs = append(errs, errors.New("web.traffic.jsonLog needs web.traffic.enabled"))
+	}
+	if h := c.Hooks; h.MaxAttempts < 1 || h.MaxAttempts > 100 || h.DeployTimeout < time.Second || h.ExpiringWithin < time.Hour {
+		errs = append(errs, fmt.Errorf("hooks: maxAttempts %d (1 to 100), deployTimeout %s (at least 1s), expiringWithin %s (at least 1h)",
+			h.MaxAttempts, h.DeployTimeout, h.ExpiringWithin))
 	}
 	if c.API.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("api.maxBodyBytes %d: must not be negative (0 for the default)", c.API.MaxBodyBytes))

@@ -114,6 +114,8 @@ func TestInvalidConfigValues(t *testing.T) {
 		"max txn ops below minimum":    {"state:\n  etcd:\n    maxTxnOps: 7\n", "state.etcd.maxTxnOps"},
 		"max txn ops negative":         {"state:\n  etcd:\n    maxTxnOps: -5\n", "state.etcd.maxTxnOps"},
 		"negative max body bytes":      {"api:\n  maxBodyBytes: -1\n", "api.maxBodyBytes"},
+		"hooks attempts 0":             {"hooks:\n  maxAttempts: 0\n", "hooks: maxAttempts"},
+		"hooks expiring 1m":            {"hooks:\n  expiringWithin: 1m\n", "expiringWithin"},
 		"traffic max sites 0":          {"web:\n  traffic:\n    maxSites: 0\n", "web.traffic.maxSites"},
 		"traffic json log relative":    {"web:\n  traffic:\n    jsonLog: logs/a.json\n", "web.traffic.jsonLog"},
 		"traffic json log when off":    {"web:\n  traffic:\n    enabled: false\n    jsonLog: stdout\n", "web.traffic.jsonLog"},

@@ -343,6 +343,7 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
 			cluster.AuditTrimmer(store, cfg.API.AuditKeep, cfg.API.AuditMaxAge, time.Minute, log.With("component", "audit")),
 			hooks.Task(hooks.Options{Store: store, Sealer: sealer, Logger: log.With("component", "hooks"),
+				MaxAttempts: cfg.Hooks.MaxAttempts, DeployTimeout: cfg.Hooks.DeployTimeout, ExpiringWithin: cfg.Hooks.ExpiringWithin,
 				Outcome: func(ctx context.Context, site string, rev int64) (bool, map[string]string, error) {
 					return cluster.DeployOutcome(ctx, etcd.Client, store.Keys(), site, rev, store.Timeout())
 				}}),
