@@ -138,11 +138,12 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 		return err
 	}
 	if cursor == 0 {
-		// The fleet's first dispatcher: events start now.
-		if err := o.Store.EnqueueHookDeliveries(ctx, nil, nil, current, guard); err != nil {
+		if cursor, err = o.firstCursor(ctx, current); err != nil {
 			return err
 		}
-		cursor = current
+		if err := o.Store.EnqueueHookDeliveries(ctx, nil, nil, cursor, guard); err != nil {
+			return err
+		}
 	}
 	err = o.Store.WatchSiteChanges(ctx, cursor, func(changes []state.SiteChange, through int64) error {
 		if len(changes) == 0 {
@@ -173,6 +174,20 @@ func (o Options) deriveOnce(ctx context.Context, guard state.Guard) error {
 	return err
 }
 
+// firstCursor is where the fleet's first dispatcher starts: now, or just
+// before the oldest hook was added if that was earlier (a hook added and
+// a change made before the leader's task started still make an event).
+func (o Options) firstCursor(ctx context.Context, current int64) (int64, error) {
+	hooks, err := o.Store.ListHooks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, h := range hooks {
+		current = min(current, h.Revision-1)
+	}
+	return max(current, 1), nil
+}
+
 // source is a prefix of the store whose changes make events, followed
 // from a cursor of its own.
 type source struct {
@@ -199,10 +214,12 @@ func (o Options) deriveSource(ctx context.Context, guard state.Guard, src source
 		return err
 	}
 	if cursor == 0 {
-		if err := o.Store.EnqueueHookDeliveriesOf(ctx, src.name, nil, current, guard); err != nil {
+		if cursor, err = o.firstCursor(ctx, current); err != nil {
 			return err
 		}
-		cursor = current
+		if err := o.Store.EnqueueHookDeliveriesOf(ctx, src.name, nil, cursor, guard); err != nil {
+			return err
+		}
 	}
 	err = o.Store.WatchPrefixChanges(ctx, src.prefix, cursor, func(changes []state.KVChange, through int64) error {
 		now := time.Now()

@@ -101,11 +101,9 @@ func TestExpiringOnce(t *testing.T) {
 	ctx := context.Background()
 	o := Options{Store: store}.withDefaults()
 	now := time.Now()
-	// No hook wants it: nothing is recorded.
+	// No hook wants it: nothing is recorded (checked below: the hook
+	// added later gets the event).
 	if err := o.expiringOnce(ctx, guard, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.AddHook(ctx, model.Hook{ID: "hook_00000000000000c3", URL: "https://c/", Events: []string{model.EventCertExpiring}}); err != nil {
 		t.Fatal(err)
 	}
 	soon := certRecord(t, "soon", now.Add(3*24*time.Hour))
@@ -114,6 +112,10 @@ func TestExpiringOnce(t *testing.T) {
 		if _, err := store.PutCertificate(ctx, c, state.Precondition{}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A hook added after the certificates still hears of their expiry.
+	if err := store.AddHook(ctx, model.Hook{ID: "hook_00000000000000c3", URL: "https://c/", Events: []string{model.EventCertExpiring}}); err != nil {
+		t.Fatal(err)
 	}
 	for range 2 {
 		if err := o.expiringOnce(ctx, guard, now); err != nil {
@@ -169,4 +171,26 @@ func certRecord(t *testing.T, id string, notAfter time.Time) state.Certificate {
 	t.Helper()
 	return state.Certificate{ID: id, Type: model.CertImported, Domains: []string{id + ".test"}, NotBefore: time.Now().Add(-time.Hour),
 		NotAfter: notAfter, Serial: fmt.Sprintf("%x", notAfter.UnixNano()), ChainPEM: "-----BEGIN CERTIFICATE-----", KeySealed: "v1:sealed"}
+}
+
+// The fleet's first dispatcher starts just before the oldest hook, not
+// at its own start: a change made between a hook's creation and the
+// leader's task starting still makes an event for it.
+func TestFirstCursor(t *testing.T) {
+	store, _, guard := leaderStore(t)
+	ctx := context.Background()
+	o := Options{Store: store}.withDefaults()
+	if err := store.AddHook(ctx, model.Hook{ID: "hook_00000000000000d4", URL: "https://d/", Events: []string{model.EventSiteCreated}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutSite(ctx, state.Site{Domain: "early.test"}, state.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_ = o.deriveOnce(wctx, guard) // returns when wctx ends
+	out, err := store.Outbox(ctx, 10)
+	if err != nil || len(out) != 1 || out[0].Event.Type != model.EventSiteCreated || out[0].Event.Site != "early.test" {
+		t.Fatalf("outbox %+v %v: want site.created for the site made before the task started", out, err)
+	}
 }

@@ -236,7 +236,9 @@ func pendingDeploys(changes []state.SiteChange, hooks []model.Hook, now time.Tim
 func deliveriesOf(e model.HookEvent, hooks []model.Hook, now time.Time) []model.HookDelivery {
 	var out []model.HookDelivery
 	for _, h := range hooks {
-		if wants(h, e.Type) {
+		// A hook gets the events of changes made after it was added; a
+		// certificate's coming expiry is news whenever it was added.
+		if wants(h, e.Type) && (h.Revision < e.Revision || e.Type == model.EventCertExpiring) {
 			out = append(out, model.HookDelivery{Event: e, Hook: h.ID, NextAttempt: now.UTC()})
 		}
 	}

@@ -15,6 +15,9 @@ type Hook struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// CreatedBy is the ID of the token that added the hook.
 	CreatedBy string `json:"createdBy,omitempty"`
+	// Revision is the etcd revision that created the hook (output only):
+	// it receives the events of later changes.
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // The event types hooks can receive.

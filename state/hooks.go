@@ -65,6 +65,7 @@ func (s *Store) AddHook(ctx context.Context, h Hook) error {
 	if len(hooks) >= MaxHooks {
 		return Errorf(Invalid, "a fleet has at most %d hooks: remove one first", MaxHooks)
 	}
+	h.Revision = 0
 	val, err := marshal(h)
 	if err != nil {
 		return err
@@ -108,6 +109,7 @@ func (s *Store) ListHooks(ctx context.Context) ([]Hook, error) {
 	for _, kv := range resp.Kvs {
 		var h Hook
 		if json.Unmarshal(kv.Value, &h) == nil && h.ID == strings.TrimPrefix(string(kv.Key), s.keys.Hooks()) {
+			h.Revision = kv.CreateRevision
 			out = append(out, h)
 		}
 	}
