@@ -45,6 +45,7 @@ type Options struct {
 	// DeployTimeout is how long a deploy may take to be served by every
 	// live node before it is reported failed (default 10 minutes).
 	DeployTimeout time.Duration
+	cursorEvery   time.Duration
 	// ExpiringWithin is how close to its expiry a certificate makes a
 	// certificate.expiring event (default 14 days); ExpiryCheck how often
 	// that is checked (default an hour).
@@ -76,6 +77,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ExpiryCheck <= 0 {
 		o.ExpiryCheck = time.Hour
+	}
+	if o.cursorEvery <= 0 {
+		o.cursorEvery = cursorEvery
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -203,11 +207,16 @@ func sources(k state.Keys) []source {
 	}
 }
 
+// cursorEvery is how often at most a source's cursor moves for changes
+// that make no event (Options.cursorEvery, for tests, overrides it).
+const cursorEvery = time.Minute
+
 // deriveSource turns the changes of src after its cursor into deliveries.
-// The cursor moves only with events to send (node records change with
-// every state a node applies). When etcd's history after it is gone, it
-// starts from the current revision: the events of a fleet without a
-// leader for longer than the compaction retention are not sent.
+// The cursor moves with events to send, and otherwise at most once per
+// cursorEvery (node records change with every state a node applies).
+// When etcd's history after it is gone, it starts from the current
+// revision: the events of a fleet without a leader for longer than the
+// compaction retention are not sent.
 func (o Options) deriveSource(ctx context.Context, guard state.Guard, src source) error {
 	cursor, current, err := o.Store.HookCursorOf(ctx, src.name)
 	if err != nil {
@@ -221,6 +230,7 @@ func (o Options) deriveSource(ctx context.Context, guard state.Guard, src source
 			return err
 		}
 	}
+	written := time.Now()
 	err = o.Store.WatchPrefixChanges(ctx, src.prefix, cursor, func(changes []state.KVChange, through int64) error {
 		now := time.Now()
 		var events []model.HookEvent
@@ -228,8 +238,17 @@ func (o Options) deriveSource(ctx context.Context, guard state.Guard, src source
 			events = append(events, src.events(c, now)...)
 		}
 		if len(events) == 0 {
-			return nil
+			// Changes without events move the cursor at most once per
+			// cursorEvery, so that it stays well within the history etcd
+			// keeps: a leader taking over resumes from it instead of
+			// finding it compacted and missing what happened meanwhile.
+			if now.Sub(written) < o.cursorEvery {
+				return nil
+			}
+			written = now
+			return o.Store.EnqueueHookDeliveriesOf(ctx, src.name, nil, through, guard)
 		}
+		written = now
 		hooks, err := o.Store.ListHooks(ctx)
 		if err != nil {
 			return err

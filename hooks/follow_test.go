@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sitefleet/sitefleet/cluster"
 	"github.com/sitefleet/sitefleet/internal/etcdtest"
 	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
@@ -193,4 +195,43 @@ func TestFirstCursor(t *testing.T) {
 	if err != nil || len(out) != 1 || out[0].Event.Type != model.EventSiteCreated || out[0].Event.Site != "early.test" {
 		t.Fatalf("outbox %+v %v: want site.created for the site made before the task started", out, err)
 	}
+}
+
+// A source's cursor moves for changes that make no event too (at most
+// once per cursorEvery), so that a new leader resumes within the history
+// etcd keeps.
+func TestCursorMovesWithoutEvents(t *testing.T) {
+	store, cli, guard := leaderStore(t)
+	ctx := context.Background()
+	o := Options{Store: store, cursorEvery: time.Nanosecond}.withDefaults()
+	src := sources(store.Keys())[0] // the node records
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- o.deriveSource(wctx, guard, src) }()
+	rec := func(applied int) string {
+		b, _ := json.Marshal(cluster.NodeRecord{Ready: true, NginxRunning: true, AppliedRevision: int64(applied)})
+		return string(b)
+	}
+	var last int64
+	for i := range 3 {
+		resp, err := cli.Put(ctx, store.Keys().Nodes()+"n1", rec(i)) // joined, then changes without events
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = resp.Header.Revision
+		time.Sleep(50 * time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cursor, _, err := store.HookCursorOf(ctx, src.name)
+		if err == nil && cursor >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cursor %d (%v), want %d: changes without events did not move it", cursor, err, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }
