@@ -21,6 +21,9 @@ type Site struct {
 	Deployment *Deployment `json:"deployment,omitempty"`
 	// History holds earlier deployments, most recent first, for rollback.
 	History []Deployment `json:"history,omitempty"`
+	// Previews are deployments served beside the live one, each at a
+	// host name of its own, sorted by name.
+	Previews []Preview `json:"previews,omitempty"`
 	// Revision is the etcd modification revision of the site's key when it
 	// was read. It is output only: writes carry the expected revision in a
 	// precondition instead.
@@ -88,7 +91,8 @@ func (s Site) Names() []string {
 // their revisions.
 func (s Site) Equal(o Site) bool {
 	return s.Domain == o.Domain && slices.Equal(s.Aliases, o.Aliases) && s.Options.Equal(o.Options) && s.TLS.Equal(o.TLS) &&
-		s.Deployment.Equal(o.Deployment) && slices.EqualFunc(s.History, o.History, func(a, b Deployment) bool { return a.Equal(&b) })
+		s.Deployment.Equal(o.Deployment) && slices.EqualFunc(s.History, o.History, func(a, b Deployment) bool { return a.Equal(&b) }) &&
+		slices.EqualFunc(s.Previews, o.Previews, Preview.Equal)
 }
 
 // Deployment says which bundle a site serves.

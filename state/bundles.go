@@ -201,7 +201,7 @@ func (s *Store) DeleteBundle(ctx context.Context, app, version string, guard ...
 			return err
 		}
 		if site, ok := UsedBy(scan.sites, b.SHA256); ok {
-			return &Error{Code: InUse, Message: fmt.Sprintf("%s is used by site %q (deployed or kept for rollback)", b.Ref(), site)}
+			return &Error{Code: InUse, Message: fmt.Sprintf("%s is used by site %q (deployed, kept for rollback or previewed)", b.Ref(), site)}
 		}
 		if ok, err := s.deleteGuarded(ctx, "delete bundle", key, scan, guard); err != nil || ok {
 			return err
@@ -219,6 +219,11 @@ func UsedBy(sites []Site, sha string) (string, bool) {
 		}
 		for _, h := range s.History {
 			if h.SHA256 == sha {
+				return s.Domain, true
+			}
+		}
+		for _, p := range s.Previews {
+			if p.Deployment.SHA256 == sha {
 				return s.Domain, true
 			}
 		}

@@ -18,16 +18,21 @@ func (s *Store) Deploy(ctx context.Context, domain, app, version string, pre Pre
 		return Site{}, err
 	}
 	return s.changeDeployment(ctx, domain, pre, func(site *Site) error {
-		next := &Deployment{App: b.App, Version: b.Version, SHA256: b.SHA256, DeployedAt: time.Now().UTC()}
-		if site.Deployment != nil {
-			site.History = append([]Deployment{*site.Deployment}, site.History...)
-			if len(site.History) > MaxHistory {
-				site.History = site.History[:MaxHistory]
-			}
-		}
-		site.Deployment = next
+		pushDeployment(site, &Deployment{App: b.App, Version: b.Version, SHA256: b.SHA256, DeployedAt: time.Now().UTC()})
 		return nil
 	}, s.keys.Bundle(b.App, b.Version))
+}
+
+// pushDeployment makes next the site's deployment, the current one the
+// first of its history.
+func pushDeployment(site *Site, next *Deployment) {
+	if site.Deployment != nil {
+		site.History = append([]Deployment{*site.Deployment}, site.History...)
+		if len(site.History) > MaxHistory {
+			site.History = site.History[:MaxHistory]
+		}
+	}
+	site.Deployment = next
 }
 
 // Rollback makes a site serve its previous deployment again at once, and

@@ -53,9 +53,12 @@ type storedState struct {
 // could never serve it.
 func (st storedState) checkDeployments(sites []Site) error {
 	for i, site := range sites {
-		deps := site.History
+		deps := slices.Clone(site.History)
 		if site.Deployment != nil {
-			deps = append([]Deployment{*site.Deployment}, deps...)
+			deps = append(deps, *site.Deployment)
+		}
+		for _, p := range site.Previews {
+			deps = append(deps, p.Deployment)
 		}
 		for _, d := range deps {
 			ref := d.App + "@" + d.Version
@@ -168,7 +171,7 @@ func (s *Store) diff(st storedState, sites []Site) ([]Change, []clientv3.Op, err
 	seen := map[string]bool{}
 	for _, site := range sites {
 		seen[site.Domain] = true
-		for _, n := range site.Names() {
+		for _, n := range site.Claims() {
 			want[n] = site.Domain
 		}
 		cur, exists := st.sites[site.Domain]

@@ -20,6 +20,7 @@ type (
 	SiteOptions  = model.SiteOptions
 	KeepAssets   = model.KeepAssets
 	Deployment   = model.Deployment
+	Preview      = model.Preview
 	Bundle       = model.Bundle
 	Document     = model.Document
 	Change       = model.Change

@@ -114,13 +114,14 @@ func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site,
 			return Site{}, err
 		}
 		if v.cur != nil {
-			// Deployments change only through Deploy and Rollback.
-			site.Deployment, site.History = v.cur.Deployment, v.cur.History
+			// Deployments change only through Deploy and Rollback,
+			// previews through their own calls.
+			site.Deployment, site.History, site.Previews = v.cur.Deployment, v.cur.History, v.cur.Previews
 			if v.cur.Equal(site) {
 				return *v.cur, nil
 			}
 		}
-		rev, ok, err := s.commitSite(ctx, site, v)
+		rev, ok, err := s.commitSite(ctx, site, v, nil)
 		if err != nil {
 			return Site{}, err
 		}
@@ -132,7 +133,9 @@ func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site,
 	return Site{}, Errorf(Conflict, "site %q is being changed concurrently: retry", site.Domain)
 }
 
-func (s *Store) commitSite(ctx context.Context, site Site, v siteView) (int64, bool, error) {
+// commitSite writes site and its name index entries if the stored site
+// is still v's, the keys in mustExist exist, and guards hold.
+func (s *Store) commitSite(ctx context.Context, site Site, v siteView, mustExist []string, guards ...Guard) (int64, bool, error) {
 	val, err := marshal(site)
 	if err != nil {
 		return 0, false, err
@@ -145,21 +148,30 @@ func (s *Store) commitSite(ctx context.Context, site Site, v siteView) (int64, b
 		// The certificate must not change or go while the site is written.
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.keys.Cert(v.cert.ID)), "=", v.cert.Revision))
 	}
+	for _, k := range mustExist {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
+	}
 	ops := []clientv3.Op{clientv3.OpPut(s.keys.Site(site.Domain), val)}
-	for _, n := range site.Names() {
-		if _, owned := v.owners[n]; !owned {
+	var had []string
+	if v.cur != nil {
+		had = v.cur.Claims()
+	}
+	claims := site.Claims()
+	for _, n := range claims {
+		// The names the stored site claims are its own: the index
+		// follows every site write, and this one is guarded by the
+		// site's revision.
+		if _, owned := v.owners[n]; !owned && !slices.Contains(had, n) {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.Name(n)), "=", 0))
 			ops = append(ops, clientv3.OpPut(s.keys.Name(n), site.Domain))
 		}
 	}
-	if v.cur != nil {
-		for _, n := range v.cur.Names() {
-			if !slices.Contains(site.Names(), n) {
-				ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))
-			}
+	for _, n := range had {
+		if !slices.Contains(claims, n) {
+			ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))
 		}
 	}
-	return s.commit(ctx, "write site", cmps, ops)
+	return s.commitFenced(ctx, "write site", guards, cmps, ops)
 }
 
 // commit runs one guarded transaction that also touches the meta key. It
@@ -233,7 +245,7 @@ func (s *Store) DeleteSite(ctx context.Context, domain string, pre Precondition)
 			clientv3.Compare(clientv3.CreateRevision(s.keys.Pending()), "=", 0),
 		}
 		ops := []clientv3.Op{clientv3.OpDelete(s.keys.Site(domain))}
-		for _, n := range v.cur.Names() {
+		for _, n := range v.cur.Claims() {
 			ops = append(ops, clientv3.OpDelete(s.keys.Name(n)))
 		}
 		rev, ok, err := s.commit(ctx, "delete site", cmps, ops)

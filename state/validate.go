@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+
+	"github.com/sitefleet/sitefleet/model"
 	"regexp"
 	"slices"
 	"strings"
@@ -149,6 +151,10 @@ func NormalizeSite(s Site) (Site, error) {
 			return Site{}, withField(fmt.Sprintf("history[%d]", i), err)
 		}
 	}
+	previews, err := normalizePreviews(domain, append([]string{domain}, aliases...), s.Previews)
+	if err != nil {
+		return Site{}, err
+	}
 	tlsCfg, err := normalizeTLS(s.TLS)
 	if err != nil {
 		return Site{}, err
@@ -162,6 +168,7 @@ func NormalizeSite(s Site) (Site, error) {
 	out.Domain = domain
 	out.Aliases = aliases
 	out.TLS = tlsCfg
+	out.Previews = previews
 	if len(out.Aliases) == 0 {
 		out.Aliases = nil
 	}
@@ -186,7 +193,7 @@ func ValidateSites(sites []Site) ([]Site, error) {
 		if err != nil {
 			return nil, withField(fmt.Sprintf("sites[%d]", i), err)
 		}
-		for _, name := range n.Names() {
+		for _, name := range n.Claims() {
 			if other, taken := owner[name]; taken {
 				return nil, Errorf(NameTaken, "sites[%d]: name %q is already used by site %q", i, name, other)
 			}
@@ -251,4 +258,51 @@ func badAssetPattern(p string) string {
 		}
 	}
 	return ""
+}
+
+// ValidatePreviewName checks the name of a preview: [a-z0-9] with inner
+// single hyphens, 1 to model.MaxPreviewName characters.
+func ValidatePreviewName(name string) error {
+	if name == "" || len(name) > model.MaxPreviewName || !labelRE.MatchString(name) || strings.Contains(name, "--") {
+		return Errorf(Invalid, "preview name %.40q: use 1 to %d lower-case letters, digits and single inner hyphens", name, model.MaxPreviewName)
+	}
+	return nil
+}
+
+// normalizePreviews checks a site's previews and returns them sorted by
+// name (nil for none). A preview's host must be a host name whose first
+// label is <name>--<the site's domain, dots as hyphens>, and none of the
+// site's names.
+func normalizePreviews(domain string, names []string, previews []Preview) ([]Preview, error) {
+	if len(previews) == 0 {
+		return nil, nil
+	}
+	if len(previews) > model.MaxPreviews {
+		return nil, Errorf(Invalid, "previews: %d, at most %d", len(previews), model.MaxPreviews)
+	}
+	out := slices.Clone(previews)
+	slices.SortFunc(out, func(a, b Preview) int { return strings.Compare(a.Name, b.Name) })
+	for i, p := range out {
+		field := fmt.Sprintf("previews[%s]", p.Name)
+		if err := ValidatePreviewName(p.Name); err != nil {
+			return nil, withField("previews", err)
+		}
+		if i > 0 && out[i-1].Name == p.Name {
+			return nil, Errorf(Invalid, "previews: two previews are called %q", p.Name)
+		}
+		if err := checkHostname(p.Host); err != nil {
+			return nil, Errorf(Invalid, "%s.host %.80q: %s", field, p.Host, err)
+		}
+		label, _, _ := strings.Cut(p.Host, ".")
+		if want := model.PreviewHost(p.Name, domain, "x"); label+".x" != want || !strings.Contains(p.Host, ".") {
+			return nil, Errorf(Invalid, "%s.host %.80q must be %s.<preview domain>", field, p.Host, strings.TrimSuffix(want, ".x"))
+		}
+		if slices.Contains(names, p.Host) {
+			return nil, Errorf(Invalid, "%s.host %q is one of the site's names", field, p.Host)
+		}
+		if err := ValidateDeployment(&p.Deployment); err != nil {
+			return nil, withField(field+".deployment", err)
+		}
+	}
+	return out, nil
 }
