@@ -116,7 +116,7 @@ func withoutRepeats(sorted []Site, rejected map[string]string) []Site {
 func (s Site) equal(o Site) bool {
 	return s.Domain == o.Domain && s.Root == o.Root && s.RedirectAliases == o.RedirectAliases &&
 		s.RedirectHTML == o.RedirectHTML && slices.Equal(s.Aliases, o.Aliases) &&
-		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) && s.TLS.equal(o.TLS)
+		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) && s.TLS.equal(o.TLS) && s.Preview == o.Preview
 }
 
 // equal compares two TLS settings without reflection: the reconciler
@@ -190,6 +190,9 @@ func clash(site Site, owner map[string]string) (name, other string) {
 // checkSiteAlone reports what Render would refuse in site on its own.
 func checkSiteAlone(site Site, plan Plan) error {
 	if err := validateSite(site, plan.PlaceholderRoot, map[string]string{}); err != nil {
+		return err
+	}
+	if err := checkPreview(site, plan.Previews); err != nil {
 		return err
 	}
 	if plan.HTTPSListen != "" && site.TLS != nil {

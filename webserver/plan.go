@@ -43,6 +43,8 @@ type Plan struct {
 	// /.well-known/acme-challenge/ requests are passed to, on every site;
 	// "" answers them with 404.
 	ACMEChallengeUpstream string
+	// Previews, when set, serves the sites marked Preview.
+	Previews *Previews
 }
 
 // SiteTLS is how a site is served over HTTPS.
@@ -89,6 +91,9 @@ type Site struct {
 	Rules *Rules
 	// TLS, when set, serves the site over HTTPS too.
 	TLS *SiteTLS
+	// Preview marks a deploy preview: Domain is one label under
+	// Plan.Previews.Domain, and it answers with X-Robots-Tag: noindex.
+	Preview bool
 }
 
 // ReservedName reports whether name is one of the words nginx reads as a
@@ -287,10 +292,16 @@ func validatePlan(plan Plan) (listenAddr, []Site, error) {
 			return listenAddr{}, nil, fmt.Errorf("placeholder root: %w", err)
 		}
 	}
+	if err := validatePreviews(plan.Previews, plan.HTTPSListen != ""); err != nil {
+		return listenAddr{}, nil, err
+	}
 	seen := make(map[string]string, len(plan.Sites)*2)
 	for i, site := range plan.Sites {
 		if err := validateSite(site, plan.PlaceholderRoot, seen); err != nil {
 			return listenAddr{}, nil, fmt.Errorf("site %d (%.60q): %w", i, site.Domain, err)
+		}
+		if err := checkPreview(site, plan.Previews); err != nil {
+			return listenAddr{}, nil, fmt.Errorf("site %d: %w", i, err)
 		}
 	}
 	sites := sortedSites(plan.Sites)

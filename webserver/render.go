@@ -97,7 +97,7 @@ func render(plan Plan, opts Options) (generation, error) {
 		sitesFile: renderSites(sites),
 		tlsFile:   renderTLSMaps(sites, https != nil, o.certsDir()),
 	}
-	rules, err := renderRules(sites, o.hostsDir(), listen, https, acme)
+	rules, err := renderRules(sites, o.hostsDir(), listen, https, acme, plan.Previews)
 	if err != nil {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
@@ -109,7 +109,7 @@ func render(plan Plan, opts Options) (generation, error) {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
 	files[mainFile] = renderMain(o, mainParts{listen: listen, https: https, acme: acme, dhparams: plan.DHParams, resolvers: plan.Resolvers, sites: sites,
-		hs: hashSizesFor(sites), extras: extraNames, hasRules: rules != nil})
+		hs: hashSizesFor(sites), extras: extraNames, hasRules: rules != nil, previews: plan.Previews})
 	id := generationID(files)
 	files[probeFile] = renderProbe(listen, id)
 	return generation{files: files, id: id, listen: listen, extras: extrasDigest(files, extraNames)}, nil
@@ -275,6 +275,7 @@ type mainParts struct {
 	hs        hashSizes
 	extras    []string
 	hasRules  bool
+	previews  *Previews
 }
 
 // renderMain renders nginx.conf.
@@ -318,6 +319,9 @@ func renderMain(o Options, m mainParts) []byte {
 	b.WriteString(serverBody(catchAllServer, o, m.listen, m.https, m.acme))
 	if names := specialNames(m.sites); len(names) > 0 {
 		b.WriteString(serverBody(specialServer(names), o, m.listen, m.https, m.acme))
+	}
+	if m.previews != nil {
+		b.WriteString(serverBody(previewServer(m.previews, m.https), o, m.listen, m.https, m.acme))
 	}
 	if m.https != nil {
 		b.WriteString(serverBody(renderHTTPSServers(*m.https, catchAllTLSNames(m.sites)), o, m.listen, m.https, m.acme))
@@ -628,14 +632,14 @@ func generationID(files map[string][]byte) string {
 
 // renderRules renders the servers of the sites that have rules of their
 // own, and the header maps they use; nil when no site has rules.
-func renderRules(sites []Site, hosts string, listen listenAddr, https, acme *listenAddr) ([]byte, error) {
+func renderRules(sites []Site, hosts string, listen listenAddr, https, acme *listenAddr, previews *Previews) ([]byte, error) {
 	var maps, servers strings.Builder
 	n := 0
 	for _, s := range sites {
 		if s.Rules.Empty() {
 			continue
 		}
-		srv, err := renderRulesServer(s, filepath.Join(hosts, s.Domain), n, listen, https, acme, &maps)
+		srv, err := renderRulesServer(s, filepath.Join(hosts, s.Domain), n, listen, https, acme, previews, &maps)
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", s.Domain, err)
 		}

@@ -56,7 +56,7 @@ func (r *Rules) Check() error {
 		return nil
 	}
 	var maps strings.Builder
-	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, nil, &maps)
+	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, nil, nil, &maps)
 	return err
 }
 
@@ -184,7 +184,7 @@ func (r Redirect) target(names []string, splat bool) (string, error) {
 // renderRulesServer renders the server block of a site with rules; index
 // numbers the site for unique variable names. Header maps go to maps (http
 // level), the server block to the returned string.
-func renderRulesServer(site Site, root string, index int, listen listenAddr, https, acme *listenAddr, maps *strings.Builder) (string, error) {
+func renderRulesServer(site Site, root string, index int, listen listenAddr, https, acme *listenAddr, previews *Previews, maps *strings.Builder) (string, error) {
 	var b strings.Builder
 	mapsBefore := maps.Len()
 	names := site.ownServerNames()
@@ -192,9 +192,15 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	if https != nil && hasAny(site.certNames(), names) {
 		b.WriteString(sniListen(*https, "    "))
 	}
+	if site.Preview {
+		b.WriteString(previewTLS(previews, https, "    "))
+	}
 	fmt.Fprintf(&b, "    server_name %s;\n", strings.Join(names, " "))
 	fmt.Fprintf(&b, "    root %s;\n    index index.html;\n    set $sf_404_page /404.html;\n    error_page 404 $sf_404_page;\n", root)
 	b.WriteString("    add_header Strict-Transport-Security $sf_hsts always;\n")
+	if site.Preview {
+		b.WriteString(strings.TrimPrefix(noIndex, "    "))
+	}
 	b.WriteString(hiddenLocations("    ") + healthLocations("    "))
 	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
 		return "", err
