@@ -78,6 +78,8 @@ type Options struct {
 	// KeyGroup, when positive, is the group nginx workers run as; it may
 	// read the key files.
 	KeyGroup int
+	// Previews, when set, serves deploy previews.
+	Previews *PreviewOptions
 	// PlaceholderRoot is served by sites with nothing deployed.
 	PlaceholderRoot string
 	// Bundles is the local bundle store and Peers the way to fill it; with
@@ -113,6 +115,10 @@ type Node struct {
 	status   statusBox
 	applied  atomic.Pointer[state.Snapshot] // written by the worker goroutine only
 	aliasIdx atomic.Pointer[aliasIndex]     // SiteOf's, for one applied state
+	// selfSignedPreviews is this node's own previews certificate, made
+	// by the worker goroutine when first needed.
+	selfSignedPreviews *state.Certificate
+	previewsErr        string // the last previews settings error logged
 	// Owned by the worker goroutine: the last pass's validations, in the
 	// snapshot's order (checkedSorted: domain order), the list the next
 	// pass refills, and the name owners usableSites updates.
@@ -191,35 +197,44 @@ func (n *Node) AppliedCertificates() []state.Certificate {
 }
 
 // SiteOf returns the primary domain of the site nginx serves host for, in
-// the applied state. A primary domain is found by binary search; an alias
-// through an index of the aliases, built at the first alias looked up in
-// each applied state (a site change costs it only if traffic asks).
-func (n *Node) SiteOf(host string) (string, bool) {
+// the applied state, and whether host is one of its previews. A primary
+// domain is found by binary search; an alias or preview through an index,
+// built at the first such host looked up in each applied state (a site
+// change costs it only if traffic asks).
+func (n *Node) SiteOf(host string) (site string, preview, ok bool) {
 	a := n.applied.Load()
 	if a == nil {
-		return "", false
+		return "", false, false
 	}
 	if s, ok := a.Site(host); ok {
-		return s.Domain, true
+		return s.Domain, false, true
 	}
 	idx := n.aliasIdx.Load()
 	if idx == nil || idx.of != a {
-		idx = &aliasIndex{of: a, sites: map[string]string{}}
+		idx = &aliasIndex{of: a, sites: map[string]string{}, previews: map[string]string{}}
 		for _, s := range a.Sites {
 			for _, alias := range s.Aliases {
 				idx.sites[alias] = s.Domain
 			}
+			for _, p := range s.Previews {
+				idx.previews[p.Host] = s.Domain
+			}
 		}
 		n.aliasIdx.Store(idx)
 	}
-	d, ok := idx.sites[host]
-	return d, ok
+	if d, ok := idx.sites[host]; ok {
+		return d, false, true
+	}
+	d, ok := idx.previews[host]
+	return d, ok, ok
 }
 
-// aliasIndex maps the aliases of one applied state to their sites.
+// aliasIndex maps the aliases and preview hosts of one applied state to
+// their sites.
 type aliasIndex struct {
-	of    *state.Snapshot
-	sites map[string]string
+	of       *state.Snapshot
+	sites    map[string]string
+	previews map[string]string
 }
 
 // Trigger asks for a pass soon; bursts of triggers coalesce into one.

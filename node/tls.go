@@ -280,6 +280,9 @@ func planFiles(p webserver.Plan) []string {
 	if p.DHParams != "" {
 		out = append(out, p.DHParams)
 	}
+	if p.Previews != nil && p.Previews.Chain != "" {
+		out = append(out, p.Previews.Chain, p.Previews.Key)
+	}
 	for _, s := range p.Sites {
 		if s.TLS == nil {
 			continue

@@ -152,6 +152,15 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		plan.HTTPSListen, plan.DHParams, plan.Resolvers = n.opts.HTTPSListen, dh, n.opts.Resolvers
 	}
 	plan.Sites = n.planSites(ctx, sites, snap.Certificates, plan.DHParams, siteErr)
+	previews, err := n.previewsPlan(snap.Certificates)
+	if msg := errText(err); msg != n.previewsErr { // once per change
+		n.previewsErr = msg
+		if err != nil {
+			n.log.Warn("previews", "err", err)
+		}
+	}
+	plan.Previews = previews
+	plan.Sites = n.withPreviews(plan.Sites, sites, siteErr)
 	res, err := n.opts.Web.Apply(ctx, plan)
 	if err != nil {
 		return fmt.Errorf("apply web config for revision %d: %w", snap.Revision, err)
@@ -527,7 +536,7 @@ func (n *Node) claimChanges(sites, gone []state.Site, fresh []int) bool {
 	}
 	owner := n.owner
 	for _, s := range gone {
-		for _, name := range s.Names() {
+		for _, name := range s.Claims() {
 			if owner[name] == s.Domain {
 				delete(owner, name)
 			}
@@ -539,7 +548,7 @@ func (n *Node) claimChanges(sites, gone []state.Site, fresh []int) bool {
 			return false
 		}
 		site := c.form(sites[i])
-		for _, name := range site.Names() {
+		for _, name := range site.Claims() {
 			if o, taken := owner[name]; taken && o != site.Domain {
 				return false
 			}
@@ -579,9 +588,18 @@ func (n *Node) claimAll(snap *state.Snapshot, checked []*checkedSite) ([]state.S
 				return false
 			}
 		}
+		for _, p := range s.Previews {
+			if o, taken := owner[p.Host]; taken && o != s.Domain {
+				fail(s.Domain, fmt.Errorf("preview host %q is already used by site %q", p.Host, o))
+				return false
+			}
+		}
 		owner[s.Domain] = s.Domain
 		for _, name := range s.Aliases {
 			owner[name] = s.Domain
+		}
+		for _, p := range s.Previews {
+			owner[p.Host] = s.Domain
 		}
 		return true
 	}

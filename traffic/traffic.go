@@ -45,9 +45,9 @@ const (
 var Buckets = []float64{0.001, 0.005, 0.025, 0.1, 0.5, 2.5}
 
 // Resolver maps a host name to the primary domain of the site that
-// serves it.
+// serves it, and says whether the host is one of the site's previews.
 type Resolver interface {
-	SiteOf(host string) (site string, ok bool)
+	SiteOf(host string) (site string, preview, ok bool)
 }
 
 // Options configure a Collector.
@@ -76,7 +76,7 @@ type Collector struct {
 
 	mu    sync.Mutex
 	sites map[string]*stats // by label: a site's domain, OtherSites or UnknownHosts
-	hosts map[string]string // host -> label, as resolved since the last Changed
+	hosts map[string]hostLabel // as resolved since the last Changed
 	lines uint64            // lines read
 	bad   uint64            // lines that did not parse
 
@@ -111,7 +111,7 @@ func New(opts Options) *Collector {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Collector{opts: opts, log: log, sites: map[string]*stats{}, hosts: map[string]string{}}
+	return &Collector{opts: opts, log: log, sites: map[string]*stats{}, hosts: map[string]hostLabel{}}
 }
 
 // Changed forgets how hosts were resolved: the sites changed.
@@ -230,6 +230,14 @@ type entry struct {
 	Status   int     `json:"status"`
 	Bytes    uint64  `json:"bytes"`
 	Duration float64 `json:"duration"`
+	Preview  bool    `json:"preview,omitempty"`
+}
+
+// hostLabel is how a host counts: its site label, and whether it is a
+// preview's.
+type hostLabel struct {
+	label   string
+	preview bool
 }
 
 // line counts one line; the caller holds mu. It allocates nothing for a
@@ -241,7 +249,8 @@ func (c *Collector) line(l []byte) {
 		c.bad++
 		return
 	}
-	label := c.label(f.host)
+	hl := c.label(f.host)
+	label := hl.label
 	s := c.sites[label]
 	if s == nil {
 		s = &stats{buckets: make([]uint64, len(Buckets))}
@@ -261,7 +270,7 @@ func (c *Collector) line(l []byte) {
 		}
 	}
 	if c.opts.JSON != nil {
-		e := entry{Time: f.time.Format(time.RFC3339Nano), Site: label, Host: string(f.host), Status: f.status, Bytes: f.bytes, Duration: dur}
+		e := entry{Time: f.time.Format(time.RFC3339Nano), Site: label, Host: string(f.host), Status: f.status, Bytes: f.bytes, Duration: dur, Preview: hl.preview}
 		if b, err := json.Marshal(e); err == nil {
 			_, _ = c.opts.JSON.Write(append(b, '\n'))
 		}
@@ -269,16 +278,16 @@ func (c *Collector) line(l []byte) {
 }
 
 // label is the site label of host; the caller holds mu.
-func (c *Collector) label(host []byte) string {
+func (c *Collector) label(host []byte) hostLabel {
 	if l, ok := c.hosts[string(host)]; ok {
 		return l
 	}
 	h := string(host)
-	l := UnknownHosts
-	if site, ok := c.opts.Sites.SiteOf(h); ok {
-		l = site
+	l := hostLabel{label: UnknownHosts}
+	if site, preview, ok := c.opts.Sites.SiteOf(h); ok {
+		l = hostLabel{label: site, preview: preview}
 		if _, has := c.sites[site]; !has && c.siteCount() >= c.opts.MaxSites {
-			l = OtherSites
+			l.label = OtherSites
 		}
 	}
 	if len(c.hosts) < 4*c.opts.MaxSites {

@@ -16,7 +16,10 @@ import (
 // sites resolves a fixed set of names.
 type sites map[string]string
 
-func (s sites) SiteOf(host string) (string, bool) { d, ok := s[host]; return d, ok }
+func (s sites) SiteOf(host string) (string, bool, bool) {
+	d, ok := s[host]
+	return d, strings.HasPrefix(host, "pr--"), ok
+}
 
 // gather returns the collector's samples as "name{labels} value" lines.
 func gather(t *testing.T, c *Collector) map[string]float64 {
@@ -70,7 +73,7 @@ func appendLog(t *testing.T, path, lines string) {
 func TestCountsPerSite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "traffic.log")
 	var js bytes.Buffer
-	c := New(Options{Path: path, Sites: sites{"a.test": "a.test", "www.a.test": "a.test", "b.test": "b.test"}, JSON: &js})
+	c := New(Options{Path: path, Sites: sites{"a.test": "a.test", "www.a.test": "a.test", "b.test": "b.test", "pr--a-test.p.test": "a.test"}, JSON: &js})
 	if err := c.ReadOnce(); err != nil { // no log yet: nothing, no error
 		t.Fatal(err)
 	}
@@ -78,6 +81,7 @@ func TestCountsPerSite(t *testing.T) {
 		"1700000000.200 www.a.test 304 200 0.002\n"+
 		"1700000001.000 b.test 404 300 0.030\n"+
 		"1700000001.500 evil.example 404 100 0.000\n"+
+		"1700000001.550 pr--a-test.p.test 200 50 0.000\n"+
 		"1700000001.600 a.test 503 100 3.0")
 	if err := c.ReadOnce(); err != nil {
 		t.Fatal(err)
@@ -88,19 +92,19 @@ func TestCountsPerSite(t *testing.T) {
 	}
 	got := gather(t, c)
 	for key, want := range map[string]float64{
-		`sitefleet_site_requests_total{code=2xx,site=a.test}`:           1,
+		`sitefleet_site_requests_total{code=2xx,site=a.test}`:           2,
 		`sitefleet_site_requests_total{code=3xx,site=a.test}`:           1,
 		`sitefleet_site_requests_total{code=5xx,site=a.test}`:           1,
 		`sitefleet_site_requests_total{code=4xx,site=b.test}`:           1,
 		`sitefleet_site_requests_total{code=4xx,site=_unknown}`:         1,
-		`sitefleet_site_sent_bytes_total{site=a.test}`:                  1800,
-		`sitefleet_site_request_duration_seconds{site=a.test}_count`:    3,
-		`sitefleet_site_request_duration_seconds{site=a.test}_le_0.001`: 1,
-		`sitefleet_site_request_duration_seconds{site=a.test}_le_0.005`: 2,
-		`sitefleet_site_request_duration_seconds{site=a.test}_le_2.5`:   2,
+		`sitefleet_site_sent_bytes_total{site=a.test}`:                  1850,
+		`sitefleet_site_request_duration_seconds{site=a.test}_count`:    4,
+		`sitefleet_site_request_duration_seconds{site=a.test}_le_0.001`: 2,
+		`sitefleet_site_request_duration_seconds{site=a.test}_le_0.005`: 3,
+		`sitefleet_site_request_duration_seconds{site=a.test}_le_2.5`:   3,
 		`sitefleet_site_request_duration_seconds{site=b.test}_le_0.025`: 0,
 		`sitefleet_site_request_duration_seconds{site=b.test}_le_0.1`:   1,
-		`sitefleet_traffic_log_lines_total{result=ok}`:                  5,
+		`sitefleet_traffic_log_lines_total{result=ok}`:                  6,
 		`sitefleet_traffic_log_lines_total{result=bad}`:                 0,
 	} {
 		if got[key] != want {
@@ -108,8 +112,8 @@ func TestCountsPerSite(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(js.String()), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("JSON log has %d lines, want 5:\n%s", len(lines), js.String())
+	if len(lines) != 6 {
+		t.Fatalf("JSON log has %d lines, want 6:\n%s", len(lines), js.String())
 	}
 	var e entry
 	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil {
@@ -117,6 +121,13 @@ func TestCountsPerSite(t *testing.T) {
 	}
 	if want := (entry{Time: "2023-11-14T22:13:20.2Z", Site: "a.test", Host: "www.a.test", Status: 304, Bytes: 200, Duration: 0.002}); e != want {
 		t.Errorf("JSON entry %+v, want %+v", e, want)
+	}
+	e = entry{}
+	if err := json.Unmarshal([]byte(lines[4]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if want := (entry{Time: "2023-11-14T22:13:21.55Z", Site: "a.test", Host: "pr--a-test.p.test", Status: 200, Bytes: 50, Preview: true}); e != want {
+		t.Errorf("JSON entry of a preview %+v, want %+v", e, want)
 	}
 }
 

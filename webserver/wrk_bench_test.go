@@ -151,7 +151,9 @@ func BenchmarkServeWrkTraffic(b *testing.B) {
 
 type oneSite string
 
-func (s oneSite) SiteOf(host string) (string, bool) { return string(s), host == string(s) }
+func (s oneSite) SiteOf(host string) (string, bool, bool) {
+	return string(s), false, host == string(s)
+}
 
 // countedRequests sums sitefleet_site_requests_total over c's series.
 func countedRequests(b *testing.B, c *traffic.Collector) float64 {
