@@ -68,7 +68,23 @@ type Config struct {
 	Reconcile          ReconcileCfg `mapstructure:"reconcile"`
 	Shutdown           ShutdownCfg  `mapstructure:"shutdown"`
 	Hooks              HooksCfg     `mapstructure:"hooks"`
+	Previews           PreviewsCfg  `mapstructure:"previews"`
 	Log                LogConfig    `mapstructure:"log"`
+}
+
+// PreviewsCfg configures deploy previews. Every node of a fleet needs
+// the same.
+type PreviewsCfg struct {
+	// Domain is the preview domain; "" turns previews off.
+	Domain string `mapstructure:"domain"`
+	// Certificate is the ID of an imported certificate for *.<Domain>.
+	Certificate string `mapstructure:"certificate"`
+	// SelfSigned, without Certificate, serves previews over HTTPS with a
+	// certificate each node makes itself.
+	SelfSigned bool `mapstructure:"selfSigned"`
+	// Expires is how long a preview deployed without --expires lives; 0
+	// keeps it until it is removed.
+	Expires time.Duration `mapstructure:"expires"`
 }
 
 // HooksCfg tunes webhook deliveries (package hooks).
@@ -486,6 +502,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Web.Traffic.JSONLog != "" && !c.Web.Traffic.Enabled {
 		errs = append(errs, errors.New("web.traffic.jsonLog needs web.traffic.enabled"))
+	}
+	if p := c.Previews; p.Domain != "" {
+		if d, err := state.NormalizeHostname(p.Domain); err != nil || d != p.Domain {
+			errs = append(errs, fmt.Errorf("previews.domain %q: must be a lower-case host name (punycode for IDNs)", p.Domain))
+		}
+		if p.Certificate != "" {
+			if err := sftls.ValidateID(p.Certificate); err != nil {
+				errs = append(errs, fmt.Errorf("previews.certificate: %w", err))
+			}
+		}
+	} else if p.Certificate != "" || p.SelfSigned {
+		errs = append(errs, errors.New("previews.certificate and previews.selfSigned need previews.domain"))
+	}
+	if p := c.Previews; p.Expires < 0 || p.Expires > 0 && p.Expires < time.Minute {
+		errs = append(errs, fmt.Errorf("previews.expires %s: must be 0 (never) or at least 1m", p.Expires))
 	}
 	if h := c.Hooks; h.MaxAttempts < 1 || h.MaxAttempts > 100 || h.DeployTimeout < time.Second || h.ExpiringWithin < time.Hour {
 		errs = append(errs, fmt.Errorf("hooks: maxAttempts %d (1 to 100), deployTimeout %s (at least 1s), expiringWithin %s (at least 1h)",

@@ -252,6 +252,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	auditor := api.NewAuditor(store, log.With("component", "audit"))
 	handler, err := api.NewHandler(api.Options{
 		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
+		Previews:      api.PreviewOptions{Domain: cfg.Previews.Domain, Expires: cfg.Previews.Expires},
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: challenges,
 		Tokens:        store, Audit: auditor, Hooks: &hooks.Service{Store: store, Sealer: sealer},
@@ -284,6 +285,7 @@ func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, l
 		ACMEUpstream:    cfg.API.Listen,
 		Resolvers:       resolvers(cfg.Web.Resolvers),
 		PlaceholderRoot: placeholder,
+		Previews:        &node.PreviewOptions{Domain: cfg.Previews.Domain, Certificate: cfg.Previews.Certificate, SelfSigned: cfg.Previews.SelfSigned},
 		Bundles:         local,
 		Peers:           peers,
 		Quiescence:      time.Duration(cfg.Reconcile.Quiescence) * time.Millisecond,
@@ -341,6 +343,7 @@ func newMember(cfg config.Config, etcd *cluster.Etcd, store *state.Store, mirror
 		Tasks: []cluster.LeaderTask{
 			cluster.StaleMemberCleaner(etcd.Client, store.Keys(), cfg.Cluster.MemberRetention, min(cfg.Cluster.MemberRetention/10, time.Minute), store.Timeout()),
 			cluster.BundleCollector(store, cfg.Bundles.KeepVersions, cfg.Bundles.GCInterval, log.With("component", "gc")),
+			cluster.PreviewExpirer(store, mirror, log.With("component", "previews")),
 			cluster.AuditTrimmer(store, cfg.API.AuditKeep, cfg.API.AuditMaxAge, time.Minute, log.With("component", "audit")),
 			hooks.Task(hooks.Options{Store: store, Sealer: sealer, Logger: log.With("component", "hooks"),
 				MaxAttempts: cfg.Hooks.MaxAttempts, DeployTimeout: cfg.Hooks.DeployTimeout, ExpiringWithin: cfg.Hooks.ExpiringWithin,
