@@ -253,7 +253,7 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.answerDeployment(w, r, site, wait)
+	return s.answerDeployment(w, r, site, site.Domain, wait)
 }
 
 func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
@@ -272,20 +272,21 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.answerDeployment(w, r, site, wait)
+	return s.answerDeployment(w, r, site, site.Domain, wait)
 }
 
 // answerDeployment answers a deployment change, after waiting for the
-// fleet to serve it when asked to. A wait that ends at the deadline answers
-// 202 with each node's state.
-func (s *server) answerDeployment(w http.ResponseWriter, r *http.Request, site state.Site, wait time.Duration) error {
+// fleet to serve it when asked to: host, the site's domain or a preview's
+// host, is the one whose errors count. A wait that ends at the deadline
+// answers 202 with each node's state.
+func (s *server) answerDeployment(w http.ResponseWriter, r *http.Request, site state.Site, host string, wait time.Duration) error {
 	res := client.DeployResult{Site: site}
 	code := http.StatusOK
 	if wait > 0 && s.opts.Waiter != nil {
 		extendDeadline(w, wait+s.opts.RequestTimeout)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		st, err := s.opts.Waiter.WaitDeployed(ctx, site.Domain, site.Revision)
+		st, err := s.opts.Waiter.WaitDeployed(ctx, host, site.Revision)
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}

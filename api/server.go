@@ -30,6 +30,7 @@ type Store interface {
 	BundleRecords
 	Deployer
 	CertRecords
+	Previewer
 }
 
 // SiteStore is what the site handlers need of the state store: one site
@@ -89,6 +90,8 @@ type Options struct {
 	Bundles Bundles
 	// Waiter waits for the fleet to serve a deployment (?wait=).
 	Waiter Waiter
+	// Previews are the fleet's preview settings.
+	Previews PreviewOptions
 	// Certificates imports certificates; without it those endpoints do
 	// not exist.
 	Certificates Certificates
@@ -122,11 +125,12 @@ type server struct {
 	opts Options
 	log  *slog.Logger
 	// The state store, as each handler group sees it.
-	sites   SiteStore
-	docs    StateStore
-	records BundleRecords
-	deploys Deployer
-	certs   CertRecords
+	sites    SiteStore
+	docs     StateStore
+	records  BundleRecords
+	deploys  Deployer
+	certs    CertRecords
+	previews Previewer
 }
 
 // NewHandler returns the API's http.Handler.
@@ -150,7 +154,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	if opts.UploadQueueWait > 0 {
 		uploads.wait = opts.UploadQueueWait
 	}
-	s := &server{opts: opts, log: opts.Logger, sites: opts.Store, docs: opts.Store, records: opts.Store, deploys: opts.Store, certs: opts.Store}
+	s := &server{opts: opts, log: opts.Logger, sites: opts.Store, docs: opts.Store, records: opts.Store, deploys: opts.Store, certs: opts.Store, previews: opts.Store}
 	r := chi.NewRouter()
 	// Every request gets a deadline (the connection keeps the last one
 	// set); uploads then get a longer one.
@@ -189,6 +193,9 @@ func NewHandler(opts Options) (http.Handler, error) {
 		r.With(admin).Delete("/v1/apps/{app}/{version}", s.handle(s.deleteBundle))
 		r.With(deploy).Put("/v1/sites/{domain}/deployment", s.handle(s.deploy))
 		r.With(deploy).Post("/v1/sites/{domain}/rollback", s.handle(s.rollback))
+		r.With(deploy).Put("/v1/sites/{domain}/previews/{name}", s.handle(s.putPreview))
+		r.With(deploy).Delete("/v1/sites/{domain}/previews/{name}", s.handle(s.deletePreview))
+		r.With(deploy).Post("/v1/sites/{domain}/previews/{name}/promote", s.handle(s.promotePreview))
 		if opts.Certificates != nil {
 			r.With(read).Get("/v1/certificates", s.handle(s.listCertificates))
 			r.With(admin).Post("/v1/certificates", s.handle(s.importCertificate))

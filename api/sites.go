@@ -100,6 +100,9 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) error {
 		}
 		pre.IfMatch = body.Revision
 	}
+	if err := s.underPreviewDomain(append([]string{domain}, body.Aliases...)); err != nil {
+		return err
+	}
 	site, err := s.sites.PutSite(r.Context(), state.Site{Domain: domain, Aliases: body.Aliases, Options: body.Options, TLS: body.TLS}, pre)
 	if err != nil {
 		return err
@@ -139,6 +142,11 @@ func (s *server) putState(w http.ResponseWriter, r *http.Request) error {
 	}
 	if doc.Sites == nil {
 		return httpError(http.StatusUnprocessableEntity, "the document has no \"sites\" list; to remove every site, send \"sites\": []")
+	}
+	for _, site := range doc.Sites {
+		if err := s.underPreviewDomain(site.Names()); err != nil {
+			return err
+		}
 	}
 	if len(doc.Certificates) > 0 {
 		if s.opts.Certificates == nil {

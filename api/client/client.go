@@ -364,6 +364,38 @@ func (c *Client) Rollback(ctx context.Context, domain string, wait time.Duration
 	return out, err
 }
 
+// DeployPreview makes the site's preview called name serve app@version
+// beside the live deployment. expires is its lifetime ("7d", "36h"; "0"
+// for none; "" for the fleet's default).
+func (c *Client) DeployPreview(ctx context.Context, domain, name, app, version, expires string, wait time.Duration, pre Precondition) (DeployResult, error) {
+	body := map[string]any{"app": app, "version": version}
+	if expires != "" {
+		body["expires"] = expires
+	}
+	var out DeployResult
+	_, err := c.do(ctx, http.MethodPut, previewPath(domain, name)+waitQuery(wait), pre.header(), body, &out)
+	return out, err
+}
+
+// RemovePreview removes the site's preview called name.
+func (c *Client) RemovePreview(ctx context.Context, domain, name string, pre Precondition) (DeployResult, error) {
+	var out DeployResult
+	_, err := c.do(ctx, http.MethodDelete, previewPath(domain, name), pre.header(), nil, &out)
+	return out, err
+}
+
+// PromotePreview makes the site serve the bundle of its preview called
+// name; the preview stays.
+func (c *Client) PromotePreview(ctx context.Context, domain, name string, wait time.Duration, pre Precondition) (DeployResult, error) {
+	var out DeployResult
+	_, err := c.do(ctx, http.MethodPost, previewPath(domain, name)+"/promote"+waitQuery(wait), pre.header(), nil, &out)
+	return out, err
+}
+
+func previewPath(domain, name string) string {
+	return sitePath(domain) + "/previews/" + url.PathEscape(name)
+}
+
 func waitQuery(d time.Duration) string {
 	if d <= 0 {
 		return ""

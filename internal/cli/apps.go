@@ -14,6 +14,7 @@ import (
 	"github.com/sitefleet/sitefleet/api/client"
 	"github.com/sitefleet/sitefleet/deploy"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
+	"github.com/sitefleet/sitefleet/model"
 )
 
 func newAppCmd(cf *clientFlags) *cobra.Command {
@@ -263,13 +264,21 @@ bundles not signed by one of those keys.`,
 
 func newDeployCmd(cf *clientFlags) *cobra.Command {
 	var wait time.Duration
+	var preview, expires string
 	cmd := &cobra.Command{
-		Use:   "deploy DOMAIN APP@VERSION [--wait 30s]",
-		Short: "Make a site serve an uploaded bundle",
+		Use:   "deploy DOMAIN APP@VERSION [--wait 30s] [--preview [NAME] [--expires 7d]]",
+		Short: "Make a site serve an uploaded bundle, live or as a preview",
 		Long: `Switch a site to app@version on every node. Each node makes the bundle
 present first; the old content serves until the switch. With --wait the
 command returns once every live node serves it, or fails at the deadline
-listing each node's state.`,
+listing each node's state.
+
+With --preview the live deployment stays as it is: the bundle is served
+as a preview at <name>--<site, dots as hyphens>.<previews.domain>, with
+the bundle's _redirects and _headers and X-Robots-Tag: noindex. NAME
+defaults to one made of the version; deploying to an existing preview
+moves it to the new bundle. --expires gives its lifetime (7d, 36h; 0 for
+none; default previews.expires). See promote and preview.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, version, err := splitRef(args[1])
@@ -280,6 +289,21 @@ listing each node's state.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("preview") {
+				name := preview
+				if name == previewFromVersion {
+					name = previewName(version)
+				}
+				res, err := c.DeployPreview(cmd.Context(), args[0], name, app, version, expires, wait, client.Precondition{})
+				if err != nil {
+					return err
+				}
+				p, _ := res.Site.Preview(name)
+				return reportDeploy(cmd, fmt.Sprintf("previewing %s on %s as %q at http(s)://%s/%s", args[1], args[0], name, p.Host, expiry(p)), res)
+			}
+			if cmd.Flags().Changed("expires") {
+				return errors.New("--expires is for previews: add --preview")
+			}
 			res, err := c.Deploy(cmd.Context(), args[0], app, version, wait, client.Precondition{})
 			if err != nil {
 				return err
@@ -288,7 +312,124 @@ listing each node's state.`,
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for every live node to serve it")
+	cmd.Flags().StringVar(&preview, "preview", "", "serve it as the preview called NAME beside the live deployment (default name: from the version)")
+	cmd.Flags().Lookup("preview").NoOptDefVal = previewFromVersion
+	cmd.Flags().StringVar(&expires, "expires", "", "with --preview: its lifetime (7d, 36h; 0 for none)")
 	return cmd
+}
+
+// previewFromVersion is --preview without a name: one is made of the
+// version.
+const previewFromVersion = "+"
+
+// previewName makes a preview name of a version: lower case, runs of
+// other characters as one hyphen, at most model.MaxPreviewName long.
+func previewName(version string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(version) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+	}
+	name := b.String()
+	if len(name) > model.MaxPreviewName {
+		name = strings.TrimRight(name[:model.MaxPreviewName], "-")
+	}
+	if name == "" {
+		name = "preview"
+	}
+	return name
+}
+
+// expiry says when a preview expires, for a report line.
+func expiry(p model.Preview) string {
+	if p.ExpiresAt == nil {
+		return ""
+	}
+	return ", until " + expiresText(p)
+}
+
+func newPromoteCmd(cf *clientFlags) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "promote DOMAIN NAME [--wait 30s]",
+		Short: "Make a site serve the bundle of one of its previews",
+		Long: `Deploy the bundle of the site's preview NAME live, as "deploy" would:
+the current deployment moves to the history (rollback undoes it). The
+preview stays until it is removed or expires.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.PromotePreview(cmd.Context(), args[0], args[1], wait, client.Precondition{})
+			if err != nil {
+				return err
+			}
+			d := res.Site.Deployment
+			return reportDeploy(cmd, fmt.Sprintf("promoted preview %q: %s serves %s@%s", args[1], args[0], d.App, d.Version), res)
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for every live node to serve it")
+	return cmd
+}
+
+func newPreviewCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "preview", Short: "List and remove deploy previews (deploy --preview makes them)"}
+	list := &cobra.Command{
+		Use: "list DOMAIN", Short: "List a site's previews", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			s, err := c.GetSite(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), s.Previews, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "NAME\tHOST\tBUNDLE\tDEPLOYED\tEXPIRES")
+				for _, p := range s.Previews {
+					fmt.Fprintf(w, "%s\t%s\t%s@%s\t%s\t%s\n", p.Name, p.Host, p.Deployment.App, p.Deployment.Version,
+						p.Deployment.DeployedAt.Format(time.RFC3339), expiresText(p))
+				}
+			})
+		},
+	}
+	cf.addOutputFlag(list)
+	cmd.AddCommand(list)
+	cmd.AddCommand(&cobra.Command{
+		Use: "remove DOMAIN NAME", Aliases: []string{"rm"}, Short: "Remove a preview (the live deployment is untouched)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.RemovePreview(cmd.Context(), args[0], args[1], client.Precondition{})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed preview %q of %s (revision %d)\n", args[1], args[0], res.Site.Revision)
+			return err
+		},
+	})
+	return cmd
+}
+
+// expiresText is when a preview expires, or "never".
+func expiresText(p model.Preview) string {
+	if p.ExpiresAt == nil {
+		return "never"
+	}
+	return p.ExpiresAt.Format(time.RFC3339)
 }
 
 func newRollbackCmd(cf *clientFlags) *cobra.Command {

@@ -34,7 +34,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	cf := &clientFlags{}
 	cf.register(root)
 	root.AddCommand(newSiteCmd(cf), newStateCmd(cf), newStatusCmd(cf), newClusterCmd(cf),
-		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newCertCmd(cf), newTokenCmd(cf), newAuditCmd(cf), newHookCmd(cf), newReadyCmd(cf))
+		newAppCmd(cf), newDeployCmd(cf), newRollbackCmd(cf), newPromoteCmd(cf), newPreviewCmd(cf), newCertCmd(cf), newTokenCmd(cf), newAuditCmd(cf), newHookCmd(cf), newReadyCmd(cf))
 	return root
 }
 

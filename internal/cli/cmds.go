@@ -199,8 +199,22 @@ func newSiteGetCmd(cf *clientFlags) *cobra.Command {
 				if k := s.Options.KeepAssets; k != nil {
 					keep = fmt.Sprintf("%s for %s", strings.Join(k.Paths, ", "), time.Duration(k.WindowSeconds)*time.Second)
 				}
-				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nkeep old assets:\t%s\ntls:\t%s\nrevision:\t%d\n",
-					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, keep, describeTLS(s.TLS), s.Revision)
+				deployed := "-"
+				if d := s.Deployment; d != nil {
+					deployed = fmt.Sprintf("%s@%s (%s)", d.App, d.Version, d.DeployedAt.Format(time.RFC3339))
+				}
+				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nkeep old assets:\t%s\ntls:\t%s\ndeployment:\t%s\nrevision:\t%d\n",
+					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, keep, describeTLS(s.TLS), deployed, s.Revision)
+				if len(s.Previews) == 0 {
+					fmt.Fprintf(w, "previews:\t-\n")
+				}
+				for i, p := range s.Previews {
+					label := ""
+					if i == 0 {
+						label = "previews:"
+					}
+					fmt.Fprintf(w, "%s\t%s: %s@%s at %s, expires %s\n", label, p.Name, p.Deployment.App, p.Deployment.Version, p.Host, expiresText(p))
+				}
 			})
 		},
 	}
