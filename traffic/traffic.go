@@ -75,10 +75,10 @@ type Collector struct {
 	log  *slog.Logger
 
 	mu    sync.Mutex
-	sites map[string]*stats // by label: a site's domain, OtherSites or UnknownHosts
+	sites map[string]*stats    // by label: a site's domain, OtherSites or UnknownHosts
 	hosts map[string]hostLabel // as resolved since the last Changed
-	lines uint64            // lines read
-	bad   uint64            // lines that did not parse
+	lines uint64               // lines read
+	bad   uint64               // lines that did not parse
 
 	// Owned by Run.
 	file   *os.File
