@@ -43,6 +43,8 @@ type SiteOptions struct {
 	// for a while after each deploy: a page loaded before a deploy still
 	// finds its hashed scripts and styles. Off by default.
 	KeepAssets *KeepAssets `json:"keepAssets,omitempty"`
+	// Protection, when set, asks for a login (HTTP basic authentication).
+	Protection *Protection `json:"protection,omitempty"`
 }
 
 // KeepAssets says which files of earlier deployments stay reachable, and
@@ -58,7 +60,7 @@ type KeepAssets struct {
 
 // Equal compares two sets of options.
 func (o SiteOptions) Equal(p SiteOptions) bool {
-	if o.RedirectAliases != p.RedirectAliases || o.RedirectHTML != p.RedirectHTML || (o.KeepAssets == nil) != (p.KeepAssets == nil) {
+	if o.RedirectAliases != p.RedirectAliases || o.RedirectHTML != p.RedirectHTML || (o.KeepAssets == nil) != (p.KeepAssets == nil) || !o.Protection.Equal(p.Protection) {
 		return false
 	}
 	return o.KeepAssets == nil || o.KeepAssets.WindowSeconds == p.KeepAssets.WindowSeconds && slices.Equal(o.KeepAssets.Paths, p.KeepAssets.Paths)
@@ -169,4 +171,62 @@ type ImportResult struct {
 	// run or when nothing changed).
 	Revision int64 `json:"revision"`
 	DryRun   bool  `json:"dryRun"`
+}
+
+// Protection is HTTP basic authentication for a site (and its previews).
+type Protection struct {
+	// Users may enter; their passwords are kept only as bcrypt hashes,
+	// all of one cost.
+	Users []BasicUser `json:"users"`
+	// Paths are path patterns ("/dir/*" or one exact path) that need a
+	// login; none protects every path.
+	Paths []string `json:"paths,omitempty"`
+	// PreviewsOnly protects the site's previews (every path) and leaves
+	// the live site open.
+	PreviewsOnly bool `json:"previewsOnly,omitempty"`
+}
+
+// BasicUser is one user of a protected site.
+type BasicUser struct {
+	Name string `json:"name"`
+	// Hash is the bcrypt hash of the password ($2a$, $2b$ or $2y$).
+	Hash string `json:"hash"`
+}
+
+// Equal compares two protections (nil equals nil only).
+func (p *Protection) Equal(o *Protection) bool {
+	if p == nil || o == nil {
+		return p == o
+	}
+	return p.PreviewsOnly == o.PreviewsOnly && slices.Equal(p.Users, o.Users) && slices.Equal(p.Paths, o.Paths)
+}
+
+// Protects reports whether a request for path (with its leading "/") on
+// the live site (preview false) or on one of its previews needs a login.
+func (p *Protection) Protects(path string, preview bool) bool {
+	switch {
+	case p == nil:
+		return false
+	case p.PreviewsOnly:
+		return preview
+	case len(p.Paths) == 0:
+		return true
+	}
+	return MatchPaths(p.Paths, path)
+}
+
+// MatchPaths reports whether path (with its leading "/") matches one of
+// the patterns: "/dir/*" matches everything under /dir/ (and /dir
+// itself), "/*" everything, any other pattern that exact path.
+func MatchPaths(patterns []string, path string) bool {
+	for _, pat := range patterns {
+		if dir, ok := strings.CutSuffix(pat, "/*"); ok {
+			if path == dir || strings.HasPrefix(path, dir+"/") {
+				return true
+			}
+		} else if path == pat {
+			return true
+		}
+	}
+	return false
 }

@@ -19,6 +19,8 @@ type (
 	Site         = model.Site
 	SiteOptions  = model.SiteOptions
 	KeepAssets   = model.KeepAssets
+	Protection   = model.Protection
+	BasicUser    = model.BasicUser
 	Deployment   = model.Deployment
 	Preview      = model.Preview
 	Bundle       = model.Bundle

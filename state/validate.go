@@ -163,8 +163,13 @@ func NormalizeSite(s Site) (Site, error) {
 	if err != nil {
 		return Site{}, err
 	}
+	protection, err := normalizeProtection(s.Options.Protection)
+	if err != nil {
+		return Site{}, err
+	}
 	out := s
 	out.Options.KeepAssets = keep
+	out.Options.Protection = protection
 	out.Domain = domain
 	out.Aliases = aliases
 	out.TLS = tlsCfg
@@ -305,4 +310,71 @@ func normalizePreviews(domain string, names []string, previews []Preview) ([]Pre
 		}
 	}
 	return out, nil
+}
+
+// Protection limits.
+const (
+	MaxProtectedUsers = 100
+	MaxProtectedPaths = 32
+	// MinBcryptCost and MaxBcryptCost bound the cost of password hashes:
+	// every login not seen before costs the node one hash at that cost.
+	MinBcryptCost = 8
+	MaxBcryptCost = 12
+)
+
+var (
+	basicUserRE = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,64}$`)
+	bcryptRE    = regexp.MustCompile(`^\$2[aby]\$([0-9]{2})\$[./A-Za-z0-9]{53}$`)
+)
+
+// normalizeProtection checks a site's basic authentication and returns a
+// copy with users sorted by name and paths sorted (nil for none).
+func normalizeProtection(p *model.Protection) (*model.Protection, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if len(p.Users) == 0 || len(p.Users) > MaxProtectedUsers {
+		return nil, Errorf(Invalid, "options.protection.users: give 1 to %d users, not %d", MaxProtectedUsers, len(p.Users))
+	}
+	if len(p.Paths) > MaxProtectedPaths {
+		return nil, Errorf(Invalid, "options.protection.paths: at most %d patterns, not %d", MaxProtectedPaths, len(p.Paths))
+	}
+	if p.PreviewsOnly && len(p.Paths) > 0 {
+		return nil, Errorf(Invalid, "options.protection: previewsOnly protects every path of the previews; give no paths with it")
+	}
+	users := slices.Clone(p.Users)
+	slices.SortFunc(users, func(a, b model.BasicUser) int { return strings.Compare(a.Name, b.Name) })
+	cost := ""
+	for i, u := range users {
+		if !basicUserRE.MatchString(u.Name) {
+			return nil, Errorf(Invalid, "options.protection.users: name %.70q: use 1 to 64 letters, digits and ._@+-", u.Name)
+		}
+		if i > 0 && users[i-1].Name == u.Name {
+			return nil, Errorf(Invalid, "options.protection.users: %q is listed twice", u.Name)
+		}
+		m := bcryptRE.FindStringSubmatch(u.Hash)
+		if m == nil {
+			return nil, Errorf(Invalid, "options.protection.users[%s].hash: not a bcrypt hash ($2a$, $2b$ or $2y$); passwords are never stored in clear", u.Name)
+		}
+		if c := m[1]; c < fmt.Sprintf("%02d", MinBcryptCost) || c > fmt.Sprintf("%02d", MaxBcryptCost) {
+			return nil, Errorf(Invalid, "options.protection.users[%s].hash: cost %s is outside %d..%d", u.Name, c, MinBcryptCost, MaxBcryptCost)
+		} else if cost != "" && c != cost {
+			return nil, Errorf(Invalid, "options.protection.users: every hash of a site must have the same cost (%s and %s), or logins would tell which users exist by their time", cost, c)
+		} else {
+			cost = c
+		}
+	}
+	paths := make([]string, 0, len(p.Paths))
+	for i, pat := range p.Paths {
+		if reason := badAssetPattern(pat); reason != "" {
+			return nil, Errorf(Invalid, "options.protection.paths[%d]: %.80q %s", i, pat, reason)
+		}
+		paths = append(paths, pat)
+	}
+	slices.Sort(paths)
+	paths = slices.Compact(paths)
+	if len(paths) == 0 {
+		paths = nil
+	}
+	return &model.Protection{Users: users, Paths: paths, PreviewsOnly: p.PreviewsOnly}, nil
 }
