@@ -19,7 +19,19 @@ type HeaderRule struct {
 	Line    int // 1-based line number of the path line
 	Path    Pattern
 	Headers []Header // in file order; a name may repeat
+	// BasicAuth are the logins a "Basic-Auth: user:password ..." line
+	// asks for on the path; never sent as a header.
+	BasicAuth []Credential
 }
+
+// Credential is one user and password of a Basic-Auth line. User is 1-64
+// of [A-Za-z0-9._@+-]; Password 1-128 printable ASCII characters
+// without spaces.
+type Credential struct{ User, Password string }
+
+// MaxCredentials is how many logins one bundle's Basic-Auth lines may
+// give in all.
+const MaxCredentials = 50
 
 // Header is one response header. Name matches [A-Za-z0-9-]{1,64} and is
 // not a hop-by-hop, framing or server-managed header; Value is 1-1024
@@ -102,7 +114,7 @@ func (p *headerParser) closeRule() error {
 		return nil
 	}
 	last := p.rules[len(p.rules)-1]
-	if len(last.Headers) == 0 {
+	if len(last.Headers) == 0 && len(last.BasicAuth) == 0 {
 		msg := fmt.Sprintf("path %s has no headers: follow it with indented \"Name: value\" lines", last.Path.Raw)
 		return &LineError{File: HeadersFile, Line: last.Line, Msg: msg}
 	}
@@ -115,6 +127,21 @@ func (p *headerParser) header(text string) error {
 		return errors.New("indented line before any path line: a path line (not indented) must come first")
 	}
 	rule := &p.rules[len(p.rules)-1]
+	if name, value, ok := strings.Cut(text, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "Basic-Auth") {
+		creds, err := parseBasicAuth(strings.Trim(value, " \t"))
+		if err != nil {
+			return err
+		}
+		total := len(creds)
+		for _, r := range p.rules {
+			total += len(r.BasicAuth)
+		}
+		if total > MaxCredentials {
+			return fmt.Errorf("Basic-Auth lines give more than %d logins in all", MaxCredentials)
+		}
+		rule.BasicAuth = append(rule.BasicAuth, creds...)
+		return nil
+	}
 	if len(rule.Headers) >= p.limits.MaxHeadersPerRule {
 		return fmt.Errorf("more than %d headers for path %s (MaxHeadersPerRule)", p.limits.MaxHeadersPerRule, rule.Path.Raw)
 	}
@@ -177,3 +204,36 @@ func checkHeaderValue(name, value string) error {
 	}
 	return checkChars("header "+name+" value", value, isHeaderValueChar)
 }
+
+// parseBasicAuth parses the value of a Basic-Auth line: space-separated
+// user:password pairs, as Netlify's _headers has them.
+func parseBasicAuth(value string) ([]Credential, error) {
+	fields := strings.Fields(value)
+	if len(fields) == 0 {
+		return nil, errors.New("Basic-Auth: give user:password pairs separated by spaces")
+	}
+	out := make([]Credential, 0, len(fields))
+	for _, f := range fields {
+		user, pass, ok := strings.Cut(f, ":")
+		if !ok || !validUser(user) || pass == "" || len(pass) > 128 || checkChars("Basic-Auth password", pass, isPasswordChar) != nil {
+			return nil, errors.New("Basic-Auth: each login must be user:password, the user 1-64 of A-Z a-z 0-9 . _ @ + -, the password 1-128 printable characters without spaces")
+		}
+		out = append(out, Credential{User: user, Password: pass})
+	}
+	return out, nil
+}
+
+func validUser(u string) bool {
+	if u == "" || len(u) > 64 {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._@+-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isPasswordChar(c byte) bool { return c > ' ' && c < 0x7f }

@@ -33,6 +33,10 @@ func TestParseHeadersAccepted(t *testing.T) {
 		{"CRLF, trimming, colons in value", "/a \r\n \t X-Time:x\r\n  X-B:   a: b:c  \t\r\n", []HeaderRule{
 			{Line: 1, Path: lit("/a", "a"), Headers: []Header{{"X-Time", "x"}, {"X-B", "a: b:c"}}},
 		}},
+		{"Basic-Auth is a login, never a header", "/team/*\n  Basic-Auth: carol:s3cret dave:p@ss:word\n/x\n  basic-auth: e:f\n  X-A: 1", []HeaderRule{
+			{Line: 1, Path: pat("/team/*", []string{"team", "*"}, nil, true), BasicAuth: []Credential{{"carol", "s3cret"}, {"dave", "p@ss:word"}}},
+			{Line: 3, Path: lit("/x", "x"), Headers: []Header{{"X-A", "1"}}, BasicAuth: []Credential{{"e", "f"}}},
+		}},
 		{"same path twice", "/a\n  X-A: 1\n/a\n  X-A: 2", []HeaderRule{
 			{Line: 1, Path: lit("/a", "a"), Headers: []Header{{"X-A", "1"}}},
 			{Line: 3, Path: lit("/a", "a"), Headers: []Header{{"X-A", "2"}}},
@@ -92,6 +96,11 @@ func TestParseHeadersRefused(t *testing.T) {
 		{"splat inside path segment", "/img*\n  X-A: 1", 1, []string{"splat"}},
 		{"bad percent in path", "/a%2\n  X-A: 1", 1, []string{"bad percent escape"}},
 		{"invalid UTF-8 value", "/a\n  X-A: \xff", 2, []string{"invalid UTF-8"}},
+		{"Basic-Auth without logins", "/a\n  Basic-Auth:", 2, []string{"Basic-Auth"}},
+		{"Basic-Auth without password", "/a\n  Basic-Auth: carol", 2, []string{"user:password"}},
+		{"Basic-Auth with an empty password", "/a\n  Basic-Auth: carol:", 2, []string{"user:password"}},
+		{"Basic-Auth with a bad user", "/a\n  Basic-Auth: c\"a:x", 2, []string{"user:password"}},
+		{"Basic-Auth with too many logins", "/a\n  Basic-Auth:" + strings.Repeat(" u:p", MaxCredentials+1), 2, []string{"more than 50 logins"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
