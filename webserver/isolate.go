@@ -116,7 +116,7 @@ func withoutRepeats(sorted []Site, rejected map[string]string) []Site {
 func (s Site) equal(o Site) bool {
 	return s.Domain == o.Domain && s.Root == o.Root && s.RedirectAliases == o.RedirectAliases &&
 		s.RedirectHTML == o.RedirectHTML && slices.Equal(s.Aliases, o.Aliases) &&
-		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) && s.TLS.equal(o.TLS) && s.Preview == o.Preview
+		(s.Rules == o.Rules || reflect.DeepEqual(s.Rules, o.Rules)) && s.TLS.equal(o.TLS) && s.Preview == o.Preview && s.Protected == o.Protected
 }
 
 // equal compares two TLS settings without reflection: the reconciler
@@ -194,6 +194,9 @@ func checkSiteAlone(site Site, plan Plan) error {
 	}
 	if err := checkPreview(site, plan.Previews); err != nil {
 		return err
+	}
+	if site.Protected && plan.AuthUpstream == "" {
+		return fmt.Errorf("protected, but the plan has no auth upstream")
 	}
 	if plan.HTTPSListen != "" && site.TLS != nil {
 		if err := validateSiteTLS(site); err != nil {

@@ -45,6 +45,10 @@ type Plan struct {
 	ACMEChallengeUpstream string
 	// Previews, when set, serves the sites marked Preview.
 	Previews *Previews
+	// AuthUpstream is the host:port (the node) that protected sites ask,
+	// for each request, whether it may be answered (auth_request to
+	// AuthPath); required when a site is Protected.
+	AuthUpstream string
 }
 
 // SiteTLS is how a site is served over HTTPS.
@@ -94,6 +98,10 @@ type Site struct {
 	// Preview marks a deploy preview: Domain is one label under
 	// Plan.Previews.Domain, and it answers with X-Robots-Tag: noindex.
 	Preview bool
+	// Protected asks Plan.AuthUpstream about every request to the site
+	// (see AuthPath); it gets a server of its own. Who may enter, and
+	// where, is the upstream's business, so changing it reloads nothing.
+	Protected bool
 }
 
 // ReservedName reports whether name is one of the words nginx reads as a

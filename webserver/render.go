@@ -97,7 +97,15 @@ func render(plan Plan, opts Options) (generation, error) {
 		sitesFile: renderSites(sites),
 		tlsFile:   renderTLSMaps(sites, https != nil, o.certsDir()),
 	}
-	rules, err := renderRules(sites, o.hostsDir(), listen, https, acme, plan.Previews)
+	var auth *listenAddr
+	if plan.AuthUpstream != "" {
+		l, err := parseListen(plan.AuthUpstream)
+		if err != nil {
+			return generation{}, fmt.Errorf("render: plan: auth upstream: %w", err)
+		}
+		auth = &l
+	}
+	rules, err := renderRules(sites, o.hostsDir(), listen, https, acme, auth, plan.Previews)
 	if err != nil {
 		return generation{}, fmt.Errorf("render: %w", err)
 	}
@@ -253,7 +261,7 @@ func hashSizesFor(sites []Site) hashSizes {
 // plain reports whether nginx's config does not name s at all: it has no
 // redirecting aliases, no rules, no TLS and no /page.html redirect.
 func (s Site) plain() bool {
-	return (!s.RedirectAliases || len(s.Aliases) == 0) && !s.RedirectHTML && s.Rules.Empty() && s.TLS == nil
+	return (!s.RedirectAliases || len(s.Aliases) == 0) && !s.RedirectHTML && !s.ownServer() && s.TLS == nil
 }
 
 func nextPow2(n int) int {
@@ -513,7 +521,7 @@ func specialNames(sites []Site) []string {
 		if s.RedirectAliases {
 			out = append(out, s.Aliases...)
 		}
-		if !s.Rules.Empty() {
+		if s.ownServer() {
 			continue
 		}
 		if s.RedirectHTML {
@@ -632,14 +640,14 @@ func generationID(files map[string][]byte) string {
 
 // renderRules renders the servers of the sites that have rules of their
 // own, and the header maps they use; nil when no site has rules.
-func renderRules(sites []Site, hosts string, listen listenAddr, https, acme *listenAddr, previews *Previews) ([]byte, error) {
+func renderRules(sites []Site, hosts string, listen listenAddr, https, acme, auth *listenAddr, previews *Previews) ([]byte, error) {
 	var maps, servers strings.Builder
 	n := 0
 	for _, s := range sites {
-		if s.Rules.Empty() {
+		if !s.ownServer() {
 			continue
 		}
-		srv, err := renderRulesServer(s, filepath.Join(hosts, s.Domain), n, listen, https, acme, previews, &maps)
+		srv, err := renderRulesServer(s, filepath.Join(hosts, s.Domain), n, listen, https, acme, auth, previews, &maps)
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", s.Domain, err)
 		}

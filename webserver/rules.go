@@ -56,7 +56,7 @@ func (r *Rules) Check() error {
 		return nil
 	}
 	var maps strings.Builder
-	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, nil, nil, &maps)
+	_, err := renderRulesServer(Site{Domain: "check.invalid", Rules: r}, "/", 0, listenAddr{host: "127.0.0.1", port: 1}, nil, nil, nil, nil, &maps)
 	return err
 }
 
@@ -184,7 +184,11 @@ func (r Redirect) target(names []string, splat bool) (string, error) {
 // renderRulesServer renders the server block of a site with rules; index
 // numbers the site for unique variable names. Header maps go to maps (http
 // level), the server block to the returned string.
-func renderRulesServer(site Site, root string, index int, listen listenAddr, https, acme *listenAddr, previews *Previews, maps *strings.Builder) (string, error) {
+func renderRulesServer(site Site, root string, index int, listen listenAddr, https, acme, auth *listenAddr, previews *Previews, maps *strings.Builder) (string, error) {
+	rules := site.Rules
+	if rules == nil {
+		rules = &Rules{} // protected, with no rules
+	}
 	var b strings.Builder
 	mapsBefore := maps.Len()
 	names := site.ownServerNames()
@@ -201,17 +205,26 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 	if site.Preview {
 		b.WriteString(strings.TrimPrefix(noIndex, "    "))
 	}
-	b.WriteString(hiddenLocations("    ") + healthLocations("    "))
-	if err := renderHeaderMaps(&b, site.Rules.Headers, index, maps); err != nil {
+	health, acmeBody := healthLocations("    "), acmeLocationBody(acme, "        ")
+	if site.Protected {
+		if auth == nil {
+			return "", fmt.Errorf("protected, but the plan has no auth upstream")
+		}
+		b.WriteString(authBlock(*auth))
+		health = strings.ReplaceAll(health, "{\n", "{\n        auth_request off;\n")
+		acmeBody = "        auth_request off;\n" + acmeBody
+	}
+	b.WriteString(hiddenLocations("    ") + health)
+	if err := renderHeaderMaps(&b, rules.Headers, index, maps); err != nil {
 		return "", err
 	}
 	var forced, named strings.Builder
-	for i, r := range site.Rules.Redirects {
+	for i, r := range rules.Redirects {
 		if err := renderRedirect(&forced, &named, r); err != nil {
 			return "", fmt.Errorf("redirect rule %d: %w", i+1, err)
 		}
 	}
-	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + acmeLocationBody(acme, "        ") + "    }\n")
+	b.WriteString("    location ^~ /.well-known/acme-challenge/ {\n" + acmeBody + "    }\n")
 	redirects := fmt.Sprintf("        if ($sf_to_https) {\n            return 301 https://$host%s$request_uri;\n        }\n", httpsPortSuffix(https)) +
 		"        if ($sf_html_redirect) {\n            return 301 $sf_html_redirect;\n        }\n"
 	b.WriteString("    location / {\n" + redirects + forced.String() + "        try_files $uri $uri.html $uri/ @sf_rules;\n    }\n")

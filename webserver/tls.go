@@ -166,11 +166,11 @@ func catchAllTLSNames(sites []Site) []string {
 			continue
 		}
 		for _, c := range s.TLS.Certificates {
-			if s.Rules.Empty() && c.Staple {
+			if !s.ownServer() && c.Staple {
 				continue
 			}
 			for _, n := range c.Names {
-				if s.Rules.Empty() || !slices.Contains(s.ownServerNames(), n) {
+				if !s.ownServer() || !slices.Contains(s.ownServerNames(), n) {
 					out = append(out, n)
 				}
 			}
@@ -186,7 +186,7 @@ func catchAllTLSNames(sites []Site) []string {
 func renderStapledServers(sites []Site, https listenAddr) string {
 	var b strings.Builder
 	for _, s := range sites {
-		if s.TLS == nil || !s.Rules.Empty() {
+		if s.TLS == nil || s.ownServer() {
 			continue
 		}
 		for _, c := range s.TLS.Certificates {
