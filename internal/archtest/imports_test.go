@@ -24,9 +24,10 @@ var allowed = map[string][]string{
 	"deploy/manifest": {},
 	"webserver":       {},
 	"traffic":         {},
+	"protect":         {},
 	"hooks":           {"cluster", "tls", "state", "model"},
 	"tls":             {"cluster", "state"},
-	"node":            {"webserver", "tls", "deploy/manifest", "state"},
+	"node":            {"webserver", "tls", "deploy/manifest", "protect", "state"},
 	"api/client":      {"model"},
 	"api":             {"api/client", "deploy", "tls", "state", "model"},
 }
