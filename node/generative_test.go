@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sitefleet/sitefleet/deploy/manifest"
+	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
 	sftls "github.com/sitefleet/sitefleet/tls"
 	"github.com/sitefleet/sitefleet/webserver"
@@ -243,7 +244,8 @@ func (g gen) headers() []manifest.HeaderRule {
 // that do not validate or whose names are taken are left out, as the
 // reconciler leaves them out. It returns a description for failures.
 func (g gen) plan(f *genFixture, n int, tb testing.TB) (webserver.Plan, string) {
-	plan := webserver.Plan{HTTPListen: f.plain, HTTPSListen: f.https, DHParams: f.dh, PlaceholderRoot: f.placeholder, ACMEChallengeUpstream: "127.0.0.1:3"}
+	plan := webserver.Plan{HTTPListen: f.plain, HTTPSListen: f.https, DHParams: f.dh, PlaceholderRoot: f.placeholder, ACMEChallengeUpstream: "127.0.0.1:3",
+		AuthUpstream: "127.0.0.1:3", Previews: &webserver.Previews{Domain: "previews.test", Chain: f.chain, Key: f.key}}
 	var desc strings.Builder
 	taken := map[string]bool{}
 	for range n {
@@ -272,8 +274,20 @@ func (g gen) plan(f *genFixture, n int, tb testing.TB) (webserver.Plan, string) 
 			}
 			ws.Rules = rules
 		}
-		fmt.Fprintf(&desc, "site %s aliases %v options %+v tls %+v\n%s", site.Domain, site.Aliases, site.Options, ws.TLS, describeManifest(m))
+		ws.Protected = g.r.IntN(4) == 0
+		fmt.Fprintf(&desc, "site %s aliases %v options %+v tls %+v protected %v\n%s", site.Domain, site.Aliases, site.Options, ws.TLS, ws.Protected, describeManifest(m))
 		plan.Sites = append(plan.Sites, ws)
+		// A preview of it, as the API would name it, with rules of its own.
+		host := model.PreviewHost(g.pick("pr-1", "x", "a1b2"), site.Domain, "previews.test")
+		if h, err := state.NormalizeHostname(host); g.r.IntN(3) == 0 && err == nil && h == host && !taken[host] {
+			taken[host] = true
+			p := webserver.Site{Domain: host, Root: f.root, Preview: true, Protected: g.r.IntN(2) == 0}
+			if rules := ToRules(manifest.Manifest{Redirects: g.redirects(), Headers: g.headers()}); !rules.Empty() && rules.Check() == nil {
+				p.Rules = rules
+			}
+			fmt.Fprintf(&desc, "preview %s protected %v\n", host, p.Protected)
+			plan.Sites = append(plan.Sites, p)
+		}
 	}
 	return plan, desc.String()
 }

@@ -29,6 +29,7 @@ func (n *Node) loadRules(sha string) (*webserver.Rules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle manifest: %w", err)
 	}
+	n.logins.put(sha, m)
 	r := ToRules(m)
 	if err := r.Check(); err != nil {
 		return nil, fmt.Errorf("bundle manifest: %w", err)

@@ -73,7 +73,9 @@ type Options struct {
 	// Resolvers are the DNS servers nginx asks for OCSP responders.
 	Resolvers []string
 	// ACMEUpstream is the node API's address, which nginx passes ACME
-	// HTTP-01 challenges to; "" answers them with 404.
+	// HTTP-01 challenges and protected sites' auth checks (see
+	// webserver.AuthPath) to; "" answers challenges with 404 and serves
+	// no protected site.
 	ACMEUpstream string
 	// KeyGroup, when positive, is the group nginx workers run as; it may
 	// read the key files.
@@ -141,6 +143,7 @@ type Node struct {
 	// Owned by the worker goroutine.
 	waitingForBundles bool                   // the last apply lacked a bundle
 	rules             map[string]cachedRules // bundle sha -> its serving rules
+	logins            logins                 // bundle sha -> its Basic-Auth blocks
 	unusedSince       map[string]time.Time   // local bundles nothing uses, since when
 	lastBundleGC      time.Time              // when removeUnused last looked
 	lastPrune         time.Time              // when pruneObjects last ran

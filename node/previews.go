@@ -95,7 +95,7 @@ func (n *Node) withPreviews(out []webserver.Site, sites []state.Site, siteErr fu
 	var previews []webserver.Site
 	for _, s := range sites {
 		for _, p := range s.Previews {
-			if ws, err := n.planPreview(p); err != nil {
+			if ws, err := n.planPreview(s, p); err != nil {
 				siteErr(p.Host, fmt.Errorf("preview %q of %s: %w", p.Name, s.Domain, err))
 			} else {
 				previews = append(previews, ws)
@@ -119,7 +119,7 @@ func (n *Node) withPreviews(out []webserver.Site, sites []state.Site, siteErr fu
 }
 
 // planPreview is the web server's form of one preview.
-func (n *Node) planPreview(p state.Preview) (webserver.Site, error) {
+func (n *Node) planPreview(s state.Site, p state.Preview) (webserver.Site, error) {
 	o := n.opts.Previews
 	if o == nil || o.Domain == "" {
 		return webserver.Site{}, fmt.Errorf("not served: this node has no previews.domain")
@@ -135,7 +135,7 @@ func (n *Node) planPreview(p state.Preview) (webserver.Site, error) {
 	if err != nil {
 		return webserver.Site{}, err
 	}
-	return webserver.Site{Domain: p.Host, Root: n.opts.Bundles.Root(sha), Rules: rules, Preview: true}, nil
+	return webserver.Site{Domain: p.Host, Root: n.opts.Bundles.Root(sha), Rules: rules, Preview: true, Protected: n.protected(s, sha, true)}, nil
 }
 
 // errText is err's message, "" for nil.

@@ -160,6 +160,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		}
 	}
 	plan.Previews = previews
+	plan.AuthUpstream = n.opts.ACMEUpstream
 	plan.Sites = n.withPreviews(plan.Sites, sites, siteErr)
 	res, err := n.opts.Web.Apply(ctx, plan)
 	if err != nil {
@@ -267,14 +268,17 @@ func (n *Node) planSite(s state.Site, bundle string, certs map[string]state.Cert
 		}
 	}
 	ws := webserver.Site{Domain: s.Domain, Aliases: s.Aliases, RedirectAliases: s.Options.RedirectAliases, RedirectHTML: s.Options.RedirectHTML}
+	sha := ""
 	if s.Deployment != nil {
+		sha = s.Deployment.SHA256
 		ws.Root = n.opts.Bundles.Root(bundle)
-		rules, err := n.rulesFor(s.Deployment.SHA256)
+		rules, err := n.rulesFor(sha)
 		if err != nil {
 			add(err)
 		}
 		ws.Rules = rules
 	}
+	ws.Protected = n.protected(s, sha, false)
 	if n.tls != nil {
 		tlsCfg, err := n.tls.siteTLS(s, certs)
 		if err != nil {
