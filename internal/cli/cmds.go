@@ -19,7 +19,7 @@ import (
 
 func newSiteCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Add, list, show and remove sites"}
-	cmd.AddCommand(newSiteAddCmd(cf), newSiteSetCmd(cf), newSiteListCmd(cf), newSiteGetCmd(cf), newSiteRmCmd(cf))
+	cmd.AddCommand(newSiteAddCmd(cf), newSiteSetCmd(cf), newSiteListCmd(cf), newSiteGetCmd(cf), newSiteRmCmd(cf), newSiteProtectCmd(cf), newSiteUnprotectCmd(cf))
 	return cmd
 }
 
@@ -203,8 +203,8 @@ func newSiteGetCmd(cf *clientFlags) *cobra.Command {
 				if d := s.Deployment; d != nil {
 					deployed = fmt.Sprintf("%s@%s (%s)", d.App, d.Version, d.DeployedAt.Format(time.RFC3339))
 				}
-				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nkeep old assets:\t%s\ntls:\t%s\ndeployment:\t%s\nrevision:\t%d\n",
-					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, keep, describeTLS(s.TLS), deployed, s.Revision)
+				fmt.Fprintf(w, "domain:\t%s\naliases:\t%s\nredirect aliases:\t%t\nkeep old assets:\t%s\ntls:\t%s\nprotection:\t%s\ndeployment:\t%s\nrevision:\t%d\n",
+					s.Domain, dashIfEmpty(strings.Join(s.Aliases, ", ")), s.Options.RedirectAliases, keep, describeTLS(s.TLS), describeProtection(s.Options.Protection), deployed, s.Revision)
 				if len(s.Previews) == 0 {
 					fmt.Fprintf(w, "previews:\t-\n")
 				}

@@ -30,6 +30,7 @@ import (
 	"github.com/sitefleet/sitefleet/internal/config"
 	"github.com/sitefleet/sitefleet/internal/fsutil"
 	"github.com/sitefleet/sitefleet/node"
+	"github.com/sitefleet/sitefleet/protect"
 	"github.com/sitefleet/sitefleet/state"
 	sftls "github.com/sitefleet/sitefleet/tls"
 	"github.com/sitefleet/sitefleet/traffic"
@@ -250,8 +251,10 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	status := &statusAdapter{local: self, member: member, etcd: etcd, keys: store.Keys(), timeout: store.Timeout()}
 	auth := api.NewAuth(append([]string{token}, cfg.API.Tokens...), store, log)
 	auditor := api.NewAuditor(store, log.With("component", "audit"))
+	gate := protect.New(protect.Options{Gates: n.GateOf, HostHeader: webserver.AuthHostHeader, URIHeader: webserver.AuthURIHeader, Logger: log.With("component", "protect")})
 	handler, err := api.NewHandler(api.Options{
-		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
+		AuthCheck: gate,
+		NodeName:  cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Previews:      api.PreviewOptions{Domain: cfg.Previews.Domain, Expires: cfg.Previews.Expires},
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: challenges,
@@ -268,6 +271,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if acmeLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/.well-known/acme-challenge/", challenges)
+		mux.Handle("GET "+webserver.AuthPath, gate)
 		acmeSrv = api.NewServer(http.TimeoutHandler(mux, api.DefaultRequestTimeout, "timed out"), cfg.API.IdleTimeout, log)
 	}
 	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, self: self, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn, traffic: counter, jsonLog: jsonLog}, nil
