@@ -281,6 +281,9 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
 // answers 202 with each node's state.
 func (s *server) answerDeployment(w http.ResponseWriter, r *http.Request, site state.Site, host string, wait time.Duration) error {
 	res := client.DeployResult{Site: site}
+	if !canSeeHashes(r) {
+		res.Site = withoutHashes(site)
+	}
 	code := http.StatusOK
 	if wait > 0 && s.opts.Waiter != nil {
 		extendDeadline(w, wait+s.opts.RequestTimeout)

@@ -108,6 +108,9 @@ func (s *server) deletePreview(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("ETag", etag(site.Revision))
+	if !canSeeHashes(r) {
+		site = withoutHashes(site)
+	}
 	return writeJSON(w, http.StatusOK, site.Revision, client.DeployResult{Site: site})
 }
 

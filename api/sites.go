@@ -2,12 +2,14 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sitefleet/sitefleet/api/client"
+	"github.com/sitefleet/sitefleet/model"
 	"github.com/sitefleet/sitefleet/state"
 )
 
@@ -63,7 +65,7 @@ func (s *server) listSites(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, snap.Revision, client.SitesList{Revision: snap.Revision, Sites: snap.Sites})
+	return writeJSON(w, http.StatusOK, snap.Revision, client.SitesList{Revision: snap.Revision, Sites: visibleSites(r, snap.Sites)})
 }
 
 func (s *server) getSite(w http.ResponseWriter, r *http.Request) error {
@@ -76,6 +78,9 @@ func (s *server) getSite(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("ETag", etag(site.Revision))
+	if !canSeeHashes(r) {
+		site = withoutHashes(site)
+	}
 	return writeJSON(w, http.StatusOK, rev, site)
 }
 
@@ -173,4 +178,43 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 		return false, httpError(http.StatusBadRequest, "query parameter %s must be true or false, not %q", name, v)
 	}
 	return b, nil
+}
+
+// hiddenHash stands in for password hashes in what non-admin tokens read.
+const hiddenHash = "(hidden)"
+
+// canSeeHashes reports whether the request's token may read the password
+// hashes of protected sites: only admin tokens, which can change them.
+func canSeeHashes(r *http.Request) bool {
+	t, _ := PrincipalFrom(r.Context())
+	return t.Role.Allows(model.PermAdmin)
+}
+
+// withoutHashes returns site with its users' password hashes hidden
+// (site itself is not changed).
+func withoutHashes(site state.Site) state.Site {
+	p := site.Options.Protection
+	if p == nil {
+		return site
+	}
+	q := *p
+	q.Users = make([]state.BasicUser, len(p.Users))
+	for i, u := range p.Users {
+		q.Users[i] = state.BasicUser{Name: u.Name, Hash: hiddenHash}
+	}
+	site.Options.Protection = &q
+	return site
+}
+
+// visibleSites returns sites as the request may read them: password
+// hashes hidden from non-admin tokens, copying only when one is there.
+func visibleSites(r *http.Request, sites []state.Site) []state.Site {
+	if canSeeHashes(r) || !slices.ContainsFunc(sites, func(s state.Site) bool { return s.Options.Protection != nil }) {
+		return sites
+	}
+	out := make([]state.Site, len(sites))
+	for i, s := range sites {
+		out[i] = withoutHashes(s)
+	}
+	return out
 }

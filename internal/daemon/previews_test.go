@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -150,4 +151,33 @@ func TestPreviews(t *testing.T) {
 	if code, _, _, _ := n.get("app.test", "/"); code != http.StatusOK {
 		t.Errorf("the live site after the preview expired: %d", code)
 	}
+}
+
+// With previews.selfSigned the node serves previews over HTTPS with a
+// certificate for *.<domain> it made itself.
+func TestPreviewsSelfSigned(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	cfg.Previews.Domain = "previews.test"
+	cfg.Previews.SelfSigned = true
+	n := startNode(t, cfg)
+	ctx := context.Background()
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "app.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.upload(t, "web", "1", tarGz(t, page("1")), "")
+	if _, err := n.api.DeployPreview(ctx, "app.test", "x", "web", "1", "0", 10*time.Second, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually("the preview over HTTPS", 10*time.Second, func() error {
+		conn, err := tls.Dial("tcp", cfg.Web.HTTPSListen, &tls.Config{ServerName: "x--app-test.previews.test", InsecureSkipVerify: true})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if names := conn.ConnectionState().PeerCertificates[0].DNSNames; len(names) != 1 || names[0] != "*.previews.test" {
+			return fmt.Errorf("certificate for %v", names)
+		}
+		return nil
+	})
 }

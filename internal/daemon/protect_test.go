@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -114,6 +115,26 @@ func TestProtectedSites(t *testing.T) {
 	}
 	if out, err := n.cli("site", "get", "app.test"); err != nil || !strings.Contains(out, "basic auth on /admin/*, users alice") {
 		t.Errorf("site get: %v\n%s", err, out)
+	}
+
+	// Only admin tokens read the hashes.
+	out, err := n.cli("token", "create", "--role", "read", "-o", "json")
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	var reader client.CreatedToken
+	if err := json.Unmarshal([]byte(out), &reader); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := client.New("http://"+cfg.API.Listen, reader.Secret)
+	if s, err := readOnly.GetSite(ctx, "app.test"); err != nil || s.Options.Protection == nil || s.Options.Protection.Users[0].Hash != "(hidden)" {
+		t.Errorf("a read token's view of a protected site: %+v %v", s.Options.Protection, err)
+	}
+	if l, err := readOnly.ListSites(ctx); err != nil || strings.Contains(fmt.Sprint(l), "$2a$") {
+		t.Errorf("a read token's list shows hashes: %v", err)
+	}
+	if s, err := n.api.GetSite(ctx, "app.test"); err != nil || !strings.HasPrefix(s.Options.Protection.Users[0].Hash, "$2a$") {
+		t.Errorf("an admin's view: %+v %v", s.Options.Protection, err)
 	}
 
 	// New users: served without a reload.
