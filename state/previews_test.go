@@ -56,6 +56,10 @@ func TestPreviews(t *testing.T) {
 	if _, err := s.PutSite(ctx, state.Site{Domain: "b.test", Aliases: []string{host}}, state.Precondition{}); state.ErrorCode(err) != state.NameTaken {
 		t.Fatalf("alias on a preview's host: %v, want NameTaken", err)
 	}
+	// The site cannot take its own preview's host as an alias.
+	if _, err := s.PutSite(ctx, state.Site{Domain: "a.test", Aliases: []string{host}}, state.Precondition{}); state.ErrorCode(err) != state.Invalid {
+		t.Fatalf("alias on the site's own preview host: %v, want Invalid", err)
+	}
 	// A site write keeps the previews.
 	site, err = s.PutSite(ctx, state.Site{Domain: "a.test", Aliases: []string{"www.a.test"}}, state.Precondition{})
 	if err != nil || len(site.Previews) != 1 {

@@ -117,6 +117,12 @@ func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site,
 			// Deployments change only through Deploy and Rollback,
 			// previews through their own calls.
 			site.Deployment, site.History, site.Previews = v.cur.Deployment, v.cur.History, v.cur.Previews
+			if len(site.Previews) > 0 {
+				// A new alias must not be one of the previews' hosts.
+				if _, err := NormalizeSite(site); err != nil {
+					return Site{}, err
+				}
+			}
 			if v.cur.Equal(site) {
 				return *v.cur, nil
 			}
