@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,8 +64,10 @@ type Options struct {
 	// MaxRemembered bounds how many are (default 10,000).
 	Remember      time.Duration
 	MaxRemembered int
-	// Parallel bounds concurrent bcrypt checks (default GOMAXPROCS); a
-	// check that waits longer than Wait (default 5s) answers 503.
+	// Parallel bounds concurrent bcrypt checks (default half the CPUs,
+	// at least one, so that a flood of wrong passwords leaves nginx and
+	// etcd CPU); a check that waits longer than Wait (default 5s) answers
+	// 503.
 	Parallel int
 	Wait     time.Duration
 	Logger   *slog.Logger
@@ -77,9 +80,8 @@ type Checker struct {
 	// compare is bcrypt.CompareHashAndPassword (a test counts its calls).
 	compare func(hash, password []byte) error
 
-	mu      sync.Mutex
-	ok      map[[32]byte]time.Time // remembered successes, until when
-	dummies map[int][]byte         // a hash per cost, for checks without a user
+	mu sync.Mutex
+	ok map[[32]byte]time.Time // remembered successes, until when
 }
 
 // New returns a Checker.
@@ -91,7 +93,7 @@ func New(o Options) *Checker {
 		o.MaxRemembered = 10000
 	}
 	if o.Parallel <= 0 {
-		o.Parallel = runtime.GOMAXPROCS(0)
+		o.Parallel = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if o.Wait <= 0 {
 		o.Wait = 5 * time.Second
@@ -99,7 +101,7 @@ func New(o Options) *Checker {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Checker{opts: o, sem: make(chan struct{}, o.Parallel), compare: bcrypt.CompareHashAndPassword, ok: map[[32]byte]time.Time{}, dummies: map[int][]byte{}}
+	return &Checker{opts: o, sem: make(chan struct{}, o.Parallel), compare: bcrypt.CompareHashAndPassword, ok: map[[32]byte]time.Time{}}
 }
 
 // ServeHTTP answers 204 when the request may be served, 401 with a
@@ -117,7 +119,7 @@ func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
-	logins := gate.Logins(p)
+	logins := loginsFor(gate, p)
 	if len(logins) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -139,21 +141,27 @@ func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// check reports whether user and pass are one of logins.
+// check reports whether user and pass are one of logins. A login
+// without a user (a bundle whose rules could not be read) lets no one in.
 func (c *Checker) check(ctx context.Context, gate Gate, logins []Login, host, user, pass string) (bool, error) {
-	var login *Login
-	for i := range logins {
-		if logins[i].User == user {
-			login = &logins[i]
-			break
+	var mine []Login
+	for _, l := range logins {
+		if l.User == user && user != "" {
+			mine = append(mine, l)
 		}
 	}
-	var key [32]byte
-	if login != nil {
-		key = sha256.Sum256([]byte(host + "\x00" + user + "\x00" + pass + "\x00" + login.Hash + "\x00" + login.Password))
-		if c.remembered(key) {
-			return true, nil
-		}
+	key := sha256.New()
+	for _, part := range []string{host, user, pass} {
+		key.Write([]byte(part))
+		key.Write([]byte{0})
+	}
+	for _, l := range mine {
+		key.Write([]byte(l.Hash + "\x00" + l.Password + "\x00"))
+	}
+	var k [32]byte
+	copy(k[:], key.Sum(nil))
+	if len(mine) > 0 && c.remembered(k) {
+		return true, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.opts.Wait)
 	defer cancel()
@@ -164,18 +172,25 @@ func (c *Checker) check(ctx context.Context, gate Gate, logins []Login, host, us
 	}
 	defer func() { <-c.sem }()
 	good := false
-	switch {
-	case login == nil:
-		_ = c.compare(c.dummy(gate.Cost), []byte(pass))
-	case login.Hash != "":
-		good = c.compare([]byte(login.Hash), []byte(pass)) == nil
-	default:
-		a, b := sha256.Sum256([]byte(pass)), sha256.Sum256([]byte(login.Password))
-		good = subtle.ConstantTimeCompare(a[:], b[:]) == 1
-		_ = c.compare(c.dummy(gate.Cost), []byte(pass))
+	if len(mine) == 0 {
+		_ = c.compare(dummy(gate.Cost), []byte(pass))
+	}
+	// A user listed twice (a site's and a bundle's) may use either
+	// password; each costs one comparison.
+	for _, l := range mine {
+		if l.Hash != "" {
+			good = c.compare([]byte(l.Hash), []byte(pass)) == nil
+		} else {
+			a, b := sha256.Sum256([]byte(pass)), sha256.Sum256([]byte(l.Password))
+			good = subtle.ConstantTimeCompare(a[:], b[:]) == 1
+			_ = c.compare(dummy(gate.Cost), []byte(pass))
+		}
+		if good {
+			break
+		}
 	}
 	if good {
-		c.remember(key)
+		c.remember(k)
 	}
 	return good, nil
 }
@@ -204,21 +219,18 @@ func (c *Checker) remember(key [32]byte) {
 	c.ok[key] = time.Now().Add(c.opts.Remember)
 }
 
-// dummy returns a hash at cost that no password matches in practice.
-func (c *Checker) dummy(cost int) []byte {
-	cost = min(max(cost, bcrypt.MinCost), 31)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if h, ok := c.dummies[cost]; ok {
-		return h
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte("sitefleet: no such user"), cost)
-	if err != nil {
-		return nil // CompareHashAndPassword then fails at once
-	}
-	c.dummies[cost] = h
-	return h
+// dummy returns a hash at cost that no password matches in practice:
+// comparing with it costs one bcrypt at that cost, as a real user's
+// hash does. It is a fixed salt and digest under the cost, so nothing
+// is generated (which would make a first check slower than the others).
+func dummy(cost int) []byte {
+	cost = min(max(cost, bcrypt.MinCost), bcrypt.MaxCost)
+	return []byte(fmt.Sprintf("$2a$%02d$%s", cost, dummySaltAndDigest))
 }
+
+// dummySaltAndDigest is the salt and digest of a bcrypt hash of a
+// password nobody uses.
+const dummySaltAndDigest = "7lUOBZf.ZEzS3xjCjPNx5ORUaJx3cVPj5XJb0g5TbGm3rXnw0IMmK"
 
 // basicAuth reads the client's basic-authentication credentials.
 func basicAuth(r *http.Request) (user, pass string, ok bool) {
@@ -235,11 +247,15 @@ func basicAuth(r *http.Request) (user, pass string, ok bool) {
 }
 
 // NormalizePath returns the path of a request target as nginx resolves
-// it to a file: the query dropped, percent escapes decoded, runs of
+// it to a file: the query (or a literal "#" and what follows) dropped, percent escapes decoded, runs of
 // slashes merged and "." and ".." segments resolved (never above the
 // root). A target that does not decode or holds a NUL is an error.
 func NormalizePath(target string) (string, error) {
-	raw, _, _ := strings.Cut(target, "?")
+	// nginx ends the path at "?" or at a literal "#".
+	raw := target
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		raw = target[:i]
+	}
 	if !strings.HasPrefix(raw, "/") {
 		return "", fmt.Errorf("target %.60q does not start with /", target)
 	}
@@ -255,4 +271,40 @@ func NormalizePath(target string) (string, error) {
 		clean += "/"
 	}
 	return clean, nil
+}
+
+// Candidates are the paths of the files a request for p may be answered
+// with: p itself, p.html and p/index.html (clean URLs and directory
+// indexes), and for a request of a file.html or index.html, the clean
+// forms that name it too. A path is protected when any of them is, so no
+// spelling of a protected file gets through.
+func Candidates(p string) []string {
+	out := []string{p}
+	if strings.HasSuffix(p, "/") {
+		out = append(out, p+"index.html", strings.TrimSuffix(p, "/"))
+	} else {
+		out = append(out, p+".html", p+"/", p+"/index.html")
+	}
+	if dir, ok := strings.CutSuffix(p, "/index.html"); ok {
+		out = append(out, dir+"/", dir)
+	} else if page, ok := strings.CutSuffix(p, ".html"); ok {
+		out = append(out, page)
+	}
+	return out
+}
+
+// loginsFor is who may request p: the logins of every candidate file.
+func loginsFor(gate Gate, p string) []Login {
+	var out []Login
+	for _, c := range Candidates(p) {
+		if c == "" {
+			c = "/"
+		}
+		for _, l := range gate.Logins(c) {
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }

@@ -31,6 +31,10 @@ func checker(t *testing.T) *Checker {
 				return []Login{{User: "alice", Hash: alice}, {User: "bob", Password: "builder"}}
 			case p == "/team.html":
 				return []Login{{User: "bob", Password: "builder"}}
+			case p == "/locked/":
+				return []Login{{}} // a bundle whose logins could not be read
+			case p == "/both":
+				return []Login{{User: "bob", Hash: alice}, {User: "bob", Password: "builder"}}
 			}
 			return nil
 		}}, true
@@ -80,6 +84,21 @@ func TestChecker(t *testing.T) {
 		{"a.test", "/admin/x", "carol", "wonderland", 401},
 		{"a.test", "/team.html", "alice", "wonderland", 401},
 		{"a.test", "/team.html", "bob", "builder", 204},
+		// Whatever nginx would answer with counts: a literal "#" ends the
+		// path for nginx, and clean URLs and indexes name the same file.
+		{"a.test", "/admin#/../../public", "", "", 401},
+		{"a.test", "/admin/x#", "", "", 401},
+		{"a.test", "/public#/../admin/x", "", "", 204},
+		{"a.test", "/team", "", "", 401},
+		{"a.test", "/team/", "", "", 204}, // its index, not team.html
+		{"a.test", "/%74eam", "", "", 401},
+		{"a.test", "/locked/index.html", "", "", 401},
+		{"a.test", "/locked", "", "", 401},
+		{"a.test", "/locked/", ":", "", 401},
+		{"a.test", "/locked/", "", "x", 401},
+		// A user in two lists may use either password.
+		{"a.test", "/both", "bob", "wonderland", 204},
+		{"a.test", "/both", "bob", "builder", 204},
 	} {
 		w := ask(c, tc.host, tc.target, tc.user, tc.pass)
 		if w.Code != tc.want {
@@ -132,6 +151,7 @@ func TestEveryCheckCostsOneHash(t *testing.T) {
 
 func TestNormalizePath(t *testing.T) {
 	for in, want := range map[string]string{
+		"/a#b": "/a", "/a%23b": "/a#b",
 		"/": "/", "/a/b/": "/a/b/", "//a///b": "/a/b", "/a/./b/../c?x=/../": "/a/c", "/%2e%2e/a": "/a", "/a%20b": "/a b",
 	} {
 		if got, err := NormalizePath(in); err != nil || got != want {
