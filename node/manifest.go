@@ -27,6 +27,11 @@ type cachedRules struct {
 func (n *Node) loadRules(sha string) (*webserver.Rules, error) {
 	m, err := manifest.Load(n.opts.Bundles.Root(sha), manifest.DefaultLimits())
 	if err != nil {
+		if mentionsBasicAuth(n.opts.Bundles.Root(sha)) {
+			// Its logins cannot be read: nobody gets in rather than
+			// everybody.
+			n.logins.deny(sha)
+		}
 		return nil, fmt.Errorf("bundle manifest: %w", err)
 	}
 	n.logins.put(sha, m)

@@ -72,11 +72,13 @@ type Options struct {
 	TLSDir string
 	// Resolvers are the DNS servers nginx asks for OCSP responders.
 	Resolvers []string
-	// ACMEUpstream is the node API's address, which nginx passes ACME
-	// HTTP-01 challenges and protected sites' auth checks (see
-	// webserver.AuthPath) to; "" answers challenges with 404 and serves
-	// no protected site.
+	// ACMEUpstream is the node's address that nginx passes ACME HTTP-01
+	// challenges to; "" answers them with 404.
 	ACMEUpstream string
+	// AuthUpstream is the node's address that nginx asks about requests
+	// to protected sites (webserver.AuthPath); "" serves no protected
+	// site. It should listen on loopback only.
+	AuthUpstream string
 	// KeyGroup, when positive, is the group nginx workers run as; it may
 	// read the key files.
 	KeyGroup int

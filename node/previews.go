@@ -2,6 +2,7 @@ package node
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -97,6 +98,9 @@ func (n *Node) withPreviews(out []webserver.Site, sites []state.Site, siteErr fu
 		for _, p := range s.Previews {
 			if ws, err := n.planPreview(s, p); err != nil {
 				siteErr(p.Host, fmt.Errorf("preview %q of %s: %w", p.Name, s.Domain, err))
+				if errors.Is(err, errNoBundle) {
+					n.waitingForBundles = true // the fetcher's pass must not be skipped
+				}
 			} else {
 				previews = append(previews, ws)
 			}
@@ -118,6 +122,9 @@ func (n *Node) withPreviews(out []webserver.Site, sites []state.Site, siteErr fu
 	return append(merged, previews[i:]...)
 }
 
+// errNoBundle: a preview's bundle has not arrived on this node yet.
+var errNoBundle = errors.New("waiting for its bundle to arrive on this node")
+
 // planPreview is the web server's form of one preview.
 func (n *Node) planPreview(s state.Site, p state.Preview) (webserver.Site, error) {
 	o := n.opts.Previews
@@ -129,7 +136,7 @@ func (n *Node) planPreview(s state.Site, p state.Preview) (webserver.Site, error
 	}
 	sha := p.Deployment.SHA256
 	if n.opts.Bundles == nil || !n.opts.Bundles.Has(sha) {
-		return webserver.Site{}, fmt.Errorf("waiting for bundle %s@%s (%.12s) to arrive on this node", p.Deployment.App, p.Deployment.Version, sha)
+		return webserver.Site{}, fmt.Errorf("%w: %s@%s (%.12s)", errNoBundle, p.Deployment.App, p.Deployment.Version, sha)
 	}
 	rules, err := n.rulesFor(sha)
 	if err != nil {

@@ -1,7 +1,13 @@
 package node
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +43,30 @@ func (l *logins) put(sha string, m manifest.Manifest) {
 	if out != nil {
 		l.m.Store(sha, out)
 	}
+}
+
+// deny guards every path of bundle sha with a login nobody has: its
+// _headers asks for logins that could not be read.
+func (l *logins) deny(sha string) {
+	l.m.Store(sha, []bundleLogin{{segments: []string{"*"}, logins: []protect.Login{{}}}})
+}
+
+// forget drops what is known of bundle sha (it left this node).
+func (l *logins) forget(sha string) { l.m.Delete(sha) }
+
+// mentionsBasicAuth reports whether the bundle at root has a _headers
+// file that mentions Basic-Auth (or cannot be read).
+func mentionsBasicAuth(root string) bool {
+	f, err := os.Open(filepath.Join(root, manifest.HeadersFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	return err != nil || bytes.Contains(bytes.ToLower(b), []byte("basic-auth"))
 }
 
 func (l *logins) of(sha string) []bundleLogin {

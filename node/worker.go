@@ -160,7 +160,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 		}
 	}
 	plan.Previews = previews
-	plan.AuthUpstream = n.opts.ACMEUpstream
+	plan.AuthUpstream = n.opts.AuthUpstream
 	plan.Sites = n.withPreviews(plan.Sites, sites, siteErr)
 	res, err := n.opts.Web.Apply(ctx, plan)
 	if err != nil {
@@ -405,6 +405,8 @@ func (n *Node) removeUnused(ctx context.Context, snap, applied *state.Snapshot) 
 			n.log.Warn("could not remove an unused bundle", "sha256", sha, "err", err)
 			continue
 		}
+		delete(n.rules, sha)
+		n.logins.forget(sha)
 		n.log.Info("removed unused bundle", "sha256", sha)
 		removed++
 	}
