@@ -133,8 +133,13 @@ func (s *Store) changePreviews(ctx context.Context, domain string, pre Precondit
 			return Site{}, err
 		}
 		slices.SortFunc(site.Previews, func(a, b Preview) int { return strings.Compare(a.Name, b.Name) })
-		if _, err := NormalizeSite(site); err != nil {
-			return Site{}, err
+		// A new preview must leave a valid site; removing previews from
+		// a record that fails today's checks (written behind the API's
+		// back) must still work.
+		if host != "" {
+			if _, err := NormalizeSite(site); err != nil {
+				return Site{}, err
+			}
 		}
 		if len(site.Previews) == 0 {
 			site.Previews = nil

@@ -113,6 +113,9 @@ func (s *Store) PutSite(ctx context.Context, site Site, pre Precondition) (Site,
 		if err := checkImportedCert(site, v.cert); err != nil {
 			return Site{}, err
 		}
+		if v.cur == nil {
+			site.Previews = nil // previews come only through DeployPreview
+		}
 		if v.cur != nil {
 			// Deployments change only through Deploy and Rollback,
 			// previews through their own calls.

@@ -271,6 +271,11 @@ func ValidatePreviewName(name string) error {
 	if name == "" || len(name) > model.MaxPreviewName || !labelRE.MatchString(name) || strings.Contains(name, "--") {
 		return Errorf(Invalid, "preview name %.40q: use 1 to %d lower-case letters, digits and single inner hyphens", name, model.MaxPreviewName)
 	}
+	if len(name) == 2 {
+		// "ab--site" would hold "--" at positions 3-4, which DNS reserves
+		// for IDNs ("xn--"): CAs and browsers treat such labels apart.
+		return Errorf(Invalid, "preview name %q: use 1 or at least 3 characters (a 2-character name makes the host look like an IDN)", name)
+	}
 	return nil
 }
 
