@@ -30,10 +30,6 @@ type PreviewOptions struct {
 	Expires time.Duration
 }
 
-// AuthCheckPath is where nginx asks whether a request to a protected
-// site may be served (webserver.AuthPath).
-const AuthCheckPath = "/v1/auth/check"
-
 // MaxPreviewLifetime is the longest lifetime a preview may be given.
 const MaxPreviewLifetime = 365 * 24 * time.Hour
 

@@ -92,9 +92,6 @@ type Options struct {
 	Waiter Waiter
 	// Previews are the fleet's preview settings.
 	Previews PreviewOptions
-	// AuthCheck answers nginx's auth subrequests for protected sites at
-	// AuthCheckPath, without a token (see package protect).
-	AuthCheck http.Handler
 	// Certificates imports certificates; without it those endpoints do
 	// not exist.
 	Certificates Certificates
@@ -166,9 +163,6 @@ func NewHandler(opts Options) (http.Handler, error) {
 	r.Get("/readyz", s.readyz)
 	if opts.ACMEChallenge != nil {
 		r.Handle("/.well-known/acme-challenge/*", opts.ACMEChallenge)
-	}
-	if opts.AuthCheck != nil {
-		r.Method(http.MethodGet, AuthCheckPath, opts.AuthCheck)
 	}
 	read, deploy, admin := require(model.PermRead, s.writeError), require(model.PermDeploy, s.writeError), require(model.PermAdmin, s.writeError)
 	r.Group(func(r chi.Router) {

@@ -129,9 +129,10 @@ type parts struct {
 	member *cluster.Member
 	etcd   *cluster.Etcd
 	srv    *http.Server
-	// acmeSrv answers ACME challenges on acmeLn when the API serves TLS.
-	acmeSrv *http.Server
-	acmeLn  net.Listener
+	// nginxSrv answers, on nginxLn (loopback), what nginx passes to the
+	// node: ACME challenges and protected sites' auth checks.
+	nginxSrv *http.Server
+	nginxLn  net.Listener
 	// traffic reads nginx's traffic log (nil when web.traffic is off);
 	// jsonLog is the file it writes requests to, if any.
 	traffic *traffic.Collector
@@ -189,21 +190,21 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	mirror := state.NewMirror(store, log.With("component", "state"))
 	nopts := nodeOptions(cfg, mirror, web, local, bundles, placeholder, sealer, log)
 	challenges := sftls.ChallengeHandler(store, sealer, mirror, log.With("component", "acme"))
-	// nginx passes ACME challenges to the API; to an HTTPS API (which may
-	// require client certificates) it passes them to a plain listener of
-	// their own on loopback instead.
-	var acmeLn net.Listener
-	if serverTLS != nil {
-		if acmeLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("acme challenge listener: %w", err)
-		}
-		defer func() {
-			if err != nil {
-				acmeLn.Close()
-			}
-		}()
-		nopts.ACMEUpstream = acmeLn.Addr().String()
+	// nginx passes ACME challenges and the auth checks of protected sites
+	// to a plain listener of the node's own on loopback: not the API,
+	// which may serve HTTPS (with client certificates) and is reachable
+	// from other machines, where nobody must be able to try passwords.
+	nginxLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listener for nginx: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			nginxLn.Close()
+		}
+	}()
+	nopts.ACMEUpstream = nginxLn.Addr().String()
+	nopts.AuthUpstream = nginxLn.Addr().String()
 	passes := newPassHistogram()
 	nopts.OnPass = observePass(passes)
 	// The node serves a new state: the member publishes the record at once
@@ -253,8 +254,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	auditor := api.NewAuditor(store, log.With("component", "audit"))
 	gate := protect.New(protect.Options{Gates: n.GateOf, HostHeader: webserver.AuthHostHeader, URIHeader: webserver.AuthURIHeader, Logger: log.With("component", "protect")})
 	handler, err := api.NewHandler(api.Options{
-		AuthCheck: gate,
-		NodeName:  cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
+		NodeName: cfg.NodeName, Store: store, Status: status, Auth: auth, Bundles: bundles, Waiter: status,
 		Previews:      api.PreviewOptions{Domain: cfg.Previews.Domain, Expires: cfg.Previews.Expires},
 		Certificates:  &sftls.Service{Records: store, Sealer: sealer},
 		ACMEChallenge: challenges,
@@ -267,14 +267,11 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	}
 	srv := api.NewServer(handler, cfg.API.IdleTimeout, log)
 	srv.TLSConfig = serverTLS
-	var acmeSrv *http.Server
-	if acmeLn != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/.well-known/acme-challenge/", challenges)
-		mux.Handle("GET "+webserver.AuthPath, gate)
-		acmeSrv = api.NewServer(http.TimeoutHandler(mux, api.DefaultRequestTimeout, "timed out"), cfg.API.IdleTimeout, log)
-	}
-	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, self: self, srv: srv, acmeSrv: acmeSrv, acmeLn: acmeLn, traffic: counter, jsonLog: jsonLog}, nil
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/acme-challenge/", challenges)
+	mux.Handle("GET "+webserver.AuthPath, gate)
+	nginxSrv := api.NewServer(http.TimeoutHandler(mux, api.DefaultRequestTimeout, "timed out"), cfg.API.IdleTimeout, log)
+	return &parts{cfg: cfg, log: log, token: token, store: store, mirror: mirror, web: web, node: n, auth: auth, member: member, etcd: etcd, audit: auditor, self: self, srv: srv, nginxSrv: nginxSrv, nginxLn: nginxLn, traffic: counter, jsonLog: jsonLog}, nil
 }
 
 func nodeOptions(cfg config.Config, source node.Source, web *webserver.Server, local *deploy.Store, peers node.BundlePeers, placeholder string, sealer *sftls.Sealer, log *slog.Logger) node.Options {
@@ -320,9 +317,7 @@ func (p *parts) run(ctx context.Context, apiLn net.Listener) error {
 	if p.jsonLog != nil {
 		defer p.jsonLog.Close()
 	}
-	if p.acmeLn != nil {
-		g.Go(func() error { return serveAPI(gctx, p.acmeSrv, p.acmeLn) })
-	}
+	g.Go(func() error { return serveAPI(gctx, p.nginxSrv, p.nginxLn) })
 	return g.Wait()
 }
 
