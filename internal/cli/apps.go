@@ -342,8 +342,11 @@ func previewName(version string) string {
 	if len(name) > model.MaxPreviewName {
 		name = strings.TrimRight(name[:model.MaxPreviewName], "-")
 	}
-	if name == "" {
+	switch len(name) {
+	case 0:
 		name = "preview"
+	case 2: // "ab--" would look like an IDN label
+		name = "v" + name
 	}
 	return name
 }

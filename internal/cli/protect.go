@@ -26,7 +26,8 @@ func newSiteProtectCmd(cf *clientFlags) *cobra.Command {
 		Short: "Ask for a login (HTTP basic authentication) on a site, or parts of it",
 		Long: `Protect a site with HTTP basic authentication. The users given replace
 the site's users; passwords are hashed with bcrypt here, and only the hash
-is sent and stored. --users-file reads an htpasswd file of bcrypt hashes
+is sent and stored. --user NAME without a password reads it from standard
+input (a line per such user), which keeps it out of shell history. --users-file reads an htpasswd file of bcrypt hashes
 ("htpasswd -B"). Every hash of a site must have one cost (8 to 12).
 
 --path limits the protection to path patterns (/dir/* or one exact path);
@@ -38,10 +39,21 @@ protection on or off does. See also "site unprotect".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var list []state.BasicUser
+			in := bufio.NewReader(cmd.InOrStdin())
 			for _, u := range users {
 				name, pass, ok := strings.Cut(u, ":")
-				if !ok || pass == "" {
-					return fmt.Errorf("--user %q: give NAME:PASSWORD", name)
+				if !ok {
+					// The password from standard input, one line per
+					// such user: nothing in argv or shell history.
+					fmt.Fprintf(cmd.ErrOrStderr(), "password for %s: ", name)
+					line, err := in.ReadString('\n')
+					if err != nil && line == "" {
+						return fmt.Errorf("read the password of %s from standard input: %w", name, err)
+					}
+					pass = strings.TrimRight(line, "\r\n")
+				}
+				if pass == "" {
+					return fmt.Errorf("--user %q: the password is empty", name)
 				}
 				h, err := bcrypt.GenerateFromPassword([]byte(pass), passwordCost)
 				if err != nil {
@@ -71,7 +83,7 @@ protection on or off does. See also "site unprotect".`,
 			})
 		},
 	}
-	cmd.Flags().StringArrayVar(&users, "user", nil, "a user and password, NAME:PASSWORD (hashed before it is sent; repeatable)")
+	cmd.Flags().StringArrayVar(&users, "user", nil, "a user, NAME:PASSWORD or NAME to read the password from standard input (hashed before it is sent; repeatable)")
 	cmd.Flags().StringArrayVar(&hashes, "user-hash", nil, "a user and bcrypt hash, NAME:HASH (repeatable)")
 	cmd.Flags().StringVar(&usersFile, "users-file", "", "an htpasswd file of bcrypt hashes")
 	cmd.Flags().StringSliceVar(&paths, "path", nil, "protect only these path patterns (/dir/* or /file; repeatable)")
