@@ -1,12 +1,18 @@
 package webserver
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sitefleet/sitefleet/model"
+	"github.com/sitefleet/sitefleet/protect"
 )
 
 // A protected site asks the auth upstream about every request, with the
@@ -121,5 +127,66 @@ func TestProtectedSites(t *testing.T) {
 	res := apply(t, s, p)
 	if res.Rejected["b.test"] == "" {
 		t.Errorf("protected site without an upstream: %+v", res)
+	}
+}
+
+// Generated hostile targets against a site that protects /admin/* and
+// /team.html, through nginx and the real checker: no response without
+// credentials carries a protected file's content, whatever the spelling
+// (escapes, dot segments, slashes, "#", clean URLs, indexes).
+func TestProtectedPathsGenerative(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := f.newServer(t, f.options())
+	checker := protect.New(protect.Options{HostHeader: AuthHostHeader, URIHeader: AuthURIHeader, Gates: func(host string) (protect.Gate, bool) {
+		return protect.Gate{Realm: host, Cost: 8, Logins: func(p string) []protect.Login {
+			if model.MatchPaths([]string{"/admin/*", "/team.html"}, p) {
+				return []protect.Login{{User: "u", Password: "p"}}
+			}
+			return nil
+		}}, host == "a.test"
+	}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{Handler: checker}
+	go up.Serve(ln)
+	t.Cleanup(func() { up.Close() })
+	root := f.site(t, "a", map[string]string{"index.html": "open", "team.html": "SECRET-team", "public.html": "open"})
+	writeFiles(t, root+"/admin", map[string]string{"index.html": "SECRET-index", "x.html": "SECRET-x"})
+	writeFiles(t, root+"/public", map[string]string{"index.html": "open"})
+	plan := Plan{HTTPListen: f.listen, PlaceholderRoot: f.placeholder, AuthUpstream: ln.Addr().String(),
+		Sites: []Site{{Domain: "a.test", Root: root, Protected: true}}}
+	mustApply(t, s, plan, true)
+	run(t, s)
+	waitServing(t, f.listen, "a.test", "/public/", 200, "open")
+
+	pieces := []string{"/", "//", "admin", "%61dmin", "%61%64%6d%69%6e", "ADMIN", "team", "te%61m", ".html", "%2ehtml", "index.html",
+		"x", "x.html", "..", "%2e%2e", ".", "%2e", "public", "%2f", "%2F", "#", "%23", "?", "?a=/../admin", ";", "%00", "%20", "\\", "~"}
+	r := rand.New(rand.NewPCG(7, 13))
+	for range 400 {
+		var b strings.Builder
+		b.WriteString("/")
+		for range 1 + r.IntN(6) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		target := b.String()
+		conn, err := net.Dial("tcp", f.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", target)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			continue // nginx closed a request it refused outright
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if strings.Contains(string(body), "SECRET") {
+			t.Errorf("GET %q without credentials: %d %q", target, resp.StatusCode, body)
+		}
 	}
 }

@@ -273,6 +273,8 @@ func TestSiteEqualSeesEveryField(t *testing.T) {
 		{Domain: "a.test", RedirectHTML: true},
 		{Domain: "a.test", Rules: &Rules{Redirects: []Redirect{{From: seg("a"), To: "/b", Status: 301}}}},
 		{Domain: "a.test", TLS: &SiteTLS{HSTS: "max-age=1"}},
+		{Domain: "a.test", Preview: true},
+		{Domain: "a.test", Protected: true},
 	}
 	if n := reflect.TypeOf(Site{}).NumField(); n != len(variants) {
 		t.Fatalf("Site has %d fields, the test covers %d: cover the new one here and in Site.equal", n, len(variants))

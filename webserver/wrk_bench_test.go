@@ -70,10 +70,14 @@ func pin(master int) {
 	}
 }
 
-// runWrk runs wrk for 2 s against http://addr/page.html with Host host and
-// returns the requests per second.
-func runWrk(b *testing.B, wrk, addr, host string) float64 {
-	args := []string{"-t1", "-c50", "-d2s", "-H", "Host: " + host, "http://" + addr + "/page.html"}
+// runWrk runs wrk for 2 s against http://addr/page.html with Host host
+// (and any further headers) and returns the requests per second.
+func runWrk(b *testing.B, wrk, addr, host string, headers ...string) float64 {
+	args := []string{"-t1", "-c50", "-d2s", "-H", "Host: " + host}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, "http://"+addr+"/page.html")
 	cmd := exec.Command(wrk, args...)
 	if _, err := exec.LookPath("taskset"); err == nil {
 		cmd = exec.Command("taskset", append([]string{"-c", "1", wrk}, args...)...)

@@ -223,7 +223,14 @@ func TestWebhooks(t *testing.T) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no deploy.failed naming the node's error yet")
+		var seen []string
+		for _, d := range r.deliveries() {
+			if d.event.Site == "broken.test" {
+				seen = append(seen, fmt.Sprintf("%s %v", d.event.Type, d.event.Errors))
+			}
+		}
+		st, _ := n.api.Status(ctx)
+		return fmt.Errorf("no deploy.failed naming the node's error yet; broken.test events %v; node status %+v", seen, st)
 	})
 
 	// The secret is nowhere in etcd in clear text.
