@@ -3,8 +3,6 @@ package state
 import (
 	"context"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Deploy makes a site serve app@version. The bundle must have been
@@ -55,42 +53,5 @@ func (s *Store) Rollback(ctx context.Context, domain string, pre Precondition) (
 // changeDeployment applies change to the stored site in one guarded
 // transaction; guardKeys must still exist.
 func (s *Store) changeDeployment(ctx context.Context, domain string, pre Precondition, change func(*Site) error, guardKeys ...string) (Site, error) {
-	for range maxRetries {
-		v, err := s.readSiteView(ctx, domain, nil, "")
-		if err != nil {
-			return Site{}, err
-		}
-		if v.cur == nil {
-			return Site{}, Errorf(NotFound, "site %q does not exist", domain)
-		}
-		if err := v.check(domain, pre); err != nil {
-			return Site{}, err
-		}
-		site := *v.cur
-		site.History = append([]Deployment(nil), v.cur.History...)
-		if err := change(&site); err != nil {
-			return Site{}, err
-		}
-		site.Revision = 0
-		val, err := marshal(site)
-		if err != nil {
-			return Site{}, err
-		}
-		cmps := []clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(s.keys.Site(domain)), "=", v.curRev),
-			clientv3.Compare(clientv3.CreateRevision(s.keys.Pending()), "=", 0),
-		}
-		for _, k := range guardKeys {
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
-		}
-		rev, ok, err := s.commit(ctx, "write deployment", cmps, []clientv3.Op{clientv3.OpPut(s.keys.Site(domain), val)})
-		if err != nil {
-			return Site{}, err
-		}
-		if ok {
-			site.Revision = rev
-			return site, nil
-		}
-	}
-	return Site{}, Errorf(Conflict, "site %q is being changed concurrently: retry", domain)
+	return s.changeSite(ctx, domain, pre, "", change, nil, guardKeys...)
 }

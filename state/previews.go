@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -22,7 +21,7 @@ func (s *Store) DeployPreview(ctx context.Context, domain, name, host, app, vers
 		return Site{}, err
 	}
 	p := Preview{Name: name, Host: host, Deployment: Deployment{App: b.App, Version: b.Version, SHA256: b.SHA256, DeployedAt: time.Now().UTC()}, ExpiresAt: expires}
-	return s.changePreviews(ctx, domain, pre, host, func(site *Site) error {
+	return s.changeSite(ctx, domain, pre, host, func(site *Site) error {
 		i := slices.IndexFunc(site.Previews, func(q Preview) bool { return q.Name == name })
 		if i < 0 {
 			site.Previews = append(site.Previews, p)
@@ -40,7 +39,7 @@ func (s *Store) DeployPreview(ctx context.Context, domain, name, host, app, vers
 // RemovePreview removes the site's preview called name. Errors: NotFound
 // (site or preview), Conflict, Busy, Unavailable (*Error).
 func (s *Store) RemovePreview(ctx context.Context, domain, name string, pre Precondition) (Site, error) {
-	return s.changePreviews(ctx, domain, pre, "", func(site *Site) error {
+	return s.changeSite(ctx, domain, pre, "", func(site *Site) error {
 		i := slices.IndexFunc(site.Previews, func(q Preview) bool { return q.Name == name })
 		if i < 0 {
 			return Errorf(NotFound, "site %q has no preview %q", domain, name)
@@ -79,7 +78,7 @@ func (s *Store) PromotePreview(ctx context.Context, domain, name string, pre Pre
 // site is gone or has none due.
 func (s *Store) ExpirePreviews(ctx context.Context, domain string, now time.Time, guard Guard) ([]string, error) {
 	var gone []string
-	_, err := s.changePreviews(ctx, domain, Precondition{}, "", func(site *Site) error {
+	_, err := s.changeSite(ctx, domain, Precondition{}, "", func(site *Site) error {
 		gone = gone[:0]
 		kept := site.Previews[:0]
 		for _, p := range site.Previews {
@@ -106,53 +105,3 @@ func (s *Store) ExpirePreviews(ctx context.Context, domain string, now time.Time
 
 // errNothing ends a change that has nothing to do.
 var errNothing = Errorf(Invalid, "nothing to change")
-
-// changePreviews applies change to the stored site's previews in one
-// transaction guarded by the site's revision (and pre, guards and
-// guardKeys still existing), claiming host in the name index when it is
-// not empty and releasing the hosts of removed previews.
-func (s *Store) changePreviews(ctx context.Context, domain string, pre Precondition, host string, change func(*Site) error, guards []Guard, guardKeys ...string) (Site, error) {
-	var names []string
-	if host != "" {
-		names = []string{host}
-	}
-	for range maxRetries {
-		v, err := s.readSiteView(ctx, domain, names, "")
-		if err != nil {
-			return Site{}, err
-		}
-		if v.cur == nil {
-			return Site{}, Errorf(NotFound, "site %q does not exist", domain)
-		}
-		if err := v.check(domain, pre); err != nil {
-			return Site{}, err
-		}
-		site := *v.cur
-		site.Previews = slices.Clone(v.cur.Previews)
-		if err := change(&site); err != nil {
-			return Site{}, err
-		}
-		slices.SortFunc(site.Previews, func(a, b Preview) int { return strings.Compare(a.Name, b.Name) })
-		// A new preview must leave a valid site; removing previews from
-		// a record that fails today's checks (written behind the API's
-		// back) must still work.
-		if host != "" {
-			if _, err := NormalizeSite(site); err != nil {
-				return Site{}, err
-			}
-		}
-		if len(site.Previews) == 0 {
-			site.Previews = nil
-		}
-		site.Revision = 0
-		rev, ok, err := s.commitSite(ctx, site, v, guardKeys, guards...)
-		if err != nil {
-			return Site{}, err
-		}
-		if ok {
-			site.Revision = rev
-			return site, nil
-		}
-	}
-	return Site{}, Errorf(Conflict, "site %q is being changed concurrently: retry", domain)
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -271,4 +272,54 @@ func importedCertID(site Site) string {
 		return site.TLS.Certificate
 	}
 	return ""
+}
+
+// changeSite applies change to the stored site (its deployment, history
+// or previews) in one transaction guarded by the site's revision (and
+// pre, guards and guardKeys still existing), claiming host in the name
+// index when it is not empty and releasing the hosts of removed previews.
+func (s *Store) changeSite(ctx context.Context, domain string, pre Precondition, host string, change func(*Site) error, guards []Guard, guardKeys ...string) (Site, error) {
+	var names []string
+	if host != "" {
+		names = []string{host}
+	}
+	for range maxRetries {
+		v, err := s.readSiteView(ctx, domain, names, "")
+		if err != nil {
+			return Site{}, err
+		}
+		if v.cur == nil {
+			return Site{}, Errorf(NotFound, "site %q does not exist", domain)
+		}
+		if err := v.check(domain, pre); err != nil {
+			return Site{}, err
+		}
+		site := *v.cur
+		site.History, site.Previews = slices.Clone(v.cur.History), slices.Clone(v.cur.Previews)
+		if err := change(&site); err != nil {
+			return Site{}, err
+		}
+		slices.SortFunc(site.Previews, func(a, b Preview) int { return strings.Compare(a.Name, b.Name) })
+		// A new preview must leave a valid site; removing previews from
+		// a record that fails today's checks (written behind the API's
+		// back) must still work.
+		if host != "" {
+			if _, err := NormalizeSite(site); err != nil {
+				return Site{}, err
+			}
+		}
+		if len(site.Previews) == 0 {
+			site.Previews = nil
+		}
+		site.Revision = 0
+		rev, ok, err := s.commitSite(ctx, site, v, guardKeys, guards...)
+		if err != nil {
+			return Site{}, err
+		}
+		if ok {
+			site.Revision = rev
+			return site, nil
+		}
+	}
+	return Site{}, Errorf(Conflict, "site %q is being changed concurrently: retry", domain)
 }

@@ -229,15 +229,29 @@ func normalizeKeepAssets(k *KeepAssets) (*KeepAssets, error) {
 	if k.WindowSeconds < MinKeepAssetsWindow || k.WindowSeconds > MaxKeepAssetsWindow {
 		return nil, Errorf(Invalid, "options.keepAssets.windowSeconds: %d is outside %d..%d (one minute to 30 days)", k.WindowSeconds, MinKeepAssetsWindow, MaxKeepAssetsWindow)
 	}
-	paths := make([]string, 0, len(k.Paths))
-	for i, p := range k.Paths {
-		if reason := badAssetPattern(p); reason != "" {
-			return nil, Errorf(Invalid, "options.keepAssets.paths[%d]: %.80q %s", i, p, reason)
-		}
-		paths = append(paths, p)
+	paths, err := normalizePatterns("options.keepAssets.paths", k.Paths)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(paths)
-	return &KeepAssets{Paths: slices.Compact(paths), WindowSeconds: k.WindowSeconds}, nil
+	return &KeepAssets{Paths: paths, WindowSeconds: k.WindowSeconds}, nil
+}
+
+// normalizePatterns checks path patterns (see badAssetPattern) and
+// returns them sorted, without duplicates; nil for none. field names
+// them in errors.
+func normalizePatterns(field string, pats []string) ([]string, error) {
+	if len(pats) == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, len(pats))
+	for i, p := range pats {
+		if reason := badAssetPattern(p); reason != "" {
+			return nil, Errorf(Invalid, "%s[%d]: %.80q %s", field, i, p, reason)
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // badAssetPattern says why p is not a path pattern, or "": it must be
@@ -369,17 +383,9 @@ func normalizeProtection(p *model.Protection) (*model.Protection, error) {
 			cost = c
 		}
 	}
-	paths := make([]string, 0, len(p.Paths))
-	for i, pat := range p.Paths {
-		if reason := badAssetPattern(pat); reason != "" {
-			return nil, Errorf(Invalid, "options.protection.paths[%d]: %.80q %s", i, pat, reason)
-		}
-		paths = append(paths, pat)
-	}
-	slices.Sort(paths)
-	paths = slices.Compact(paths)
-	if len(paths) == 0 {
-		paths = nil
+	paths, err := normalizePatterns("options.protection.paths", p.Paths)
+	if err != nil {
+		return nil, err
 	}
 	return &model.Protection{Users: users, Paths: paths, PreviewsOnly: p.PreviewsOnly}, nil
 }
