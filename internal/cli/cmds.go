@@ -77,41 +77,26 @@ a deploy still finds its hashed scripts and styles. --keep-assets "" turns
 it off.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(cmd)
-			if err != nil {
-				return err
-			}
-			site, err := c.GetSite(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			if f.Changed("alias") {
-				site.Aliases = nil
-				for _, a := range aliases {
-					if a != "" {
-						site.Aliases = append(site.Aliases, a)
+			return updateSite(cmd, cf, args[0], "updated", func(site *state.Site) error {
+				f := cmd.Flags()
+				if f.Changed("alias") {
+					site.Aliases = nil
+					for _, a := range aliases {
+						if a != "" {
+							site.Aliases = append(site.Aliases, a)
+						}
 					}
 				}
-			}
-			if f.Changed("redirect-aliases") {
-				site.Options.RedirectAliases = redirect
-			}
-			if f.Changed("redirect-html") {
-				site.Options.RedirectHTML = redirectHTML
-			}
-			if err := applyKeepAssets(f.Changed("keep-assets"), f.Changed("keep-assets-window"), keepAssets, keepWindow, &site.Options); err != nil {
-				return err
-			}
-			if err := tlsFlags.apply(cmd, &site); err != nil {
-				return err
-			}
-			got, err := c.PutSite(cmd.Context(), site, client.Precondition{IfMatch: site.Revision})
-			if err != nil {
-				return err
-			}
-			return cf.print(cmd.OutOrStdout(), got, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "updated site %s (revision %d)\n", got.Domain, got.Revision)
+				if f.Changed("redirect-aliases") {
+					site.Options.RedirectAliases = redirect
+				}
+				if f.Changed("redirect-html") {
+					site.Options.RedirectHTML = redirectHTML
+				}
+				if err := applyKeepAssets(f.Changed("keep-assets"), f.Changed("keep-assets-window"), keepAssets, keepWindow, &site.Options); err != nil {
+					return err
+				}
+				return tlsFlags.apply(cmd, site)
 			})
 		},
 	}

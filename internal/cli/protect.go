@@ -78,8 +78,9 @@ protection on or off does. See also "site unprotect".`,
 			if len(list) == 0 {
 				return fmt.Errorf("give at least one user: --user, --user-hash or --users-file")
 			}
-			return updateSite(cmd, cf, args[0], "protected", func(s *state.Site) {
+			return updateSite(cmd, cf, args[0], "protected", func(s *state.Site) error {
 				s.Options.Protection = &state.Protection{Users: list, Paths: paths, PreviewsOnly: previewsOnly}
+				return nil
 			})
 		},
 	}
@@ -98,7 +99,10 @@ func newSiteUnprotectCmd(cf *clientFlags) *cobra.Command {
 		Short: "Stop asking for a login on a site",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return updateSite(cmd, cf, args[0], "unprotected", func(s *state.Site) { s.Options.Protection = nil })
+			return updateSite(cmd, cf, args[0], "unprotected", func(s *state.Site) error {
+				s.Options.Protection = nil
+				return nil
+			})
 		},
 	}
 	cf.addOutputFlag(cmd)
@@ -107,7 +111,7 @@ func newSiteUnprotectCmd(cf *clientFlags) *cobra.Command {
 
 // updateSite reads a site, changes it and writes it back guarded by the
 // revision read.
-func updateSite(cmd *cobra.Command, cf *clientFlags, domain, what string, change func(*state.Site)) error {
+func updateSite(cmd *cobra.Command, cf *clientFlags, domain, what string, change func(*state.Site) error) error {
 	c, err := cf.client(cmd)
 	if err != nil {
 		return err
@@ -116,7 +120,9 @@ func updateSite(cmd *cobra.Command, cf *clientFlags, domain, what string, change
 	if err != nil {
 		return err
 	}
-	change(&site)
+	if err := change(&site); err != nil {
+		return err
+	}
 	got, err := c.PutSite(cmd.Context(), site, client.Precondition{IfMatch: site.Revision})
 	if err != nil {
 		return err
