@@ -101,7 +101,9 @@ func (n *Node) pass(parent context.Context) (err error) {
 		return nil
 	}
 	assetsDue := n.assets.due.Swap(false) // a site's old assets leave their window
-	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && !n.status.get().FromCache && !n.waitingForBundles && !assetsDue {
+	// A record written behind the API's back leaves the state revision
+	// but not Changed.
+	if a := n.applied.Load(); a != nil && a.Revision == snap.Revision && a.Changed == snap.Changed && !n.status.get().FromCache && !n.waitingForBundles && !assetsDue {
 		n.log.Debug("state unchanged", "rev", snap.Revision)
 		return nil
 	}
@@ -171,7 +173,7 @@ func (n *Node) apply(ctx context.Context, snap *state.Snapshot) error {
 	}
 	sites = n.keepServedForms(sites, res.Rejected)
 	now := time.Now()
-	applied := &state.Snapshot{Revision: snap.Revision, Sites: sites, Certificates: snap.Certificates, DHParams: snap.DHParams}
+	applied := &state.Snapshot{Revision: snap.Revision, Changed: snap.Changed, Sites: sites, Certificates: snap.Certificates, DHParams: snap.DHParams}
 	n.applied.Store(applied)
 	n.status.update(func(s *Status) {
 		s.Applied, s.AppliedRevision, s.AppliedAt, s.Sites = true, snap.Revision, now, len(sites)

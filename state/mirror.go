@@ -36,6 +36,7 @@ type Mirror struct {
 	synced     bool
 	rev        int64  // etcd revision the copy is at
 	stateRev   int64  // the meta key's mod revision
+	changedAt  int64  // etcd revision of the last change to the copy
 	sites      []Site // sorted by domain
 	shared     bool   // sites was handed out in a snapshot: copy before changing it
 	unreadable map[string]string
@@ -141,6 +142,7 @@ func (m *Mirror) load(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rev, m.stateRev, m.pending, m.dh = rev, snap.Revision, snap.PendingImport, snap.DHParams
+	m.changedAt = rev
 	m.sites, m.shared = slices.Clone(snap.Sites), false
 	slices.SortFunc(m.sites, ByDomain)
 	m.unreadable = map[string]string{}
@@ -202,6 +204,7 @@ func (m *Mirror) apply(events []*clientv3.Event, rev int64) {
 	}
 	m.rev = max(m.rev, rev)
 	if len(events) > 0 {
+		m.changedAt = rev
 		m.changedLocked()
 	}
 }
@@ -305,7 +308,7 @@ func applyDecoded[T any](into map[string]T, key string, kv *mvccpb.KeyValue, del
 // build makes a Snapshot of the copy, sorted as Store.Snapshot sorts it.
 func (m *Mirror) build() *Snapshot {
 	// The sorted sites themselves: the next change copies them (own).
-	snap := &Snapshot{Revision: m.stateRev, PendingImport: m.pending, DHParams: m.dh, Sites: slices.Clip(m.sites)}
+	snap := &Snapshot{Revision: m.stateRev, Changed: m.changedAt, PendingImport: m.pending, DHParams: m.dh, Sites: slices.Clip(m.sites)}
 	m.shared = true
 	if len(m.unreadable) > 0 {
 		snap.Unreadable = maps.Clone(m.unreadable)

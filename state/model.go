@@ -66,6 +66,11 @@ type Snapshot struct {
 	// Revision is the state revision: the etcd revision of the last change
 	// to the desired state.
 	Revision int64 `json:"revision"`
+	// Changed, from a Mirror, is the etcd revision at which its copy last
+	// changed. A record written straight into etcd, behind the API's
+	// back, does not touch the state revision, but moves Changed. 0 from
+	// the Store.
+	Changed int64 `json:"-"`
 	// Sites is sorted by domain.
 	Sites []Site `json:"sites"`
 	// Bundles are every uploaded bundle, sorted by app and upload time.

@@ -118,3 +118,36 @@ func TestHostileRecordsDoNotStopOtherSites(t *testing.T) {
 	}
 	n.waitServed("new.kept.test")
 }
+
+// A record written behind the API's back without touching the meta key
+// (the state revision stays where it was) is still applied: the node
+// notices the mirror changed, not only the state revision.
+func TestRecordBehindTheAPIWithoutMeta(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := nodeConfig(t, e.Endpoint())
+	n := startNode(t, cfg)
+	ctx := context.Background()
+	if _, err := n.api.PutSite(ctx, state.Site{Domain: "a.test"}, client.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitServed("a.test")
+	n.waitConverged()
+	keys := state.Keys{Prefix: cfg.State.Etcd.KeyPrefix}
+	if _, err := e.Client(t).Put(ctx, keys.Site("a.test"), `{"domain":"a.test","aliases":["b.test"]}`); err != nil {
+		t.Fatal(err)
+	}
+	n.waitServed("b.test")
+	if _, err := e.Client(t).Put(ctx, keys.Site("a.test"), `{"domain":"a.test","aliases":["bad\nname.test"]}`); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually("the node to name the bad record", 10*time.Second, func() error {
+		st, err := n.api.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(st.SiteErrors["a.test"], "invalid") {
+			return fmt.Errorf("site errors %v", st.SiteErrors)
+		}
+		return nil
+	})
+}
