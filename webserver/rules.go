@@ -210,7 +210,7 @@ func renderRulesServer(site Site, root string, index int, listen listenAddr, htt
 		if auth == nil {
 			return "", fmt.Errorf("protected, but the plan has no auth upstream")
 		}
-		b.WriteString(authBlock(*auth))
+		b.WriteString(authBlock())
 		health = strings.ReplaceAll(health, "{\n", "{\n        auth_request off;\n")
 		acmeBody = "        auth_request off;\n" + acmeBody
 	}
