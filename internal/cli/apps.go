@@ -390,11 +390,7 @@ func newPreviewCmd(cf *clientFlags) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list DOMAIN", Short: "List a site's previews", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := c.GetSite(cmd.Context(), args[0])
+			_, s, err := fetchSite(cmd, cf, args[0])
 			if err != nil {
 				return err
 			}

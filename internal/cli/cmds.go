@@ -171,11 +171,7 @@ func newSiteGetCmd(cf *clientFlags) *cobra.Command {
 		Short: "Show a site",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := c.GetSite(cmd.Context(), args[0])
+			_, s, err := fetchSite(cmd, cf, args[0])
 			if err != nil {
 				return err
 			}

@@ -112,11 +112,7 @@ func newSiteUnprotectCmd(cf *clientFlags) *cobra.Command {
 // updateSite reads a site, changes it and writes it back guarded by the
 // revision read.
 func updateSite(cmd *cobra.Command, cf *clientFlags, domain, what string, change func(*state.Site) error) error {
-	c, err := cf.client(cmd)
-	if err != nil {
-		return err
-	}
-	site, err := c.GetSite(cmd.Context(), domain)
+	c, site, err := fetchSite(cmd, cf, domain)
 	if err != nil {
 		return err
 	}
@@ -130,6 +126,16 @@ func updateSite(cmd *cobra.Command, cf *clientFlags, domain, what string, change
 	return cf.print(cmd.OutOrStdout(), got, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "%s site %s (revision %d)\n", what, got.Domain, got.Revision)
 	})
+}
+
+// fetchSite reads a site through the client the flags give.
+func fetchSite(cmd *cobra.Command, cf *clientFlags, domain string) (*client.Client, state.Site, error) {
+	c, err := cf.client(cmd)
+	if err != nil {
+		return nil, state.Site{}, err
+	}
+	site, err := c.GetSite(cmd.Context(), domain)
+	return c, site, err
 }
 
 // readHtpasswd reads NAME:HASH lines, skipping blank lines and comments.
