@@ -7,47 +7,46 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/sitefleet/sitefleet/internal/ctxutil"
 	"github.com/sitefleet/sitefleet/state"
 )
 
-// Snapshots gives the desired state (a state.Mirror, or the store).
-type Snapshots interface {
-	Snapshot(ctx context.Context) (*state.Snapshot, error)
-}
-
-// previewCheckEvery bounds how long a preview outlives its expiry: new
-// previews are found at the next look.
-const previewCheckEvery = 30 * time.Second
+// previewRecheck is how often the expirer looks at the state when it
+// neither changed nor has a preview due.
+const previewRecheck = 10 * time.Minute
 
 // PreviewExpirer returns the leader task that removes deploy previews
-// whose time is up, each removal fenced by the leadership. It looks at
-// the state every previewCheckEvery, or sooner when a preview is due.
+// whose time is up, each removal fenced by the leadership. It looks at the
+// state when it changes and when the next preview is due (see
+// OnStateChange); snaps may be nil (it then reads and watches store).
 func PreviewExpirer(store *state.Store, snaps Snapshots, log *slog.Logger) LeaderTask {
 	return func(ctx context.Context, f Fence) error {
-		for {
+		return OnStateChange(ctx, store, snaps, previewRecheck, func() (time.Duration, error) {
 			next, err := expirePreviews(ctx, store, snaps, f, log)
 			if errors.Is(err, state.ErrFenceLost) {
-				return err
+				return 0, err
 			}
 			if err != nil && ctx.Err() == nil {
 				log.Warn("could not expire previews", "err", err)
+				return time.Minute, nil // try again; do not end the task
 			}
-			wait := previewCheckEvery
-			if !next.IsZero() {
-				wait = min(wait, max(time.Until(next), 100*time.Millisecond))
+			if next.IsZero() {
+				return 0, nil
 			}
-			if !ctxutil.Sleep(ctx, wait) {
-				return nil
-			}
-		}
+			return max(time.Until(next), 10*time.Millisecond), nil
+		})
 	}
 }
 
 // expirePreviews removes the previews due now and returns when the next
 // one is due (zero for none).
 func expirePreviews(ctx context.Context, store *state.Store, snaps Snapshots, f Fence, log *slog.Logger) (time.Time, error) {
-	snap, err := snaps.Snapshot(ctx)
+	var snap *state.Snapshot
+	var err error
+	if snaps != nil {
+		snap, err = snaps.Snapshot(ctx)
+	} else {
+		snap, err = store.Snapshot(ctx)
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read state: %w", err)
 	}

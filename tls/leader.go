@@ -2,7 +2,6 @@ package tls
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -34,11 +33,7 @@ type LeaderOptions struct {
 }
 
 // Snapshots is a copy of the state that says when it changed.
-type Snapshots interface {
-	Snapshot(ctx context.Context) (*state.Snapshot, error)
-	// Changed returns a channel closed at the next change of the copy.
-	Changed() <-chan struct{}
-}
+type Snapshots = cluster.Snapshots
 
 // snapshot reads the state through Snapshots, or Store.
 func (o LeaderOptions) snapshot(ctx context.Context) (*state.Snapshot, error) {
@@ -193,70 +188,8 @@ func DHParamsGenerator(o LeaderOptions) cluster.LeaderTask {
 	}
 }
 
-// onStateChange runs pass now, then again whenever the state changes
-// (after a short settling delay) and every recheck, or sooner when pass
-// asks for it with a positive duration, until ctx ends. A failing pass
-// ends it with the error (the leader restarts the task). With
-// o.Snapshots it follows the copy's changes: the channel is taken before
-// each pass, so no change made during a pass is missed, and the pass after
-// a change reads a copy that holds it. Otherwise it watches the store.
+// onStateChange is cluster.OnStateChange with the options' store and
+// copy.
 func onStateChange(ctx context.Context, o LeaderOptions, recheck time.Duration, pass func() (time.Duration, error)) error {
-	var watch <-chan error // the store's changes, without a copy
-	if o.Snapshots == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		watch = o.Store.WatchChanges(wctx)
-	}
-	for {
-		var changed <-chan struct{}
-		if o.Snapshots != nil {
-			changed = o.Snapshots.Changed()
-		}
-		wait, err := pass()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		if wait <= 0 || wait > recheck {
-			wait = recheck
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-			continue
-		case <-changed:
-		case err, ok := <-watch:
-			if err := watchEnded(err, ok); err != nil && ctx.Err() == nil {
-				t.Stop()
-				return err
-			}
-		}
-		t.Stop()
-		if !ctxutil.Sleep(ctx, 100*time.Millisecond) { // let a burst of writes settle
-			return nil
-		}
-		// One pass covers every change so far, this task's own writes
-		// included.
-		select {
-		case err, ok := <-watch:
-			if err := watchEnded(err, ok); err != nil && ctx.Err() == nil {
-				return err
-			}
-		default:
-		}
-	}
-}
-
-// watchEnded returns why a value from WatchChanges ends the watch, or nil
-// if it does not: an error, or the channel closing.
-func watchEnded(err error, ok bool) error {
-	if !ok {
-		return errors.New("watch state: the watch closed")
-	}
-	return err
+	return cluster.OnStateChange(ctx, o.Store, o.Snapshots, recheck, pass)
 }
