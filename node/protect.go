@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -108,7 +107,7 @@ func (n *Node) GateOf(host string) (protect.Gate, bool) {
 		sha = site.Deployment.SHA256
 	}
 	prot, blocks := site.Options.Protection, n.logins.of(sha)
-	gate := protect.Gate{Realm: domain, Cost: hashCost(prot), Logins: func(path string) []protect.Login {
+	gate := protect.Gate{Realm: domain, Logins: func(path string) []protect.Login {
 		var out []protect.Login
 		if prot.Protects(path, preview) {
 			for _, u := range prot.Users {
@@ -123,19 +122,6 @@ func (n *Node) GateOf(host string) (protect.Gate, bool) {
 		return out
 	}}
 	return gate, true
-}
-
-// hashCost is the bcrypt cost of a protection's hashes (all share one),
-// 10 without any.
-func hashCost(p *state.Protection) int {
-	if p == nil || len(p.Users) == 0 || len(p.Users[0].Hash) < 7 {
-		return 10
-	}
-	c, err := strconv.Atoi(p.Users[0].Hash[4:6])
-	if err != nil {
-		return 10
-	}
-	return c
 }
 
 // matchSegments reports whether path (decoded, with its leading "/")

@@ -43,9 +43,6 @@ type Login struct {
 type Gate struct {
 	// Realm names the site in the challenge.
 	Realm string
-	// Cost is the bcrypt cost that a check of a user who does not exist,
-	// or has a clear password, spends (the cost of the site's hashes).
-	Cost int
 	// Logins returns who may request path (decoded, normalised, with its
 	// leading "/"); none means the path is open.
 	Logins func(path string) []Login
@@ -126,7 +123,7 @@ func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	user, pass, ok := basicAuth(r)
 	if ok {
-		ok, err = c.check(r.Context(), gate, logins, host, user, pass)
+		ok, err = c.check(r.Context(), logins, host, user, pass)
 		if err != nil {
 			c.opts.Logger.Warn("login checks are backed up", "host", host, "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -143,7 +140,7 @@ func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // check reports whether user and pass are one of logins. A login
 // without a user (a bundle whose rules could not be read) lets no one in.
-func (c *Checker) check(ctx context.Context, gate Gate, logins []Login, host, user, pass string) (bool, error) {
+func (c *Checker) check(ctx context.Context, logins []Login, host, user, pass string) (bool, error) {
 	var mine []Login
 	for _, l := range logins {
 		if l.User == user && user != "" {
@@ -171,9 +168,9 @@ func (c *Checker) check(ctx context.Context, gate Gate, logins []Login, host, us
 		return false, fmt.Errorf("wait for a check: %w", wctx.Err())
 	}
 	defer func() { <-c.sem }()
-	good := false
+	good, cost := false, costOf(logins)
 	if len(mine) == 0 {
-		_ = c.compare(dummy(gate.Cost), []byte(pass))
+		_ = c.compare(dummy(cost), []byte(pass))
 	}
 	// A user listed twice (a site's and a bundle's) may use either
 	// password; each costs one comparison.
@@ -183,7 +180,7 @@ func (c *Checker) check(ctx context.Context, gate Gate, logins []Login, host, us
 		} else {
 			a, b := sha256.Sum256([]byte(pass)), sha256.Sum256([]byte(l.Password))
 			good = subtle.ConstantTimeCompare(a[:], b[:]) == 1
-			_ = c.compare(dummy(gate.Cost), []byte(pass))
+			_ = c.compare(dummy(cost), []byte(pass))
 		}
 		if good {
 			break
@@ -217,6 +214,25 @@ func (c *Checker) remember(key [32]byte) {
 		}
 	}
 	c.ok[key] = time.Now().Add(c.opts.Remember)
+}
+
+// defaultCost is the cost of the dummy comparison for a path whose
+// logins have no hash (a bundle's clear passwords only).
+const defaultCost = 10
+
+// costOf is the bcrypt cost of the hashes among logins (a site's hashes
+// share one), defaultCost without any: what a check of a user who does
+// not exist, or has a clear password, spends, so that every check of a
+// path costs the same.
+func costOf(logins []Login) int {
+	for _, l := range logins {
+		if l.Hash != "" {
+			if c, err := bcrypt.Cost([]byte(l.Hash)); err == nil {
+				return c
+			}
+		}
+	}
+	return defaultCost
 }
 
 // dummy returns a hash at cost that no password matches in practice:

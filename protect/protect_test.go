@@ -25,7 +25,7 @@ func checker(t *testing.T) *Checker {
 		if host != "a.test" {
 			return Gate{}, false
 		}
-		return Gate{Realm: "a.test", Cost: 8, Logins: func(p string) []Login {
+		return Gate{Realm: "a.test", Logins: func(p string) []Login {
 			switch {
 			case strings.HasPrefix(p, "/admin/") || p == "/admin":
 				return []Login{{User: "alice", Hash: alice}, {User: "bob", Password: "builder"}}

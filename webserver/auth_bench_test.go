@@ -31,7 +31,7 @@ func BenchmarkServeWrkProtected(b *testing.B) {
 		b.Fatal(err)
 	}
 	checker := protect.New(protect.Options{HostHeader: AuthHostHeader, URIHeader: AuthURIHeader, Gates: func(host string) (protect.Gate, bool) {
-		return protect.Gate{Realm: host, Cost: 10, Logins: func(string) []protect.Login {
+		return protect.Gate{Realm: host, Logins: func(string) []protect.Login {
 			return []protect.Login{{User: "u", Hash: string(hash)}}
 		}}, host == "p.test"
 	}})

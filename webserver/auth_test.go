@@ -139,7 +139,7 @@ func TestProtectedPathsGenerative(t *testing.T) {
 	f := newFixture(t)
 	s := f.newServer(t, f.options())
 	checker := protect.New(protect.Options{HostHeader: AuthHostHeader, URIHeader: AuthURIHeader, Gates: func(host string) (protect.Gate, bool) {
-		return protect.Gate{Realm: host, Cost: 8, Logins: func(p string) []protect.Login {
+		return protect.Gate{Realm: host, Logins: func(p string) []protect.Login {
 			if model.MatchPaths([]string{"/admin/*", "/team.html"}, p) {
 				return []protect.Login{{User: "u", Password: "p"}}
 			}
