@@ -387,11 +387,16 @@ func (o Options) deliver(ctx context.Context, guard state.Guard) {
 	for {
 		ds, err := o.Store.Outbox(ctx, 1000)
 		var hooks []model.Hook
-		if err == nil {
+		if err == nil && len(ds) > 0 {
 			hooks, err = o.Store.ListHooks(ctx)
 		}
-		if err != nil && ctx.Err() == nil {
-			o.Logger.Warn("hooks: reading the outbox failed", "err", err)
+		if err != nil {
+			// Without both, nothing is decided: an empty hook list would
+			// read as "every hook was removed" and drop the deliveries.
+			if ctx.Err() == nil {
+				o.Logger.Warn("hooks: reading the outbox failed", "err", err)
+			}
+			ds = nil
 		}
 		byID := map[string]model.Hook{}
 		for _, h := range hooks {
