@@ -387,7 +387,8 @@ type KVChange struct {
 var ErrHistoryGone = errors.New("state: the history of changes was compacted")
 
 // WatchSiteChanges calls fn with the site changes after revision from, in
-// order, one batch per etcd revision range it receives, with the revision
+// order (changes to or from a record that does not decode are left out),
+// one batch per etcd revision range it receives, with the revision
 // the batch reaches (what a cursor may move to once fn succeeded). It
 // returns when ctx ends (nil), fn fails, the watch fails, or the history
 // is gone (ErrHistoryGone).
@@ -396,20 +397,33 @@ func (s *Store) WatchSiteChanges(ctx context.Context, from int64, fn func(change
 		changes := make([]SiteChange, 0, len(kvs))
 		for _, kv := range kvs {
 			c := SiteChange{Domain: kv.Name, Revision: kv.Revision}
-			var site Site
-			if kv.Prev != nil && json.Unmarshal(kv.Prev, &site) == nil {
-				prev := site
-				c.Prev = &prev
+			var err error
+			if c.Prev, err = decodeChanged(kv.Prev, 0); err != nil {
+				continue
 			}
-			site = Site{}
-			if kv.Next != nil && json.Unmarshal(kv.Next, &site) == nil {
-				site.Revision = kv.Revision
-				c.Next = &site
+			if c.Next, err = decodeChanged(kv.Next, kv.Revision); err != nil {
+				continue
 			}
 			changes = append(changes, c)
 		}
 		return fn(changes, through)
 	})
+}
+
+// decodeChanged decodes one side of a site change: nil for none (a new
+// or deleted key). A record that does not decode is an error, so that the
+// change is left out rather than read as a creation or a deletion: the
+// nodes report such a record, it is no event of its own.
+func decodeChanged(value []byte, rev int64) (*Site, error) {
+	if value == nil {
+		return nil, nil
+	}
+	var site Site
+	if err := json.Unmarshal(value, &site); err != nil {
+		return nil, err
+	}
+	site.Revision = rev
+	return &site, nil
 }
 
 // WatchPrefixChanges is WatchSiteChanges for any prefix of the store's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,5 +73,47 @@ func TestHookOutbox(t *testing.T) {
 	}
 	if err := s.DeleteHook(ctx, "hook_0000000000000001"); state.ErrorCode(err) != state.NotFound {
 		t.Errorf("deleting again: %v, want NotFound", err)
+	}
+}
+
+// A record that does not decode is neither a creation nor a deletion:
+// changes to or from it are left out of the site changes.
+func TestSiteChangesSkipUnreadableRecords(t *testing.T) {
+	s, e := newStore(t)
+	ctx := context.Background()
+	from, err := s.LastChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, state.Site{Domain: "a.test"})
+	cli := e.Client(t)
+	key := s.Keys().Site("a.test")
+	for _, v := range []string{`{"domain": "a.test", "aliases": [`, `{"domain":"a.test"}`} {
+		if _, err := cli.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := cli.Delete(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = s.WatchSiteChanges(wctx, from, func(changes []state.SiteChange, through int64) error {
+		for _, c := range changes {
+			got = append(got, fmt.Sprintf("%s prev=%v next=%v", c.Domain, c.Prev != nil, c.Next != nil))
+		}
+		if through >= last.Header.Revision {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a.test prev=false next=true", "a.test prev=true next=false"}
+	if !slices.Equal(got, want) {
+		t.Errorf("changes %v, want %v (created, deleted; nothing for the unreadable record)", got, want)
 	}
 }
