@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,8 +140,8 @@ func (s *Store) hookCursor(ctx context.Context, key string) (cursor, current int
 }
 
 func parseInt64(v string) (int64, error) {
-	var n int64
-	if _, err := fmt.Sscan(v, &n); err != nil || n < 0 {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%q is not a revision", v)
 	}
 	return n, nil
@@ -189,12 +190,10 @@ func (s *Store) deliveryOps(ds []HookDelivery, pending []HookEvent) ([]clientv3.
 // commitHookOps commits ops under guard, in as many transactions as the
 // server's limits need; the last operation goes in the last one.
 func (s *Store) commitHookOps(ctx context.Context, ops []clientv3.Op, guard Guard) error {
-	for len(ops) > 0 {
-		n := min(len(ops), s.maxOps)
-		if _, _, err := s.fencedTxn(ctx, "enqueue hook deliveries", []Guard{guard}, nil, ops[:n]); err != nil {
+	for _, chunk := range chunkOps(ops, s.maxOps, maxTxnBytes) {
+		if _, _, err := s.fencedTxn(ctx, "enqueue hook deliveries", []Guard{guard}, nil, chunk); err != nil {
 			return err
 		}
-		ops = ops[n:]
 	}
 	return nil
 }
