@@ -85,6 +85,12 @@ type Collector struct {
 	offset int64
 	rest   []byte // a line not yet complete
 	buf    []byte
+	// skip: the line being read is past maxLine; its bytes up to the next
+	// newline are dropped (it was counted bad once).
+	skip bool
+	// json holds the JSON lines of one read, written once per read and
+	// outside mu, so a slow reader of them never holds up /metrics.
+	json bytes.Buffer
 }
 
 // stats are one label's counters.
@@ -160,14 +166,14 @@ func (c *Collector) ReadOnce() error {
 		if err != nil {
 			return fmt.Errorf("open: %w", err)
 		}
-		c.file, c.offset, c.rest = f, 0, nil
+		c.file, c.offset, c.rest, c.skip = f, 0, nil, false
 	}
 	fi, err := c.file.Stat()
 	if err != nil {
 		return fmt.Errorf("stat: %w", err)
 	}
 	if fi.Size() < c.offset {
-		c.offset, c.rest = 0, nil // truncated by someone else
+		c.offset, c.rest, c.skip = 0, nil, false // truncated by someone else
 	}
 	for c.offset < fi.Size() {
 		want := int(min(int64(maxRead), fi.Size()-c.offset))
@@ -185,7 +191,7 @@ func (c *Collector) ReadOnce() error {
 			break
 		}
 	}
-	if c.offset >= c.opts.MaxBytes && len(c.rest) == 0 {
+	if c.offset >= c.opts.MaxBytes && len(c.rest) == 0 && !c.skip {
 		if err := os.Truncate(c.opts.Path, 0); err != nil {
 			return fmt.Errorf("truncate: %w", err)
 		}
@@ -198,27 +204,46 @@ func (c *Collector) ReadOnce() error {
 const maxLine = 4096
 
 // consume counts the complete lines of data, keeping an incomplete last
-// one for the next read.
+// one for the next read. A line longer than maxLine is counted bad once,
+// whether it arrives whole or across reads; none of its bytes count as
+// a line of their own.
 func (c *Collector) consume(data []byte) {
 	if len(c.rest) > 0 {
 		data = append(c.rest, data...)
 		c.rest = nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
+		if c.skip {
+			if i < 0 {
+				break
+			}
+			c.skip, data = false, data[i+1:]
+			continue
+		}
 		if i < 0 {
 			if len(data) <= maxLine {
 				c.rest = append([]byte(nil), data...)
 			} else {
 				c.lines++
 				c.bad++
+				c.skip = true
 			}
-			return
+			break
 		}
-		c.line(data[:i])
+		if i > maxLine {
+			c.lines++
+			c.bad++
+		} else {
+			c.line(data[:i])
+		}
 		data = data[i+1:]
+	}
+	c.mu.Unlock()
+	if c.json.Len() > 0 {
+		_, _ = c.opts.JSON.Write(c.json.Bytes())
+		c.json.Reset()
 	}
 }
 
@@ -272,7 +297,8 @@ func (c *Collector) line(l []byte) {
 	if c.opts.JSON != nil {
 		e := entry{Time: f.time.Format(time.RFC3339Nano), Site: label, Host: string(f.host), Status: f.status, Bytes: f.bytes, Duration: dur, Preview: hl.preview}
 		if b, err := json.Marshal(e); err == nil {
-			_, _ = c.opts.JSON.Write(append(b, '\n'))
+			c.json.Write(b)
+			c.json.WriteByte('\n')
 		}
 	}
 }

@@ -170,9 +170,48 @@ func TestHostileLines(t *testing.T) {
 	if got[`sitefleet_traffic_log_lines_total{result=bad}`] < 5 {
 		t.Errorf("bad lines: %v, want at least 5", got[`sitefleet_traffic_log_lines_total{result=bad}`])
 	}
+	// Exactly: the hosts with spaces and escapes are requests of unknown
+	// hosts, not bad lines; -5, NaN, garbage, the empty and the long line
+	// are bad.
+	for key, want := range map[string]float64{
+		`sitefleet_traffic_log_lines_total{result=bad}`:         5,
+		`sitefleet_site_requests_total{code=2xx,site=_unknown}`: 2,
+		`sitefleet_site_requests_total{code=4xx,site=_unknown}`: 5000,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
 	for i, l := range strings.Split(strings.TrimSpace(js.String()), "\n") {
 		if !json.Valid([]byte(l)) {
 			t.Fatalf("JSON line %d is not JSON: %q", i, l)
+		}
+	}
+}
+
+// A line longer than maxLine that arrives across reads is one bad line:
+// its tail, whatever it looks like, is not counted as a line of its own.
+func TestLongLineAcrossReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "traffic.log")
+	c := New(Options{Path: path, Sites: sites{"a.test": "a.test", "b.test": "b.test"}})
+	appendLog(t, path, "1700000000.000 "+strings.Repeat("h", 2*maxLine))
+	if err := c.ReadOnce(); err != nil {
+		t.Fatal(err)
+	}
+	// The rest of that line looks like a request for b.test.
+	appendLog(t, path, strings.Repeat("h", maxLine)+" 1700000000.000 b.test 200 10 0.000\n1700000000.000 a.test 200 10 0.000\n")
+	if err := c.ReadOnce(); err != nil {
+		t.Fatal(err)
+	}
+	got := gather(t, c)
+	for key, want := range map[string]float64{
+		`sitefleet_traffic_log_lines_total{result=bad}`:       1,
+		`sitefleet_traffic_log_lines_total{result=ok}`:        1,
+		`sitefleet_site_requests_total{code=2xx,site=a.test}`: 1,
+		`sitefleet_site_requests_total{code=2xx,site=b.test}`: 0,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
 		}
 	}
 }
