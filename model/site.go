@@ -69,19 +69,7 @@ func (o SiteOptions) Equal(p SiteOptions) bool {
 // Keeps reports whether p, a path in a release without its leading "/",
 // matches one of the patterns.
 func (k *KeepAssets) Keeps(p string) bool {
-	if k == nil {
-		return false
-	}
-	for _, pat := range k.Paths {
-		if dir, ok := strings.CutSuffix(pat, "/*"); ok {
-			if strings.HasPrefix("/"+p, dir+"/") {
-				return true
-			}
-		} else if "/"+p == pat {
-			return true
-		}
-	}
-	return false
+	return k != nil && MatchPaths(k.Paths, "/"+p)
 }
 
 // Names returns the domain followed by the aliases.
@@ -216,12 +204,13 @@ func (p *Protection) Protects(path string, preview bool) bool {
 }
 
 // MatchPaths reports whether path (with its leading "/") matches one of
-// the patterns: "/dir/*" matches everything under /dir/ (and /dir
-// itself), "/*" everything, any other pattern that exact path.
+// the patterns: "/dir/*" matches everything under /dir/, "/*" everything,
+// any other pattern that exact path. (A protected "/dir/*" guards /dir as
+// well: protect checks /dir/ for it, the directory nginx would answer.)
 func MatchPaths(patterns []string, path string) bool {
 	for _, pat := range patterns {
 		if dir, ok := strings.CutSuffix(pat, "/*"); ok {
-			if path == dir || strings.HasPrefix(path, dir+"/") {
+			if strings.HasPrefix(path, dir+"/") {
 				return true
 			}
 		} else if path == pat {
