@@ -2,11 +2,13 @@ package state
 
 import (
 	"fmt"
+	"strconv"
 
-	"github.com/sitefleet/sitefleet/model"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/sitefleet/sitefleet/model"
 
 	"golang.org/x/net/idna"
 )
@@ -363,7 +365,7 @@ func normalizeProtection(p *model.Protection) (*model.Protection, error) {
 	}
 	users := slices.Clone(p.Users)
 	slices.SortFunc(users, func(a, b model.BasicUser) int { return strings.Compare(a.Name, b.Name) })
-	cost := ""
+	cost := 0
 	for i, u := range users {
 		if !basicUserRE.MatchString(u.Name) {
 			return nil, Errorf(Invalid, "options.protection.users: name %.70q: use 1 to 64 letters, digits and ._@+-", u.Name)
@@ -375,11 +377,12 @@ func normalizeProtection(p *model.Protection) (*model.Protection, error) {
 		if m == nil {
 			return nil, Errorf(Invalid, "options.protection.users[%s].hash: not a bcrypt hash ($2a$, $2b$ or $2y$); passwords are never stored in clear", u.Name)
 		}
-		if c := m[1]; c < fmt.Sprintf("%02d", MinBcryptCost) || c > fmt.Sprintf("%02d", MaxBcryptCost) {
-			return nil, Errorf(Invalid, "options.protection.users[%s].hash: cost %s is outside %d..%d", u.Name, c, MinBcryptCost, MaxBcryptCost)
-		} else if cost != "" && c != cost {
-			return nil, Errorf(Invalid, "options.protection.users: every hash of a site must have the same cost (%s and %s), or logins would tell which users exist by their time", cost, c)
-		} else {
+		switch c, _ := strconv.Atoi(m[1]); {
+		case c < MinBcryptCost || c > MaxBcryptCost:
+			return nil, Errorf(Invalid, "options.protection.users[%s].hash: cost %d is outside %d..%d", u.Name, c, MinBcryptCost, MaxBcryptCost)
+		case cost != 0 && c != cost:
+			return nil, Errorf(Invalid, "options.protection.users: every hash of a site must have the same cost (%d and %d), or logins would tell which users exist by their time", cost, c)
+		default:
 			cost = c
 		}
 	}

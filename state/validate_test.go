@@ -1,9 +1,12 @@
 package state
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sitefleet/sitefleet/model"
 )
 
 func TestNormalizeHostname(t *testing.T) {
@@ -99,5 +102,52 @@ func TestKeepAssetsValidation(t *testing.T) {
 		if k.Keeps(p) != want {
 			t.Errorf("Keeps(%q) = %v", p, !want)
 		}
+	}
+}
+
+// Protection and previews past their limits, or malformed, are refused.
+func TestProtectionAndPreviewLimits(t *testing.T) {
+	hash := "$2a$10$" + strings.Repeat("a", 53)
+	users := func(n int) []BasicUser {
+		out := make([]BasicUser, n)
+		for i := range out {
+			out[i] = BasicUser{Name: fmt.Sprintf("u%d", i), Hash: hash}
+		}
+		return out
+	}
+	paths := make([]string, MaxProtectedPaths+1)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/p%d/*", i)
+	}
+	if _, err := NormalizeSite(Site{Domain: "a.test", Options: SiteOptions{Protection: &Protection{Users: users(MaxProtectedUsers), Paths: paths[:MaxProtectedPaths]}}}); err != nil {
+		t.Fatalf("at the limits: %v", err)
+	}
+	for name, p := range map[string]*Protection{
+		"too many users":      {Users: users(MaxProtectedUsers + 1)},
+		"too many paths":      {Users: users(1), Paths: paths},
+		"long user name":      {Users: []BasicUser{{Name: strings.Repeat("u", 65), Hash: hash}}},
+		"user name with NUL":  {Users: []BasicUser{{Name: "u\x00", Hash: hash}}},
+		"hash with a newline": {Users: []BasicUser{{Name: "u", Hash: hash[:58] + "\n"}}},
+		"huge hash":           {Users: []BasicUser{{Name: "u", Hash: hash + strings.Repeat("a", 1<<16)}}},
+		"cost 13":             {Users: []BasicUser{{Name: "u", Hash: "$2a$13$" + strings.Repeat("a", 53)}}},
+	} {
+		if _, err := NormalizeSite(Site{Domain: "a.test", Options: SiteOptions{Protection: p}}); ErrorCode(err) != Invalid {
+			t.Errorf("%s: %v, want invalid", name, err)
+		}
+	}
+	previews := make([]Preview, model.MaxPreviews+1)
+	for i := range previews {
+		name := fmt.Sprintf("p%d", 100+i)
+		previews[i] = Preview{Name: name, Host: model.PreviewHost(name, "a.test", "p.test"), Deployment: Deployment{App: "web", Version: "1", SHA256: strings.Repeat("a", 64)}}
+	}
+	if _, err := NormalizeSite(Site{Domain: "a.test", Previews: previews[:model.MaxPreviews]}); err != nil {
+		t.Fatalf("%d previews: %v", model.MaxPreviews, err)
+	}
+	if _, err := NormalizeSite(Site{Domain: "a.test", Previews: previews}); ErrorCode(err) != Invalid {
+		t.Errorf("%d previews: %v, want invalid", len(previews), err)
+	}
+	long := Preview{Name: strings.Repeat("p", model.MaxPreviewName), Host: model.PreviewHost(strings.Repeat("p", model.MaxPreviewName), strings.Repeat("d", 40)+".test", "p.test")}
+	if _, err := NormalizeSite(Site{Domain: strings.Repeat("d", 40) + ".test", Previews: []Preview{long}}); ErrorCode(err) != Invalid {
+		t.Errorf("a preview host label over 63 characters: %v, want invalid", err)
 	}
 }
