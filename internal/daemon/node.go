@@ -163,7 +163,8 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 	if err != nil {
 		return nil, err
 	}
-	web, err := webserver.New(webOptions(cfg, log))
+	wopts := webOptions(cfg, log)
+	web, err := webserver.New(wopts)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ func assemble(ctx context.Context, cfg config.Config, etcd *cluster.Etcd, log *s
 		return nil, err
 	}
 	var jsonLog *os.File
-	if counter, jsonLog, err = newTrafficCollector(cfg, n, log); err != nil {
+	if counter, jsonLog, err = newTrafficCollector(cfg, wopts.TrafficLog, n, log); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -485,11 +486,10 @@ func trafficLogPath(cfg config.Config, prefix string) string {
 	return filepath.Join(prefix, "logs", "traffic.log")
 }
 
-// newTrafficCollector makes the reader of nginx's traffic log, with the
-// JSON access log it writes (the file is the caller's to close); nil when
-// web.traffic is off.
-func newTrafficCollector(cfg config.Config, sites traffic.Resolver, log *slog.Logger) (*traffic.Collector, *os.File, error) {
-	path := trafficLogPath(cfg, webOptions(cfg, log).Prefix)
+// newTrafficCollector makes the reader of nginx's traffic log at path,
+// with the JSON access log it writes (the file is the caller's to close);
+// nil when web.traffic is off (path "").
+func newTrafficCollector(cfg config.Config, path string, sites traffic.Resolver, log *slog.Logger) (*traffic.Collector, *os.File, error) {
 	if path == "" {
 		return nil, nil, nil
 	}
